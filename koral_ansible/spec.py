@@ -225,9 +225,9 @@ class ClusterSpec(BaseModel):
     def _cross(self) -> ClusterSpec:
         pod, svc = ipaddress.IPv4Network(self.pod_cidr), ipaddress.IPv4Network(self.service_cidr)
         if pod.overlaps(svc):
-            raise ValueError(f"pod_cidr {pod} and service_cidr {svc} must not overlap")
+            raise ValueError(f"pod_cidr: {pod} overlaps service_cidr {svc}; choose two disjoint CIDRs")
         if self.provider == "cloudstack" and not self.compute_offering:
-            raise ValueError("compute_offering is required for provider cloudstack")
+            raise ValueError("compute_offering: is required for provider cloudstack (an offering name or id)")
         return self
 
     # ---- derived values -------------------------------------------------------------------
@@ -310,8 +310,10 @@ def _format_error(exc: ValidationError, data: dict[str, Any]) -> InputError:
         shown = repr(err["input"])
         if len(shown) <= 60 and "got " not in msg:
             msg = f"{msg} (got {shown})"
-    if field == "spec" or (etype == "value_error" and field in ("", "spec")):
-        field = "spec"
+    if field == "spec":
+        m = re.match(r"^(\w+): (.*)$", msg)
+        if m:
+            field, msg = m.group(1), m.group(2)
     return InputError(field, msg)
 
 

@@ -1,0 +1,8 @@
+"""Cluster operations: the library API the CLI and the tests call."""
+
+from koral_ansible.operations.context import Env
+from koral_ansible.operations.create import create
+from koral_ansible.operations.delete import delete
+from koral_ansible.operations.query import detail, events, kubeconfig_path, summary
+
+__all__ = ["Env", "create", "delete", "detail", "events", "kubeconfig_path", "summary"]

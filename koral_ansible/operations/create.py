@@ -1,0 +1,115 @@
+"""Create a cluster: provision machines through the provider, then converge them with Ansible.
+
+Resumable: a create that failed or was killed leaves the cluster in Error (or Starting with
+a dead pid) with every resource recorded; running ``create`` again with the same spec
+continues from what exists (providers are idempotent, playbooks converge).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from koral_ansible.errors import InputError, OperationError
+from koral_ansible.inventory import record_inventory
+from koral_ansible.operations.context import Env, OperationFrame
+from koral_ansible.providers import ProviderContext, get_provider
+from koral_ansible.providers.base import Endpoint, Provider
+from koral_ansible.runner import PlaybookRunner, RunResult
+from koral_ansible.spec import ClusterSpec
+from koral_ansible.sshkeys import ensure_keypair
+from koral_ansible.state import ClusterRecord, ClusterState
+
+RESUMABLE = {ClusterState.CREATED, ClusterState.STARTING, ClusterState.ERROR}
+
+
+def provider_for(env: Env, spec: ClusterSpec, report: Any = None) -> Provider:
+    _key, pub = ensure_keypair(env.paths, spec.name)
+    ctx = ProviderContext(
+        store=env.store,
+        paths=env.paths,
+        cluster=spec.name,
+        ssh_public_key=pub,
+        report=report or (lambda _m: None),
+    )
+    return get_provider(spec.provider, ctx)
+
+
+def playbook_secrets(spec: ClusterSpec) -> dict[str, str]:
+    """Secret variables for the plays (passed through a 0600 file, never extravars)."""
+    out: dict[str, str] = {}
+    if spec.registry and spec.registry.password is not None:
+        out["container_runtime_registry_password"] = spec.registry.password.get_secret_value()
+    if spec.weave_password is not None:
+        out["cni_weave_password"] = spec.weave_password.get_secret_value()
+    return out
+
+
+def playbook_vars(env: Env, spec: ClusterSpec) -> dict[str, Any]:
+    """Controller-side paths the plays write to."""
+    return {"kubeadm_kubeconfig_dest": str(env.paths.kubeconfig(spec.name))}
+
+
+def converge(env: Env, frame: OperationFrame, record: ClusterRecord, name: str, limit: str | None = None) -> RunResult:
+    """Run one playbook over the cluster's recorded nodes; raise OperationError naming host and task."""
+    runner = PlaybookRunner(
+        env.paths, record.name, frame.operation, progress=frame.progress, redactor=env.redactor, tuned=env.tuned
+    )
+    result = runner.run(
+        name,
+        record_inventory(record, env.paths),
+        extravars=playbook_vars(env, record.spec),
+        secrets=playbook_secrets(record.spec),
+        limit=limit,
+    )
+    frame.event(f"ansible:{name}", "Completed" if result.ok else "Failed", result.summary())
+    if not result.ok:
+        raise OperationError(result.summary())
+    return result
+
+
+def check_resume(env: Env, spec: ClusterSpec) -> ClusterRecord | None:
+    """An existing cluster may only be resumed with the same spec and from a resumable state."""
+    existing = env.store.find_cluster(spec.name)
+    if existing is None:
+        return None
+    if existing.state not in RESUMABLE:
+        raise InputError(
+            "name",
+            f"cluster {spec.name!r} already exists (state {existing.state.value}); "
+            "choose another name or delete it first",
+        )
+    if existing.spec.public_dict() != spec.public_dict():
+        raise InputError(
+            "name",
+            f"cluster {spec.name!r} exists from an earlier create with a different spec; "
+            "re-run create with the same spec to resume, or delete it first",
+        )
+    return existing
+
+
+def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
+    check_resume(env, spec)
+    progress = env.progress("create")
+    provider = provider_for(env, spec, report=progress.message)
+    provider.validate(spec)
+    for value in spec.secrets().values():
+        env.redactor.add(value)
+    with OperationFrame(
+        env, spec.name, "create", busy=ClusterState.STARTING, failed=ClusterState.ERROR, progress=progress
+    ) as frame:
+        if env.store.find_cluster(spec.name) is None:
+            env.store.add_cluster(spec, ClusterState.STARTING)
+        with frame.phase("provision"):
+            endpoint: Endpoint = provider.provision(spec)
+            env.store.set_endpoint(spec.name, endpoint.to_dict())
+        record = env.store.get_cluster(spec.name)
+        with frame.phase("configure"):
+            converge(env, frame, record, "create.yml")
+        kubeconfig = env.paths.kubeconfig(spec.name)
+        if kubeconfig.exists():
+            kubeconfig.chmod(0o600)
+        for node in record.nodes:
+            env.store.set_node_state(spec.name, node.name, "Running")
+        env.store.set_state(spec.name, ClusterState.RUNNING)
+    return env.store.get_cluster(spec.name)
+

@@ -1,0 +1,94 @@
+"""Read-only views: list, show, kubeconfig, events."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from koral_ansible.errors import OperationError
+from koral_ansible.operations.context import Env
+from koral_ansible.state import ClusterRecord
+
+
+def summary(record: ClusterRecord) -> dict[str, Any]:
+    """One row of ``list``."""
+    spec = record.spec
+    return {
+        "name": record.name,
+        "state": record.state.value,
+        "provider": record.provider,
+        "zone": spec.zone,
+        "version": spec.kubernetes_version,
+        "control_nodes": spec.control_nodes,
+        "size": spec.size,
+        "endpoint": _api_url(record),
+        "created": record.created,
+    }
+
+
+def _api_url(record: ClusterRecord) -> str:
+    ep = record.endpoint
+    return f"https://{ep['public_ip']}:{ep.get('api_port', 6443)}" if ep.get("public_ip") else ""
+
+
+def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
+    """Mold's detail fields plus the node list (``show``)."""
+    spec = record.spec
+    last = env.store.last_operation(record.name)
+    return {
+        "name": record.name,
+        "description": spec.description,
+        "state": record.state.value,
+        "provider": record.provider,
+        "zone": spec.zone,
+        "version": spec.kubernetes_version,
+        "autoscaling": False,
+        "size": spec.size,
+        "control_nodes": spec.control_nodes,
+        "ha": spec.ha,
+        "compute_offering": spec.compute_offering,
+        "cpu": spec.cpu,
+        "memory": spec.memory,
+        "root_disk_size": spec.root_disk_size,
+        "network": spec.network or record.endpoint.get("extra", {}).get("network", ""),
+        "cni": spec.cni,
+        "pod_cidr": spec.pod_cidr,
+        "service_cidr": spec.service_cidr,
+        "allowed_cidrs": list(spec.allowed_cidrs),
+        "registry": spec.registry.url if spec.registry else None,
+        "endpoint": _api_url(record),
+        "public_ip": record.endpoint.get("public_ip", ""),
+        "created": record.created,
+        "last_operation": (
+            {"operation": last.operation, "status": last.status, "phase": last.phase} if last else None
+        ),
+        "nodes": [
+            {
+                "name": n.name,
+                "role": n.role,
+                "state": n.state,
+                "ip": n.private_ip,
+                "ssh": f"{n.ssh_host}:{n.ssh_port}",
+            }
+            for n in record.nodes
+        ],
+    }
+
+
+def kubeconfig_path(env: Env, name: str) -> Path:
+    record = env.store.get_cluster(name)
+    path = env.paths.kubeconfig(record.name)
+    if not path.exists():
+        raise OperationError(
+            f"cluster {name!r} has no kubeconfig yet (state {record.state.value}); "
+            "it is written when create finishes"
+        )
+    return path
+
+
+def events(env: Env, name: str) -> list[dict[str, Any]]:
+    evs = env.store.events(name)
+    if not evs:
+        env.store.get_cluster(name)  # unknown names are bad input
+    return [asdict(e) for e in evs]
