@@ -95,12 +95,16 @@ def failure_message(event: dict[str, Any]) -> str:
 class LiveProgress:
     """Rich live display on a terminal."""
 
-    def __init__(self, operation: str, redactor: Redactor, verbose: bool = False, stream: TextIO | None = None):
+    def __init__(
+        self, operation: str, redactor: Redactor, verbose: bool = False, stream: TextIO | None = None
+    ):
         self.state = ProgressState(operation)
         self.redactor = redactor
         self.verbose = verbose
         self.console = Console(file=stream or sys.stderr, highlight=False)
-        self.live = Live(get_renderable=self._render, console=self.console, refresh_per_second=4, transient=True)
+        self.live = Live(
+            get_renderable=self._render, console=self.console, refresh_per_second=4, transient=True
+        )
         self.live.start()
 
     def _render(self) -> Group:
@@ -149,7 +153,9 @@ class LiveProgress:
 class LineProgress:
     """Plain lines for logs and CI."""
 
-    def __init__(self, operation: str, redactor: Redactor, verbose: bool = False, stream: TextIO | None = None):
+    def __init__(
+        self, operation: str, redactor: Redactor, verbose: bool = False, stream: TextIO | None = None
+    ):
         self.state = ProgressState(operation)
         self.redactor = redactor
         self.verbose = verbose
@@ -179,7 +185,8 @@ class LineProgress:
                 self._line(f"    FAILED {host} | {data.get('task', '')} | {failure_message(event)}")
         elif kind == "playbook_on_stats":
             parts = [
-                f"{n}: ok={h.ok} changed={h.changed} failed={h.failed}" for n, h in sorted(self.state.hosts.items())
+                f"{n}: ok={h.ok} changed={h.changed} failed={h.failed}"
+                for n, h in sorted(self.state.hosts.items())
             ]
             if parts:
                 self._line("    " + "; ".join(parts))

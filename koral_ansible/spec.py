@@ -94,7 +94,8 @@ class ClusterSpec(BaseModel):
     name: str = Field(description=f"Cluster name: {NAME_RULE}")
     description: str = Field(default="", max_length=255, description="Free text, up to 255 characters")
     provider: Literal["local", "cloudstack"] = Field(
-        default="local", description="Where nodes come from: local (podman nodes here) or cloudstack (alias mold)"
+        default="local",
+        description="Where nodes come from: local (podman nodes here) or cloudstack (alias mold)",
     )
     zone: str = Field(default="local", min_length=1, max_length=255, description="Zone name or id")
     kubernetes_version: str = Field(default=versions.DEFAULT_VERSION, description="Kubernetes version X.Y.Z")
@@ -102,14 +103,18 @@ class ClusterSpec(BaseModel):
     cpu: int = Field(default=2, description="vCPUs per node (local nodes), >= 2")
     memory: int = Field(default=2048, description="Memory per node in MiB (local nodes), >= 2048")
     root_disk_size: int = Field(default=8, description="Node root disk size in GB, >= 8")
-    network: str | None = Field(default=None, description="Existing network name or id; auto-created if unset")
+    network: str | None = Field(
+        default=None, description="Existing network name or id; auto-created if unset"
+    )
     control_nodes: int = Field(default=1, description="Control-plane nodes: odd, 1..7 (HA when > 1)")
     external_lb_ip: str | None = Field(default=None, description="External load balancer IPv4 address")
     size: int = Field(default=1, description="Worker nodes: 1..max cluster size")
     ssh_keypair: str | None = Field(default=None, description="CloudStack SSH key pair name")
     registry: Registry | None = Field(default=None, description="Private registry")
     cni: Literal["weave", "calico"] = Field(default="weave", description="CNI plugin: weave or calico")
-    weave_password: SecretStr | None = Field(default=None, description="WeaveNet encryption password (secret)")
+    weave_password: SecretStr | None = Field(
+        default=None, description="WeaveNet encryption password (secret)"
+    )
     pod_cidr: str = Field(default="10.244.0.0/16", description="Pod network CIDR")
     service_cidr: str = Field(default="10.96.0.0/12", description="Service network CIDR")
     allowed_cidrs: tuple[str, ...] = Field(
@@ -369,4 +374,3 @@ def load_spec(file: str | Path | None = None, overrides: dict[str, Any] | None =
     if "name" not in data:
         raise InputError("name", f"is required ({NAME_RULE})")
     return validate_spec(data)
-

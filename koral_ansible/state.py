@@ -367,7 +367,9 @@ class StateStore:
         evs = [Event(r["time"], r["operation"], r["phase"], r["result"], r["message"]) for r in rows]
         return evs[-limit:] if limit else evs
 
-    def begin_operation(self, cluster: str, operation: str, params: dict[str, Any] | None = None) -> Operation:
+    def begin_operation(
+        self, cluster: str, operation: str, params: dict[str, Any] | None = None
+    ) -> Operation:
         """Start an operation, or resume the last one of the same kind if it did not finish."""
         last = self.last_operation(cluster)
         with self._tx() as db:

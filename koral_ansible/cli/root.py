@@ -29,7 +29,8 @@ REGISTRY_PASSWORD_ENV = "KORAL_REGISTRY_PASSWORD"
 @click.option(
     "--max-size",
     envvar=MAX_SIZE_ENV,
-    help="Largest allowed worker count (cloud.kubernetes.cluster.max.size) [env KORAL_CLUSTER_MAX_SIZE; default 10].",
+    help="Largest allowed worker count (cloud.kubernetes.cluster.max.size) "
+    "[env KORAL_CLUSTER_MAX_SIZE; default 10].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Stream Ansible's own output as well as progress.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output (errors are still printed).")
@@ -60,7 +61,9 @@ def _secret_from(value: str | None, file: str | None, env_name: str, field: str)
 
 @root.command()
 @click.argument("name", required=False)
-@click.option("-f", "--file", "spec_file", type=click.Path(dir_okay=False), help="Cluster spec YAML; flags override it.")
+@click.option(
+    "-f", "--file", "spec_file", type=click.Path(dir_okay=False), help="Cluster spec YAML; flags override it."
+)
 @click.option("--description", help="Free text shown by show/list.")
 @click.option("--provider", help="local (default: nodes on this machine) or cloudstack (alias mold).")
 @click.option("--zone", help="Zone name or id (cloudstack); 'local' for local nodes.")
@@ -71,7 +74,12 @@ def _secret_from(value: str | None, file: str | None, env_name: str, field: str)
 @click.option("--root-disk-size", help="Node root disk size in GB (>= 8).")
 @click.option("--network", help="Existing network to use; a new isolated network is created when unset.")
 @click.option("--control-nodes", help="Control-plane node count: odd, 1..7.")
-@click.option("--ha", is_flag=True, default=None, help="HA control plane: 3 control nodes unless --control-nodes says otherwise.")
+@click.option(
+    "--ha",
+    is_flag=True,
+    default=None,
+    help="HA control plane: 3 control nodes unless --control-nodes says otherwise.",
+)
 @click.option("--external-lb-ip", help="External load balancer IPv4 address for the API.")
 @click.option("--size", help="Worker node count, 1..max size (default 1).")
 @click.option("--ssh-keypair", help="CloudStack SSH key pair name to add to the nodes.")
@@ -81,11 +89,15 @@ def _secret_from(value: str | None, file: str | None, env_name: str, field: str)
     "--registry-password",
     help=f"Private registry password (prefer --registry-password-file or env {REGISTRY_PASSWORD_ENV}).",
 )
-@click.option("--registry-password-file", type=click.Path(dir_okay=False), help="File holding the registry password.")
+@click.option(
+    "--registry-password-file", type=click.Path(dir_okay=False), help="File holding the registry password."
+)
 @click.option("--cni", help="Pod network: weave (default) or calico.")
 @click.option("--pod-cidr", help="Pod network CIDR (default 10.244.0.0/16).")
 @click.option("--service-cidr", help="Service network CIDR (default 10.96.0.0/12).")
-@click.option("--allowed-cidrs", help="Comma-separated source CIDRs allowed to SSH (2222..) and the API (6443).")
+@click.option(
+    "--allowed-cidrs", help="Comma-separated source CIDRs allowed to SSH (2222..) and the API (6443)."
+)
 @click.option("--bundle", help="Kubernetes binaries bundle (directory or ISO) to install from.")
 @pass_env
 def create(env: Env, name: str | None, spec_file: str | None, ha: bool | None, **flags: Any) -> None:
@@ -96,7 +108,9 @@ def create(env: Env, name: str | None, spec_file: str | None, ha: bool | None, *
         koral-play create demo --size 2
     """
     password = _secret_from(
-        flags.pop("registry_password"), flags.pop("registry_password_file"), REGISTRY_PASSWORD_ENV,
+        flags.pop("registry_password"),
+        flags.pop("registry_password_file"),
+        REGISTRY_PASSWORD_ENV,
         "--registry-password",
     )
     overrides: dict[str, Any] = {"name": name}
@@ -111,7 +125,9 @@ def create(env: Env, name: str | None, spec_file: str | None, ha: bool | None, *
     overrides.update(flags)
     spec = load_spec(spec_file, overrides)
     record = operations.create(env, spec)
-    click.echo(f"cluster {record.name} is {record.state.value}: {operations.summary(record)['endpoint']}", err=True)
+    click.echo(
+        f"cluster {record.name} is {record.state.value}: {operations.summary(record)['endpoint']}", err=True
+    )
     click.echo(f"kubeconfig: koral-play kubeconfig {record.name} > {record.name}.kubeconfig", err=True)
 
 

@@ -49,10 +49,17 @@ def playbook_vars(env: Env, spec: ClusterSpec) -> dict[str, Any]:
     return {"kubeadm_kubeconfig_dest": str(env.paths.kubeconfig(spec.name))}
 
 
-def converge(env: Env, frame: OperationFrame, record: ClusterRecord, name: str, limit: str | None = None) -> RunResult:
+def converge(
+    env: Env, frame: OperationFrame, record: ClusterRecord, name: str, limit: str | None = None
+) -> RunResult:
     """Run one playbook over the cluster's recorded nodes; raise OperationError naming host and task."""
     runner = PlaybookRunner(
-        env.paths, record.name, frame.operation, progress=frame.progress, redactor=env.redactor, tuned=env.tuned
+        env.paths,
+        record.name,
+        frame.operation,
+        progress=frame.progress,
+        redactor=env.redactor,
+        tuned=env.tuned,
     )
     result = runner.run(
         name,
@@ -112,4 +119,3 @@ def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
             env.store.set_node_state(spec.name, node.name, "Running")
         env.store.set_state(spec.name, ClusterState.RUNNING)
     return env.store.get_cluster(spec.name)
-

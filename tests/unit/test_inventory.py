@@ -15,16 +15,28 @@ from koral_ansible.state import NodeRecord
 
 def test_groups_and_hostvars(tmp_path: Path) -> None:
     spec = validate_spec(
-        {"name": "demo", "control_nodes": 3, "size": 2,
-         "registry": {"url": "http://r:5000", "username": "u", "password": "inv-secret-9"}}
+        {
+            "name": "demo",
+            "control_nodes": 3,
+            "size": 2,
+            "registry": {"url": "http://r:5000", "username": "u", "password": "inv-secret-9"},
+        }
     )
     ep = Endpoint(public_ip="10.213.1.1", control_plane_endpoint="10.213.1.1:6443")
     nodes = [
-        NodeRecord(node_name("demo", "control" if i < 3 else "worker", (i if i < 3 else i - 3) + 1),
-                   "control" if i < 3 else "worker", i, f"10.213.1.{11 + i}", "10.213.1.1", 2222 + i)
+        NodeRecord(
+            node_name("demo", "control" if i < 3 else "worker", (i if i < 3 else i - 3) + 1),
+            "control" if i < 3 else "worker",
+            i,
+            f"10.213.1.{11 + i}",
+            "10.213.1.1",
+            2222 + i,
+        )
         for i in range(5)
     ]
-    inv = build_inventory(spec, list(reversed(nodes)), ep, ssh_connection_vars(Paths.resolve(tmp_path), "demo"))
+    inv = build_inventory(
+        spec, list(reversed(nodes)), ep, ssh_connection_vars(Paths.resolve(tmp_path), "demo")
+    )
     ch = inv["all"]["children"]
     assert list(ch["kube_control_plane"]["hosts"]) == ["demo-control-1", "demo-control-2", "demo-control-3"]
     assert list(ch["etcd"]["hosts"]) == list(ch["kube_control_plane"]["hosts"])

@@ -115,7 +115,10 @@ def test_malformed_yaml(tmp_path: Path) -> None:
 
 def test_public_dict_masks_secrets() -> None:
     s = validate_spec(
-        spec(registry={"url": "http://r:5000", "username": "u", "password": "pw-123456"}, weave_password="wv-123456")
+        spec(
+            registry={"url": "http://r:5000", "username": "u", "password": "pw-123456"},
+            weave_password="wv-123456",
+        )
     )
     text = str(s.public_dict())
     assert "pw-123456" not in text and "wv-123456" not in text
@@ -134,8 +137,12 @@ def test_versions() -> None:
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=200)
-@given(st.dictionaries(st.sampled_from(["name", "size", "cpu", "cni", "pod_cidr", "control_nodes", "zone"]),
-                       st.one_of(st.text(max_size=20), st.integers(-5, 50), st.none())))
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "size", "cpu", "cni", "pod_cidr", "control_nodes", "zone"]),
+        st.one_of(st.text(max_size=20), st.integers(-5, 50), st.none()),
+    )
+)
 def test_parser_never_crashes(data: dict[str, object]) -> None:
     """Any input either validates or raises one InputError line; never another exception."""
     try:

@@ -50,7 +50,9 @@ def test_nodes_resources_events(store: StateStore) -> None:
     store.add_cluster(demo_spec())
     store.upsert_node("demo", NodeRecord("demo-node-1", "worker", 1, "10.0.0.12", "10.0.0.1", 2223))
     store.upsert_node("demo", NodeRecord("demo-control-1", "control", 0, "10.0.0.11", "10.0.0.1", 2222))
-    store.upsert_node("demo", NodeRecord("demo-node-1", "worker", 1, "10.0.0.12", "10.0.0.1", 2223, state="Running"))
+    store.upsert_node(
+        "demo", NodeRecord("demo-node-1", "worker", 1, "10.0.0.12", "10.0.0.1", 2223, state="Running")
+    )
     rec = store.get_cluster("demo")
     assert [n.name for n in rec.nodes] == ["demo-control-1", "demo-node-1"]
     assert rec.workers[0].state == "Running" and rec.control_nodes[0].is_control
@@ -76,7 +78,7 @@ def test_operation_resume_after_failure(store: StateStore) -> None:
     assert store.begin_operation("demo", "create").id != op.id
 
 
-def _hold_lock(home: str, ready: "multiprocessing.synchronize.Event") -> None:
+def _hold_lock(home: str, ready: multiprocessing.synchronize.Event) -> None:
     s = StateStore(Paths.resolve(home))
     op = s.begin_operation("demo", "scale")
     with s.lock("demo", "scale"):
@@ -110,6 +112,8 @@ def test_disk_errors_are_operation_errors(tmp_path: Path) -> None:
     home = tmp_path / "ro"
     store = StateStore(Paths.resolve(home))
     store.close()
-    store._db = __import__("sqlite3").connect(f"file:{home / 'koral.db'}?mode=ro", uri=True, isolation_level=None)
+    store._db = __import__("sqlite3").connect(
+        f"file:{home / 'koral.db'}?mode=ro", uri=True, isolation_level=None
+    )
     with pytest.raises(OperationError, match="state database"):
         store.event("demo", "create", "x", "y")

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install everything koral-play needs on a Debian 12 machine (as root) and a venv in ./.venv.
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBS=(python3 python3-venv python3-dev gcc git openssh-client podman runc debootstrap nftables haproxy
+      iproute2 xorriso skopeo buildah busybox-static sqlite3 uidmap ca-certificates curl)
+missing=()
+for p in "${DEBS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
+if ((${#missing[@]})); then
+  [ "$(id -u)" = 0 ] || { echo "error: run as root to install: ${missing[*]}" >&2; exit 1; }
+  echo "setup: installing Debian packages: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.koral-setup-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing koral-ansible and its test tools into .venv" >&2
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+echo "setup: ready ($(.venv/bin/koral-play --version))" >&2
