@@ -1,0 +1,388 @@
+"""Test fixtures for Kubernetes binaries bundles: real OCI images and a complete source tree,
+made locally in pure Python (no pulls, no root, a few milliseconds each).
+
+Reusable from any test::
+
+    from tests.bundle_fixtures import make_test_bundle, make_sources, write_oci_archive
+
+    result = make_test_bundle(tmp_path, "1.31.4", kubeadm=..., kubelet=..., kubectl=...)
+    result.directory   # verified bundle directory
+    result.iso         # ISO 9660 (Joliet + Rock Ridge) of the same tree
+    result.manifest    # koral_ansible.bundle.Manifest
+
+Binaries left as ``None`` become small placeholder shell scripts: ``kubeadm version -o short``
+and ``kubeadm config images list`` answer like the real one for the fixture's version,
+``kubelet --version`` and ``kubectl version --client`` print the version.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from koral_ansible.bundle import BuildResult, build_bundle, kubeadm_images, normalize_image
+from koral_ansible.bundle.layout import image_file_name
+
+BUSYBOX = Path("/bin/busybox")
+
+NETWORK_IMAGES = ("docker.io/weaveworks/weave-kube:2.8.1", "docker.io/weaveworks/weave-npc:2.8.1")
+DASHBOARD_IMAGES = (
+    "docker.io/kubernetesui/dashboard:v2.7.0",
+    "docker.io/kubernetesui/metrics-scraper:v1.0.8",
+)
+
+NETWORK_YAML = """\
+# Fixture CNI manifest (weave-like): one DaemonSet, policies to be rewritten.
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: ServiceAccount
+    metadata:
+      name: weave-net
+      namespace: kube-system
+  - apiVersion: apps/v1
+    kind: DaemonSet
+    metadata:
+      name: weave-net
+      namespace: kube-system
+    spec:
+      selector:
+        matchLabels:
+          name: weave-net
+      template:
+        metadata:
+          labels:
+            name: weave-net
+        spec:
+          initContainers:
+            - name: weave-init
+              image: 'weaveworks/weave-kube:2.8.1'
+              imagePullPolicy: Always
+              command: ["/home/weave/init.sh"]
+          containers:
+            - name: weave
+              image: 'weaveworks/weave-kube:2.8.1'
+              imagePullPolicy: Always   # pulled every start upstream
+            - name: weave-npc
+              image: 'weaveworks/weave-npc:2.8.1'
+              imagePullPolicy: "Never"
+"""
+
+DASHBOARD_YAML = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: kubernetes-dashboard
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: kubernetes-dashboard
+  namespace: kubernetes-dashboard
+spec:
+  selector:
+    matchLabels:
+      k8s-app: kubernetes-dashboard
+  template:
+    metadata:
+      labels:
+        k8s-app: kubernetes-dashboard
+    spec:
+      containers:
+        - name: kubernetes-dashboard
+          image: kubernetesui/dashboard:v2.7.0
+          imagePullPolicy: Always
+          args: ["--auto-generate-certificates"]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: dashboard-metrics-scraper
+  namespace: kubernetes-dashboard
+spec:
+  selector:
+    matchLabels:
+      k8s-app: dashboard-metrics-scraper
+  template:
+    metadata:
+      labels:
+        k8s-app: dashboard-metrics-scraper
+    spec:
+      containers:
+        - name: dashboard-metrics-scraper
+          image: kubernetesui/metrics-scraper:v1.0.8
+"""
+
+
+def _tar_add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    info.mtime = 0
+    info.uname = info.gname = "root"
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def write_oci_archive(
+    path: Path,
+    ref: str,
+    *,
+    files: dict[str, bytes] | None = None,
+    busybox: bool = False,
+    arch: str = "amd64",
+) -> str:
+    """Write a one-image OCI archive (``oci-archive`` tar) for ``ref``; return its manifest digest.
+
+    The layer holds ``files`` (default: ``/etc/koral-fixture`` naming the image) and, with
+    ``busybox``, ``/bin/busybox`` from Debian's busybox-static so the image can run
+    (``Cmd ["/bin/busybox", "sleep", "3600"]``). Names are recorded as containerd does
+    (``io.containerd.image.name`` = full reference, ``org.opencontainers.image.ref.name`` = tag)
+    so ``ctr images import``, ``podman load`` and ``skopeo`` all see the right name.
+    """
+    full = normalize_image(ref)
+    content = dict(files or {"etc/koral-fixture": f"{full}\n".encode()})
+    layer_buf = io.BytesIO()
+    with tarfile.open(fileobj=layer_buf, mode="w", format=tarfile.PAX_FORMAT) as layer:
+        for name, data in sorted(content.items()):
+            _tar_add(layer, name.lstrip("/"), data)
+        if busybox:
+            _tar_add(layer, "bin/busybox", BUSYBOX.read_bytes(), 0o755)
+    layer_tar = layer_buf.getvalue()
+    layer_gz = gzip.compress(layer_tar, mtime=0)
+    config = json.dumps(
+        {
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Cmd": ["/bin/busybox", "sleep", "3600"] if busybox else ["/bin/true"]},
+            "rootfs": {"type": "layers", "diff_ids": [_digest(layer_tar)]},
+        },
+        sort_keys=True,
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _digest(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": _digest(layer_gz),
+                    "size": len(layer_gz),
+                }
+            ],
+        },
+        sort_keys=True,
+    ).encode()
+    tag = full.split("@", 1)[0].rsplit(":", 1)[-1]
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": _digest(manifest),
+                    "size": len(manifest),
+                    "annotations": {
+                        "io.containerd.image.name": full,
+                        "org.opencontainers.image.ref.name": tag,
+                    },
+                    "platform": {"architecture": arch, "os": "linux"},
+                }
+            ],
+        },
+        sort_keys=True,
+    ).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        _tar_add(tar, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        _tar_add(tar, "index.json", index)
+        for blob in (config, layer_gz, manifest):
+            _tar_add(tar, f"blobs/sha256/{_digest(blob)[7:]}", blob)
+    return _digest(manifest)
+
+
+def write_docker_archive(path: Path, ref: str) -> None:
+    """Write a one-image docker-archive tar (``docker save`` format) for ``ref``."""
+    full = normalize_image(ref)
+    layer_buf = io.BytesIO()
+    with tarfile.open(fileobj=layer_buf, mode="w") as layer:
+        _tar_add(layer, "etc/koral-fixture", f"{full}\n".encode())
+    layer_tar = layer_buf.getvalue()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [_digest(layer_tar)]},
+        }
+    ).encode()
+    config_name = f"{_digest(config)[7:]}.json"
+    layer_name = f"{_digest(layer_tar)[7:]}/layer.tar"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [full], "Layers": [layer_name]}]).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        _tar_add(tar, config_name, config)
+        _tar_add(tar, layer_name, layer_tar)
+        _tar_add(tar, "manifest.json", manifest)
+
+
+def _script(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def placeholder_kubeadm(path: Path, kubernetes_version: str, images: Sequence[str] | None = None) -> Path:
+    """A shell script standing in for kubeadm: ``version -o short`` and ``config images list``."""
+    listed = "\n".join(images if images is not None else kubeadm_images(kubernetes_version))
+    return _script(
+        path,
+        'case "$1 $2 $3" in\n'
+        f'  "version -o short") echo v{kubernetes_version} ;;\n'
+        f'  "config images list") cat <<"EOF"\n{listed}\nEOF\n  ;;\n'
+        f'  *) echo "placeholder kubeadm v{kubernetes_version}: $*" >&2; exit 1 ;;\n'
+        "esac\n",
+    )
+
+
+def placeholder_binary(path: Path, name: str, kubernetes_version: str) -> Path:
+    """A shell script standing in for kubelet or kubectl (prints its version)."""
+    if name == "kubectl":
+        return _script(path, f'echo "Client Version: v{kubernetes_version}"\n')
+    return _script(path, f'echo "Kubernetes v{kubernetes_version}"\n')
+
+
+def _tgz(path: Path, members: dict[str, bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            _tar_add(tar, name, data, 0o755)
+    return path
+
+
+@dataclass(frozen=True)
+class FixtureSources:
+    """A ``--from`` directory plus the arguments to build a bundle from it."""
+
+    from_dir: Path
+    kubernetes_version: str
+    cni_version: str
+    crictl_version: str
+    arch: str
+    network_yaml: Path
+    dashboard_yaml: Path
+    images: tuple[str, ...]  # every image written under from_dir/images
+
+
+def make_sources(
+    root: Path,
+    kubernetes_version: str = "1.31.4",
+    *,
+    kubeadm: Path | None = None,
+    kubelet: Path | None = None,
+    kubectl: Path | None = None,
+    cni_version: str = "1.5.1",
+    crictl_version: str = "1.31.1",
+    arch: str = "amd64",
+    network_yaml: str = NETWORK_YAML,
+    dashboard_yaml: str = DASHBOARD_YAML,
+    omit_images: Sequence[str] = (),
+    extra_images: Sequence[str] = (),
+    busybox: bool = False,
+) -> FixtureSources:
+    """Write ``root/src`` holding binaries, CNI + crictl archives, YAML files and one OCI archive
+    per needed image (kubeadm's list for the version + the YAMLs' images + ``extra_images``,
+    minus ``omit_images``). Given binaries are copied in; missing ones become placeholders."""
+    src = root / "src"
+    k8s = src / "k8s"
+    k8s.mkdir(parents=True, exist_ok=True)
+    for name, given in (("kubeadm", kubeadm), ("kubelet", kubelet), ("kubectl", kubectl)):
+        dest = k8s / name
+        if given is not None:
+            dest.write_bytes(Path(given).read_bytes())
+            dest.chmod(0o755)
+        elif name == "kubeadm":
+            placeholder_kubeadm(dest, kubernetes_version)
+        else:
+            placeholder_binary(dest, name, kubernetes_version)
+    plugins = {
+        n: f"#!/bin/sh\necho cni {n} v{cni_version}\n".encode()
+        for n in ("bridge", "host-local", "loopback", "portmap")
+    }
+    _tgz(src / f"cni-plugins-linux-{arch}-v{cni_version}.tgz", {f"./{n}": d for n, d in plugins.items()})
+    _tgz(
+        src / f"crictl-v{crictl_version}-linux-{arch}.tar.gz",
+        {"crictl": f"#!/bin/sh\necho crictl v{crictl_version}\n".encode()},
+    )
+    (src / "network.yaml").write_text(network_yaml)
+    (src / "dashboard.yaml").write_text(dashboard_yaml)
+    wanted = [*kubeadm_images(kubernetes_version), *NETWORK_IMAGES, *DASHBOARD_IMAGES, *extra_images]
+    omitted = {normalize_image(i) for i in omit_images}
+    written = []
+    for ref in dict.fromkeys(normalize_image(i) for i in wanted):
+        if ref in omitted:
+            continue
+        write_oci_archive(src / "images" / image_file_name(ref), ref, busybox=busybox, arch=arch)
+        written.append(ref)
+    return FixtureSources(
+        from_dir=src,
+        kubernetes_version=kubernetes_version,
+        cni_version=cni_version,
+        crictl_version=crictl_version,
+        arch=arch,
+        network_yaml=src / "network.yaml",
+        dashboard_yaml=src / "dashboard.yaml",
+        images=tuple(written),
+    )
+
+
+def make_test_bundle(
+    root: Path,
+    kubernetes_version: str = "1.31.4",
+    *,
+    kubeadm: Path | None = None,
+    kubelet: Path | None = None,
+    kubectl: Path | None = None,
+    arch: str = "amd64",
+    iso: bool = True,
+    name: str | None = None,
+    busybox: bool = False,
+) -> BuildResult:
+    """A complete, valid bundle under ``root/out/<name>`` (+ ``root/out/<name>.iso``)."""
+    sources = make_sources(
+        root,
+        kubernetes_version,
+        kubeadm=kubeadm,
+        kubelet=kubelet,
+        kubectl=kubectl,
+        arch=arch,
+        busybox=busybox,
+    )
+    return build_bundle(
+        root / "out",
+        sources.kubernetes_version,
+        sources.cni_version,
+        sources.crictl_version,
+        sources.network_yaml,
+        sources.dashboard_yaml,
+        name,
+        arch=arch,
+        from_dir=sources.from_dir,
+        iso=iso,
+    )
