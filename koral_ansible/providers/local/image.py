@@ -1,0 +1,330 @@
+"""The local node image ("node template"): a Debian bookworm rootfs imported into koral's podman.
+
+Built from nothing with debootstrap (no registry is ever contacted), then imported as
+``localhost/koral-node:<recipe-hash>``. The hash covers the package list, the suite and
+:data:`RECIPE_VERSION` (bump it whenever :func:`customize_rootfs` changes). The rootfs
+tarball is kept under ``Paths.cache/images`` so another podman store re-imports it in
+seconds. A file lock serializes concurrent builds: the second caller waits, then finds the
+image ready.
+
+``python -m koral_ansible.providers.local.image`` ensures the image and prints its reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from koral_ansible.errors import OperationError
+from koral_ansible.paths import Paths, private_dir
+from koral_ansible.providers.local.podman import Podman
+
+RECIPE_VERSION = "2"
+SUITE = "bookworm"
+MIRROR_ENV = "KORAL_DEBIAN_MIRROR"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+IMAGE_NAME = "localhost/koral-node"
+DEBOOTSTRAP_TIMEOUT = 1200.0
+IMPORT_TIMEOUT = 600.0
+LOCK_TIMEOUT = 1800.0
+PACKAGES: tuple[str, ...] = (
+    "openssh-server",
+    "python3",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "iproute2",
+    "iputils-ping",
+    "ca-certificates",
+    "sudo",
+    "containerd",
+    "runc",
+    "nftables",
+    "iptables",
+    "conntrack",
+    "socat",
+    "containernetworking-plugins",  # skopeo's --include fails without it listed
+    "etcd-client",
+    "etcd-server",
+    "kmod",
+    "procps",
+    "curl",
+    "docker-registry",
+    "skopeo",
+)
+# Services installed for roles to use where needed; not started on every node by default.
+DISABLED_UNITS: tuple[str, ...] = ("etcd.service", "docker-registry.service")
+# Units that cannot work in a container (no udev, no hardware clock, no kernel modules).
+MASKED_UNITS: tuple[str, ...] = (
+    "systemd-udevd.service",
+    "systemd-udev-trigger.service",
+    "systemd-modules-load.service",
+    "sys-kernel-config.mount",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "systemd-remount-fs.service",
+    "getty.target",
+)
+
+SSHD_CONFIG = """\
+# koral node defaults: key-only root login.
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+"""
+# Host keys are removed from the image; each node generates its own on first boot.
+SSH_HOSTKEYS_DROPIN = """\
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+"""
+
+Report = Callable[[str], None]
+
+
+def _noop(_msg: str) -> None:
+    return None
+
+
+def recipe_hash() -> str:
+    """12 hex digits identifying the recipe (packages, suite, recipe version)."""
+    data = json.dumps(
+        {
+            "version": RECIPE_VERSION,
+            "suite": SUITE,
+            "packages": sorted(PACKAGES),
+            "disabled": sorted(DISABLED_UNITS),
+            "masked": sorted(MASKED_UNITS),
+            "sshd": SSHD_CONFIG,
+            "hostkeys": SSH_HOSTKEYS_DROPIN,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(data.encode()).hexdigest()[:12]
+
+
+def image_ref() -> str:
+    return f"{IMAGE_NAME}:{recipe_hash()}"
+
+
+def images_dir(paths: Paths) -> Path:
+    return paths.cache / "images"
+
+
+def tarball_path(paths: Paths) -> Path:
+    return images_dir(paths) / f"koral-node-{recipe_hash()}.tar"
+
+
+def ensure_image(paths: Paths, report: Report = _noop) -> str:
+    """Make sure the node image exists in koral's podman store; return its reference."""
+    podman = Podman(paths)
+    ref = image_ref()
+    if podman.image_exists(ref):
+        return ref
+    with _build_lock(paths, report):
+        if podman.image_exists(ref):  # another process built it while we waited
+            return ref
+        tar = tarball_path(paths)
+        if not tar.is_file():
+            build_tarball(paths, report)
+        report(f"image: importing {tar.name} as {ref}")
+        t0 = time.monotonic()
+        with tar.open("rb") as fh:
+            podman.run(
+                "import",
+                "--change",
+                'CMD=["/sbin/init"]',
+                "--message",
+                f"koral node image, recipe {recipe_hash()}",
+                "-",
+                ref,
+                stdin=fh,
+                timeout=IMPORT_TIMEOUT,
+            )
+        report(f"image: {ref} ready (import {time.monotonic() - t0:.1f}s)")
+    return ref
+
+
+@contextlib.contextmanager
+def _build_lock(paths: Paths, report: Report) -> Iterator[None]:
+    path = private_dir(images_dir(paths)) / "build.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waiting:
+                    report("image: another process is building the node image; waiting for it")
+                    waiting = True
+                if time.monotonic() > deadline:
+                    raise OperationError(
+                        f"timed out after {LOCK_TIMEOUT:.0f}s waiting for the node image build lock {path}"
+                    ) from None
+                time.sleep(1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def build_tarball(paths: Paths, report: Report = _noop) -> Path:
+    """debootstrap + customize + tar; the tarball appears atomically (rename) when complete."""
+    work = images_dir(paths) / f"build-{recipe_hash()}"
+    rootfs = work / "rootfs"
+    if work.exists():
+        shutil.rmtree(work)
+    private_dir(work)
+    mirror = os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)
+    t0 = time.monotonic()
+    report(f"image: debootstrap {SUITE} from {mirror} ({len(PACKAGES)} packages)")
+    _debootstrap(rootfs, mirror, work / "debootstrap.log", report)
+    report(f"image: debootstrap done in {time.monotonic() - t0:.0f}s")
+    customize_rootfs(rootfs)
+    tar = tarball_path(paths)
+    tmp = tar.with_name(f".{tar.name}.tmp{os.getpid()}")
+    try:
+        subprocess.run(
+            [
+                "tar",
+                "-C",
+                str(rootfs),
+                "--numeric-owner",
+                "--xattrs",
+                "--xattrs-include=*",
+                "-cf",
+                str(tmp),
+                ".",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=IMPORT_TIMEOUT,
+        )
+        os.replace(tmp, tar)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        tmp.unlink(missing_ok=True)
+        raise OperationError(f"cannot pack the node rootfs into {tar}: {exc}") from None
+    shutil.rmtree(work, ignore_errors=True)
+    report(
+        f"image: rootfs tarball {tar.name} ({tar.stat().st_size // 2**20} MiB)"
+        f" in {time.monotonic() - t0:.0f}s"
+    )
+    return tar
+
+
+def _debootstrap(rootfs: Path, mirror: str, log: Path, report: Report) -> None:
+    if shutil.which("debootstrap") is None:
+        raise OperationError("debootstrap is not installed (apt-get install debootstrap)")
+    cmd = [
+        "debootstrap",
+        "--variant=minbase",
+        f"--include={','.join(PACKAGES)}",
+        SUITE,
+        str(rootfs),
+        mirror,
+    ]
+    deadline = time.monotonic() + DEBOOTSTRAP_TIMEOUT
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        phase = ""
+        try:
+            for line in proc.stdout:
+                out.write(line)
+                if time.monotonic() > deadline:
+                    raise subprocess.TimeoutExpired(cmd, DEBOOTSTRAP_TIMEOUT)
+                if line.startswith("I: "):
+                    word = line[3:].split(" ", 1)[0]
+                    if word != phase:
+                        phase = word
+                        report(f"image: debootstrap: {line[3:].strip()[:100]}")
+            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise OperationError(
+                f"debootstrap did not finish within {DEBOOTSTRAP_TIMEOUT:.0f}s"
+                f" (is {mirror} reachable?); log: {log}"
+            ) from None
+    if rc != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+        raise OperationError(f"debootstrap failed (exit {rc}): {' | '.join(tail)}; log: {log}")
+
+
+def customize_rootfs(root: Path) -> None:
+    """Turn a debootstrapped tree into a node template (pure file operations, no chroot)."""
+    # apt caches: the nodes run `apt-get update` before installing anything anyway.
+    for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*"):
+        for p in root.glob(pattern):
+            p.unlink(missing_ok=True)
+    # root's SSH directory; authorized_keys is bind-mounted per cluster.
+    ssh_dir = root / "root" / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    ssh_dir.chmod(0o700)
+    _write(root / "etc/ssh/sshd_config.d/10-koral.conf", SSHD_CONFIG)
+    for key in (root / "etc/ssh").iterdir():
+        if key.name.startswith("ssh_host_"):
+            key.unlink()
+    _write(root / "etc/systemd/system/ssh.service.d/10-koral-hostkeys.conf", SSH_HOSTKEYS_DROPIN)
+    _link(root, "multi-user.target.wants", "ssh.service", "/lib/systemd/system/ssh.service")
+    # One machine id per container: systemd fills an empty file at boot.
+    _write(root / "etc/machine-id", "")
+    (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    # (the links point into the rootfs, so they look broken from the host: test with lexists)
+    for wants_dir in (root / "etc/systemd/system").glob("*.wants"):
+        for unit in DISABLED_UNITS:
+            link = wants_dir / unit
+            if os.path.lexists(link):
+                link.unlink()
+    for unit in MASKED_UNITS:
+        target = root / "etc/systemd/system" / unit
+        target.unlink(missing_ok=True)
+        target.symlink_to("/dev/null")
+    _write(root / "etc/koral-node-release", f"KORAL_NODE_RECIPE={recipe_hash()}\nSUITE={SUITE}\n")
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _link(root: Path, wants: str, unit: str, target: str) -> None:
+    link = root / "etc/systemd/system" / wants / unit
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(target)
+
+
+def main() -> int:
+    paths = Paths.resolve()
+
+    def report(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        print(ensure_image(paths, report))
+    except OperationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

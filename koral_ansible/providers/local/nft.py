@@ -1,0 +1,139 @@
+"""Port forwards and the firewall of a cluster: one nftables table, replaced atomically.
+
+``table ip koral_<cluster>`` holds, for the cluster's public IP (the bridge gateway):
+
+- DNAT ``public_ip:2222+i -> node_i:22`` for traffic arriving from elsewhere (prerouting)
+  and for traffic the host itself sends (output);
+- masquerade of DNAT'd traffic between nodes of the cluster (hairpin: a node reaching
+  another node, or itself, through the public IP);
+- a filter (prerouting, before DNAT) dropping packets to ``public_ip`` on the SSH ports and
+  6443 whose source is not in ``spec.allowed_cidrs``. The cluster's own node subnet is
+  always allowed (nodes reach the API through the public IP). Traffic the host itself
+  originates never crosses prerouting, so the host is always allowed: it is the "cloud"
+  operator here, like CloudStack's management plane.
+
+:func:`render` is pure; :func:`apply` loads the text with ``nft -f`` in one transaction.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+
+from koral_ansible.errors import OperationError
+
+SSH_PORT = 22
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+
+
+def table_name(cluster: str) -> str:
+    return "koral_" + cluster.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Forward:
+    """``public_ip:port`` -> ``node_ip:22``."""
+
+    port: int
+    node_ip: IPv4Address
+
+
+def allowed_networks(allowed_cidrs: Iterable[str], node_subnet: IPv4Network) -> list[IPv4Network]:
+    """Allowed sources, always including the node subnet, merged so nft sees no overlapping intervals."""
+    nets = [IPv4Network(c, strict=False) for c in allowed_cidrs]
+    return list(ipaddress.collapse_addresses([*nets, node_subnet]))
+
+
+def render(
+    cluster: str,
+    public_ip: IPv4Address,
+    node_subnet: IPv4Network,
+    forwards: Sequence[Forward],
+    allowed_cidrs: Iterable[str],
+    api_port: int = 6443,
+) -> str:
+    """The nft script replacing the cluster's table (create-if-missing, delete, recreate)."""
+    table = table_name(cluster)
+    pub = str(public_ip)
+    fwd = sorted(forwards, key=lambda f: f.port)
+    ports = ", ".join(str(p) for p in [*(f.port for f in fwd), api_port])
+    allowed = ", ".join(str(n) for n in allowed_networks(allowed_cidrs, node_subnet))
+    dnat = [f"    ip daddr {pub} tcp dport {f.port} dnat to {f.node_ip}:{SSH_PORT}" for f in fwd]
+    lines = [
+        f"# koral-ansible: port forwards and firewall of cluster {cluster} (generated, do not edit)",
+        f"table ip {table} {{}}",
+        f"delete table ip {table}",
+        f"table ip {table} {{",
+        "  set allowed_sources {",
+        "    type ipv4_addr; flags interval;",
+        f"    elements = {{ {allowed} }}",
+        "  }",
+        "  chain firewall {",
+        "    type filter hook prerouting priority -150; policy accept;",
+        f"    ip daddr {pub} tcp dport {{ {ports} }} ip saddr != @allowed_sources drop",
+        "  }",
+        "  chain forward_in {",
+        "    type nat hook prerouting priority dstnat; policy accept;",
+        *dnat,
+        "  }",
+        "  chain forward_local {",
+        "    type nat hook output priority -100; policy accept;",
+        *dnat,
+        "  }",
+        "  chain hairpin {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+        f"    ip saddr {node_subnet} ip daddr {node_subnet} ct status dnat masquerade",
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_delete(cluster: str) -> str:
+    """Remove the table if present (idempotent)."""
+    table = table_name(cluster)
+    return f"table ip {table} {{}}\ndelete table ip {table}\n"
+
+
+def _nft(script: str) -> None:
+    try:
+        proc = subprocess.run(
+            ["nft", "-f", "-"], input=script, capture_output=True, text=True, check=False, timeout=30
+        )
+    except FileNotFoundError:
+        raise OperationError("nft is not installed (apt-get install nftables)") from None
+    if proc.returncode != 0:
+        raise OperationError(f"nft -f failed: {proc.stderr.strip().splitlines()[-1:] or ['?']}")
+
+
+def apply(script: str, save_to: Path | None = None) -> None:
+    """Enable forwarding and load ``script`` atomically (optionally keep a copy for inspection)."""
+    enable_forwarding()
+    if save_to is not None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        save_to.write_text(script)
+    _nft(script)
+
+
+def delete(cluster: str) -> None:
+    _nft(render_delete(cluster))
+
+
+def table_exists(cluster: str) -> bool:
+    proc = subprocess.run(
+        ["nft", "list", "table", "ip", table_name(cluster)], capture_output=True, check=False, timeout=30
+    )
+    return proc.returncode == 0
+
+
+def enable_forwarding() -> None:
+    """net.ipv4.ip_forward=1 (needed for DNAT to the nodes; netavark also sets it)."""
+    try:
+        if IP_FORWARD.read_text().strip() != "1":
+            IP_FORWARD.write_text("1\n")
+    except OSError as exc:
+        raise OperationError(f"cannot enable net.ipv4.ip_forward: {exc.strerror}") from None
