@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 MASK = "********"
@@ -20,14 +21,30 @@ class Redactor:
             if v and len(v) >= 4:
                 self._secrets.add(v)
 
-    def __bool__(self) -> bool:
-        return bool(self._secrets)
+    @property
+    def secrets(self) -> frozenset[str]:
+        return frozenset(self._secrets)
 
     def text(self, value: str) -> str:
         for s in sorted(self._secrets, key=len, reverse=True):
             if s in value:
                 value = value.replace(s, MASK)
         return value
+
+    def scrub_tree(self, root: Path) -> int:
+        """Rewrite every file under ``root`` that contains a secret; returns how many were."""
+        if not self._secrets:
+            return 0
+        needles = [s.encode() for s in self._secrets]
+        count = 0
+        for path in root.rglob("*"):
+            if not path.is_file() or path.is_symlink():
+                continue
+            raw = path.read_bytes()
+            if any(n in raw for n in needles):
+                path.write_text(self.text(raw.decode("utf-8", errors="replace")))
+                count += 1
+        return count
 
     def data(self, value: Any) -> Any:
         """Redact recursively inside dicts/lists (event data, error payloads)."""

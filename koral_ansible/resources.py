@@ -26,7 +26,8 @@ def ansible_root() -> Path:
 
 
 def playbook(name: str) -> Path:
-    path = ansible_root() / "playbooks" / name
+    """``playbooks/<name>`` of the shipped content, or ``name`` itself when it is an absolute path."""
+    path = Path(name) if Path(name).is_absolute() else ansible_root() / "playbooks" / name
     if not path.is_file():
         raise OperationError(f"playbook {name} is missing from {path.parent}")
     return path

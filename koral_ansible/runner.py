@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -65,10 +66,23 @@ class RunResult:
         return f"{self.playbook} failed on {reason} (artifacts: {self.data_dir})"
 
 
+def _base_env() -> dict[str, str]:
+    """ansible-playbook from the same environment as koral-play itself (a venv need not be active)."""
+    bindir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    return {
+        "PATH": path if bindir in path.split(os.pathsep) else f"{bindir}{os.pathsep}{path}",
+        # ansible-runner turns host key checking off unless told otherwise; we record host keys
+        # on first contact (accept-new, per-cluster known_hosts) and check them afterwards.
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+    }
+
+
 def tuned_env() -> dict[str, str]:
     """Environment every run gets: the project's ansible.cfg and roles."""
     root = ansible_root()
     env = {
+        **_base_env(),
         "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
         "ANSIBLE_ROLES_PATH": str(root / "roles"),
         "ANSIBLE_NOCOLOR": "1",
@@ -82,6 +96,7 @@ def untuned_env() -> dict[str, str]:
     """Ansible's defaults (no pipelining, no ControlPersist, 5 forks): for the benchmark ratio."""
     root = ansible_root()
     return {
+        **_base_env(),
         "ANSIBLE_CONFIG": os.devnull,
         "ANSIBLE_ROLES_PATH": str(root / "roles"),
         "ANSIBLE_NOCOLOR": "1",
@@ -108,7 +123,7 @@ class PlaybookRunner:
         self.cluster = cluster
         self.operation = operation
         self.progress = progress or NullProgress()
-        self.redactor = redactor or Redactor()
+        self.redactor = redactor if redactor is not None else Redactor()
         self.tuned = tuned
 
     def _data_dir(self, name: str) -> Path:
@@ -188,4 +203,6 @@ class PlaybookRunner:
             )
         finally:
             shutil.rmtree(secret_dir, ignore_errors=True)
+            # Belt and braces behind no_log: a secret a task printed anyway is masked on disk too.
+            self.redactor.scrub_tree(data_dir)
         return result
