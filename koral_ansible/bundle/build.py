@@ -67,7 +67,7 @@ def _resolve_file(option: str, value: str | Path, from_dir: Path | None) -> Path
 def _yaml(option: str, source: Path, plan: _Plan, target: str) -> None:
     try:
         text = source.read_text(encoding="utf-8")
-        plan.image_sources[target] = images_in(text)
+        plan.image_sources[target] = [normalize(i) for i in images_in(text)]
         plan.texts[target] = pin_pull_policy(text)
     except (ManifestError, UnicodeDecodeError) as exc:
         raise InputError(option, f"must be a Kubernetes YAML file: {source}: {exc}") from exc

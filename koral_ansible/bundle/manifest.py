@@ -72,7 +72,7 @@ class Manifest:
             "versions": self.versions,
             "files": {k: {"sha256": v.sha256, "size": v.size} for k, v in sorted(self.files.items())},
             "images": dict(sorted(self.images.items())),
-            "image_sources": {k: sorted(v) for k, v in sorted(self.image_sources.items())},
+            "image_sources": {k: list(v) for k, v in sorted(self.image_sources.items())},
         }
 
     def compute_checksum(self) -> str:
