@@ -8,6 +8,7 @@ Public API::
     kubeadm_images(kubernetes_version) -> list[str]
     list_iso(path) -> list[str]
     record_bundle(home, manifest, directory, iso) / list_bundles(home) / find_bundle(home, version)
+    resolve_bundle(home, bundle, kubernetes_version, arch="amd64", *, deep=True) -> ResolvedBundle | None
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from koral_ansible.bundle.kubeadm_images import kubeadm_images
 from koral_ansible.bundle.manifest import FileEntry, Manifest
 from koral_ansible.bundle.manifests import images_in, pin_pull_policy
 from koral_ansible.bundle.registry import BundleRecord, find_bundle, list_bundles, record_bundle
+from koral_ansible.bundle.resolve import ResolvedBundle, resolve_bundle
 from koral_ansible.bundle.verify import BundleVerifyError, verify_bundle
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "FileEntry",
     "IsoReader",
     "Manifest",
+    "ResolvedBundle",
     "build_bundle",
     "find_bundle",
     "images_in",
@@ -38,5 +41,6 @@ __all__ = [
     "normalize_image",
     "pin_pull_policy",
     "record_bundle",
+    "resolve_bundle",
     "verify_bundle",
 ]

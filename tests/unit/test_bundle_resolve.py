@@ -1,0 +1,61 @@
+"""Choosing and checking the bundle a cluster installs from, before anything is created."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from koral_ansible.bundle import BuildResult, record_bundle, resolve_bundle
+from koral_ansible.errors import InputError
+from tests.bundle_fixtures import make_test_bundle
+
+VERSION = "1.31.4"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    return make_test_bundle(tmp_path_factory.mktemp("resolve"), VERSION)
+
+
+def test_resolve_by_path_name_and_version(built: BuildResult, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert built.iso is not None
+    by_dir = resolve_bundle(home, str(built.directory), VERSION)
+    assert by_dir is not None and not by_dir.is_iso and by_dir.manifest.checksum == built.manifest.checksum
+    by_iso = resolve_bundle(home, built.iso, f"v{VERSION}")
+    assert by_iso is not None and by_iso.is_iso
+    assert resolve_bundle(home, None, VERSION) is None  # nothing recorded: online install
+    record_bundle(home, built.manifest, None, built.iso)
+    by_version = resolve_bundle(home, None, VERSION)
+    assert by_version is not None and by_version.path == built.iso
+    by_name = resolve_bundle(home, built.manifest.name, VERSION)
+    assert by_name is not None and by_name.path == built.iso
+    extra = by_name.ansible_vars()
+    assert extra["koral_bundle"] == str(built.iso)
+    assert extra["koral_bundle_checksum"] == built.manifest.checksum
+    assert {"ref": "registry.k8s.io/pause:3.10", "file": "images/registry.k8s.io_pause_3.10.tar"} in extra[
+        "koral_bundle_images"
+    ]
+
+
+def test_resolve_refuses_bad_bundles(built: BuildResult, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    with pytest.raises(
+        InputError, match=r"^--bundle: .* holds Kubernetes 1.31.4, the cluster asks for 1.32.0"
+    ):
+        resolve_bundle(home, built.directory, "1.32.0")
+    with pytest.raises(InputError, match=r"^--bundle: .* is for amd64 nodes, the nodes are arm64"):
+        resolve_bundle(home, built.directory, VERSION, "arm64")
+    with pytest.raises(InputError, match=r"^--bundle: must be a bundle directory, an ISO or a name"):
+        resolve_bundle(home, "no-such-bundle", VERSION)
+    copy = tmp_path / "copy"
+    shutil.copytree(built.directory, copy)
+    (copy / "kubelet.service").write_text("[Service]\nExecStart=/bin/evil\n")
+    with pytest.raises(InputError, match=r"^--bundle: kubelet.service: (size|sha256) mismatch"):
+        resolve_bundle(home, copy, VERSION)
+    (copy / "kubelet.service").unlink()
+    record_bundle(home, built.manifest, None, None)
+    with pytest.raises(InputError, match="recorded but its directory and ISO are gone"):
+        resolve_bundle(home, built.manifest.name, VERSION)
