@@ -366,3 +366,36 @@ def test_iso_verify_without_pycdlib_uses_xorriso(
     iso_path.write_bytes(bytes(blob))
     with pytest.raises(BundleVerifyError, match=r"k8s/kubectl: sha256 mismatch"):
         verify_bundle(iso_path)
+
+
+def test_iso_extracted_like_the_role_does_is_a_valid_bundle(built: BuildResult, tmp_path: Path) -> None:
+    """Nodes without loop devices (containers) extract the ISO with xorriso: same tree, modes kept."""
+    assert built.iso is not None
+    target = tmp_path / "extracted"
+    subprocess.run(
+        ["xorriso", "-osirrox", "on", "-indev", str(built.iso), "-extract", "/", str(target)],
+        capture_output=True,
+        check=True,
+    )
+    assert verify_bundle(target).checksum == built.manifest.checksum
+    assert (target / "k8s" / "kubeadm").stat().st_mode & stat.S_IXUSR
+    assert not (target / "network.yaml").stat().st_mode & stat.S_IXUSR
+    # one file to stdout through a pipe (as Ansible's command module reads it): -concat, not
+    # "-extract FILE /dev/stdout", which writes nothing into a pipe
+    manifest = subprocess.run(
+        [
+            "xorriso",
+            "-osirrox",
+            "on",
+            "-indev",
+            str(built.iso),
+            "-concat",
+            "append",
+            "-",
+            "/manifest.json",
+            "--",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    assert json.loads(manifest.stdout)["checksum"] == built.manifest.checksum
