@@ -41,6 +41,12 @@ CLIENT = (
     "    print('FAILED', type(e).__name__)\n"
 )
 
+NODE_CLIENT = (
+    "import socket, sys\n"
+    "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+    "print(s.recv(64).decode(errors='replace').strip())\n"
+)
+
 
 @dataclass
 class Client:
@@ -181,6 +187,13 @@ def test_local_cluster_lifecycle(koral_home: Paths, tmp_path: Path, client: Clie
         while (answer := _read(pub, 6443)) != "koral-api" and time.monotonic() < deadline:
             time.sleep(0.3)
         assert answer == "koral-api"
+
+        # Nodes reach the API through the public IP (kubeadm's controlPlaneEndpoint), and any
+        # node's SSH port, their own included (hairpin), even though allowed_cidrs excludes them
+        probe = f"python3 -c {_q(NODE_CLIENT)} {pub}"
+        assert _ssh(key, known_hosts, pub, 2223, f"{probe} 6443") == "koral-api"
+        assert _ssh(key, known_hosts, pub, 2223, f"{probe} 2223").startswith("SSH-")
+        assert _ssh(key, known_hosts, pub, 2222, f"{probe} 2224").startswith("SSH-")
 
         # Firewall: only allowed_cidrs (here the client's .10) reach 2222.. and 6443 from outside
         assert client.connect(client.allowed, pub, 2223).startswith("SSH-")

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from koral_ansible.errors import OperationError
 from koral_ansible.paths import Paths, private_dir
 from koral_ansible.providers.local.podman import Podman
 
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 SUITE = "bookworm"
 MIRROR_ENV = "KORAL_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -153,7 +154,16 @@ def ensure_image(paths: Paths, report: Report = _noop) -> str:
                 timeout=IMPORT_TIMEOUT,
             )
         report(f"image: {ref} ready (import {time.monotonic() - t0:.1f}s)")
+        _prune_images(podman, ref)
     return ref
+
+
+def _prune_images(podman: Podman, keep: str) -> None:
+    """Drop node images of older recipes (best effort: an image still used by a container stays)."""
+    proc = podman.run("images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_NAME, check=False)
+    for ref in proc.stdout.split():
+        if ref != keep and ref.startswith(f"{IMAGE_NAME}:"):
+            podman.run("rmi", ref, check=False)
 
 
 @contextlib.contextmanager
@@ -188,8 +198,7 @@ def build_tarball(paths: Paths, report: Report = _noop) -> Path:
     """debootstrap + customize + tar; the tarball appears atomically (rename) when complete."""
     work = images_dir(paths) / f"build-{recipe_hash()}"
     rootfs = work / "rootfs"
-    if work.exists():
-        shutil.rmtree(work)
+    _clean_stale(paths, work)
     private_dir(work)
     mirror = os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)
     t0 = time.monotonic()
@@ -220,7 +229,7 @@ def build_tarball(paths: Paths, report: Report = _noop) -> Path:
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         tmp.unlink(missing_ok=True)
         raise OperationError(f"cannot pack the node rootfs into {tar}: {exc}") from None
-    shutil.rmtree(work, ignore_errors=True)
+    _remove_tree(work)
     report(
         f"image: rootfs tarball {tar.name} ({tar.stat().st_size // 2**20} MiB)"
         f" in {time.monotonic() - t0:.0f}s"
@@ -241,9 +250,12 @@ def _debootstrap(rootfs: Path, mirror: str, log: Path, report: Report) -> None:
     ]
     deadline = time.monotonic() + DEBOOTSTRAP_TIMEOUT
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        (log.parent / "debootstrap.pid").write_text(f"{proc.pid}\n")
         assert proc.stdout is not None
-        phase = ""
+        seen: set[str] = set()
         try:
             for line in proc.stdout:
                 out.write(line)
@@ -251,13 +263,14 @@ def _debootstrap(rootfs: Path, mirror: str, log: Path, report: Report) -> None:
                     raise subprocess.TimeoutExpired(cmd, DEBOOTSTRAP_TIMEOUT)
                 if line.startswith("I: "):
                     word = line[3:].split(" ", 1)[0]
-                    if word != phase:
-                        phase = word
+                    if word not in seen:  # one line per phase, not one per package
+                        seen.add(word)
                         report(f"image: debootstrap: {line[3:].strip()[:100]}")
             rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _kill_group(proc.pid)
             proc.wait()
+            _unmount_under(rootfs)
             raise OperationError(
                 f"debootstrap did not finish within {DEBOOTSTRAP_TIMEOUT:.0f}s"
                 f" (is {mirror} reachable?); log: {log}"
@@ -265,6 +278,48 @@ def _debootstrap(rootfs: Path, mirror: str, log: Path, report: Report) -> None:
     if rc != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-3:]
         raise OperationError(f"debootstrap failed (exit {rc}): {' | '.join(tail)}; log: {log}")
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _unmount_under(path: Path) -> None:
+    """Unmount everything mounted below ``path`` (debootstrap mounts proc/sys/dev in the target;
+    a killed build leaves them behind, and deleting the tree through them would hurt the host)."""
+    prefix = str(path.resolve()) + "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    points = [ln.split()[4].encode().decode("unicode_escape") for ln in lines if len(ln.split()) > 4]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False, timeout=30)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.exists():
+        _unmount_under(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _clean_stale(paths: Paths, work: Path) -> None:
+    """Leftovers of an interrupted build (we hold the build lock): its debootstrap, mounts, temp files;
+    and tarballs of older recipes."""
+    pidfile = work / "debootstrap.pid"
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(pidfile.read_text().strip())
+        if b"debootstrap" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            _kill_group(pid)
+            time.sleep(0.5)
+    _remove_tree(work)
+    current = tarball_path(paths).name
+    for old in images_dir(paths).glob("*koral-node-*.tar*"):
+        if old.name != current:
+            old.unlink(missing_ok=True)
+    for old_work in images_dir(paths).glob("build-*"):
+        _remove_tree(old_work)
 
 
 def customize_rootfs(root: Path) -> None:
@@ -286,8 +341,13 @@ def customize_rootfs(root: Path) -> None:
     # One machine id per container: systemd fills an empty file at boot.
     _write(root / "etc/machine-id", "")
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
-    # (the links point into the rootfs, so they look broken from the host: test with lexists)
-    for wants_dir in (root / "etc/systemd/system").glob("*.wants"):
+    # (the links point into the rootfs, so they look broken from the host: test with lexists;
+    # deb-systemd-helper's state is dropped too, so package upgrades do not re-enable them)
+    wants_dirs = [
+        *(root / "etc/systemd/system").glob("*.wants"),
+        *(root / "var/lib/systemd/deb-systemd-helper-enabled").glob("*.wants"),
+    ]
+    for wants_dir in wants_dirs:
         for unit in DISABLED_UNITS:
             link = wants_dir / unit
             if os.path.lexists(link):

@@ -160,3 +160,22 @@ def ensure_network(podman: Podman, cluster: str, home_id: str, subnet: IPv4Netwo
 
 def remove_network(podman: Podman, name: str) -> None:
     podman.run("network", "rm", "-f", name, check=False)
+
+
+def enable_hairpin(podman: Podman, name: str) -> int:
+    """Turn on hairpin mode on every port of the network's bridge; return how many ports.
+
+    With br_netfilter, a node reaching *itself* through the public IP (DNAT back to the port
+    the frame came from) is dropped by the bridge unless the port allows hairpin. Ports are
+    recreated whenever a container starts, so this runs after every start.
+    """
+    data = inspect_network(podman, name) or {}
+    bridge = data.get("network_interface")
+    if not bridge:
+        return 0
+    count = 0
+    for port in sorted(Path(f"/sys/class/net/{bridge}/brif").glob("*")):
+        with contextlib.suppress(OSError):
+            (port / "hairpin_mode").write_text("1\n")
+            count += 1
+    return count

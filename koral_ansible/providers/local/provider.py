@@ -234,6 +234,7 @@ class LocalProvider(Provider):
         script = nft.render(self.cluster, net.gateway, net.subnet, forwards, spec.allowed_cidrs, API_PORT)
         self.ctx.store.add_resource(self.cluster, R_NFT, nft.table_name(self.cluster), {})
         nft.apply(script, save_to=self.local_dir / "nftables.conf")
+        network.enable_hairpin(self.podman, net.name)
         backends = [lb.Backend(r.name, IPv4Address(r.private_ip)) for r in records if r.is_control]
         text = lb.render(self.cluster, net.gateway, backends, API_PORT)
         self.ctx.store.add_resource(self.cluster, R_HAPROXY, str(self.local_dir / lb.CONFIG_NAME), {})
