@@ -257,6 +257,7 @@ class CloudSim:
 class _Handler(BaseHTTPRequestHandler):
     cloudsim: CloudSim
     protocol_version = "HTTP/1.1"
+    wbufsize = -1  # headers and body leave in one segment (no Nagle + delayed-ACK stall)
     server_version = "cloudsim/1"
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read sim.calls instead

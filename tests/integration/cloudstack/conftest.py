@@ -1,0 +1,1 @@
+from tests.cloudsim.fixtures import cloudsim  # noqa: F401 - fixture
