@@ -399,3 +399,12 @@ def test_iso_extracted_like_the_role_does_is_a_valid_bundle(built: BuildResult, 
         check=True,
     )
     assert json.loads(manifest.stdout)["checksum"] == built.manifest.checksum
+
+
+def test_same_inputs_same_checksum(tmp_path: Path) -> None:
+    """The checksum covers content, not build time: rebuilding the same inputs gives the same one."""
+    src = make_sources(tmp_path, VERSION)
+    first = _build(src, tmp_path / "a")
+    second = _build(src, tmp_path / "b")
+    assert first.manifest.checksum == second.manifest.checksum
+    assert (first.directory / "manifest.json").read_text() != "" and first.manifest.created

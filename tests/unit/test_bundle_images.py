@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import io
+import json
+import shutil
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -127,3 +133,33 @@ def test_archives_are_indexed_by_full_name(tmp_path: Path) -> None:
     assert lookup("weaveworks/weave-kube:2.8.2", found) is None
     assert read_archive(tmp_path / "img" / "junk.tar") is None
     assert index_archives(tmp_path / "nothing") == {}
+
+
+@pytest.mark.skipif(not shutil.which("skopeo"), reason="needs skopeo")
+def test_fixture_archives_are_real_images(tmp_path: Path) -> None:
+    """Standard tools read the pure-Python archives (no image store is touched)."""
+    write_oci_archive(tmp_path / "oci.tar", "registry.k8s.io/pause:3.10")
+    write_docker_archive(tmp_path / "docker.tar", "registry.k8s.io/pause:3.10")
+    for transport in ("oci-archive", "docker-archive"):
+        proc = subprocess.run(
+            ["skopeo", "inspect", f"{transport}:{tmp_path / transport.split('-')[0]}.tar"],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads(proc.stdout)
+        assert info["Architecture"] == "amd64" and info["Os"] == "linux" and len(info["Layers"]) == 1
+
+
+@pytest.mark.skipif(not Path("/bin/busybox").is_file(), reason="needs busybox-static")
+def test_fixture_image_with_busybox_can_run(tmp_path: Path) -> None:
+    write_oci_archive(tmp_path / "bb.tar", "localhost/koral/busybox:test", busybox=True)
+    with tarfile.open(tmp_path / "bb.tar") as outer:
+        index = json.load(outer.extractfile("index.json"))  # type: ignore[arg-type]
+        manifest_digest = index["manifests"][0]["digest"].split(":")[1]
+        manifest = json.load(outer.extractfile(f"blobs/sha256/{manifest_digest}"))  # type: ignore[arg-type]
+        layer = outer.extractfile(f"blobs/sha256/{manifest['layers'][0]['digest'].split(':')[1]}")
+        assert layer is not None
+        with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer.read()))) as inner:
+            member = inner.getmember("bin/busybox")
+            assert member.mode & 0o111 and member.size == Path("/bin/busybox").stat().st_size
