@@ -24,6 +24,7 @@ from tests.cloudsim.signing import SignatureError, verify
 API_PATH = "/client/api"
 CONTROL_PATH = "/_cloudsim"
 AUTH_ERROR = "unable to verify user credentials and/or request signature"
+UNKNOWN_COMMAND = "The given command does not exist or it is not available for user"
 
 
 @dataclass
@@ -147,19 +148,23 @@ class CloudSim:
         """Answer one API request: (HTTP status, body, content type)."""
         cmd_name = next((v for k, v in raw.items() if k.lower() == "command"), "")
         wrapper = f"{cmd_name.lower()}response"
+        cmd = COMMANDS.get(cmd_name.lower())
+        if (
+            cmd is None or cmd.name != cmd_name
+        ):  # command names are case-sensitive  # checked before the signature, as the management server does
+            err = ApiError(E.UNSUPPORTED_ACTION_ERROR, UNKNOWN_COMMAND)
+            return err.errorcode, {wrapper: err.body()}, "json"
         try:
             api_key = verify(raw, {k: a.secret for k, a in self.accounts.items()})
         except SignatureError:
             return 401, {wrapper: {"uuidList": [], "errorcode": 401, "errortext": AUTH_ERROR}}, "json"
         account = self.accounts[api_key]
-        self.calls.append(cmd_name)
-        cmd = COMMANDS.get(cmd_name.lower())
-        if cmd is None or (cmd.admin_only and not account.is_admin):
+        self.calls.append(cmd.name)
+        if cmd.admin_only and not account.is_admin:
+            # (the server really prints "id:null" here: the user id is not known on this path)
             err = ApiError(
                 E.UNSUPPORTED_ACTION_ERROR,
-                f"The given command:{cmd_name} does not exist or it is "
-                f"not available for user with id:{account.user_id}",
-                None,
+                f"The given command:{cmd_name} does not exist or it is not available for user with id:null",
             )
             return err.errorcode, {wrapper: err.body()}, "json"
         wrapper = f"{cmd.name.lower()}response"
@@ -195,18 +200,14 @@ class CloudSim:
             default_size = int(self.cloud.configurations["default.page.size"]["value"])
         page = req.int("page")
         size = req.int("pagesize")
-        if page is not None and size is None:
-            raise E.invalid_value('"pagesize" parameter is required when "page" is specified')
         if size is not None and size != -1 and size > default_size:
             raise E.invalid_value(f"Page size can't exceed max allowed page size value: {default_size}")
-        if size is not None and size != -1 and size < 1:
-            raise E.invalid_value("Page size must be a positive number or -1 for unlimited")
-        if page is not None and page < 1:
-            raise E.invalid_value("Page must be a positive number")
+        if size == -1 and page is not None:
+            raise E.invalid_value("Can't specify page parameter when pagesize is -1 (Unlimited)")
         total = len(items)
         if size != -1:
-            size = size or default_size
-            start = ((page or 1) - 1) * size
+            size = size if size and size > 0 else default_size
+            start = (max(page or 1, 1) - 1) * size
             items = items[start : start + size]
         return {"count": total, key: items} if items else {}
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 # java.net.URLEncoder leaves exactly these bytes alone (space becomes "+", then "%20").
 _JAVA_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-*_")
-_EXPIRES_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
+_EXPIRES_FORMATS = ("%Y-%m-%dT%H:%M:%S%z",)  # SimpleDateFormat "yyyy-MM-dd'T'HH:mm:ssZ"
 
 
 class SignatureError(Exception):
