@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -240,3 +241,64 @@ def test_local_cluster_lifecycle(koral_home: Paths, tmp_path: Path, client: Clie
 
 def _q(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+PROVISION_SCRIPT = """
+import sys
+from pathlib import Path
+from koral_ansible.paths import Paths
+from koral_ansible.providers.base import ProviderContext
+from koral_ansible.providers.local import LocalProvider
+from koral_ansible.state import StateStore
+home, name, pubkey = sys.argv[1:4]
+paths = Paths.resolve(home=home)
+store = StateStore(paths)
+spec = store.get_cluster(name).spec
+ctx = ProviderContext(store=store, paths=paths, cluster=name, ssh_public_key=Path(pubkey).read_text())
+LocalProvider(ctx).provision(spec)
+"""
+
+
+def test_provision_resumes_after_sigkill_and_destroy_sweeps_by_label(
+    koral_home: Paths, tmp_path: Path
+) -> None:
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    name = f"ik{secrets.token_hex(3)}"
+    spec = validate_spec({"name": name, "size": 2})
+    store = StateStore(koral_home)
+    store.add_cluster(spec)
+    ctx = ProviderContext(
+        store=store, paths=koral_home, cluster=name, ssh_public_key=key.with_suffix(".pub").read_text()
+    )
+    provider = LocalProvider(ctx)
+    podman = Podman(koral_home)
+    wanted = {LABEL_CLUSTER: name, LABEL_HOME: home_id(koral_home)}
+    try:
+        # A provision killed with SIGKILL as soon as its first node container exists...
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PROVISION_SCRIPT, str(koral_home.home), name, str(key.with_suffix(".pub"))]
+        )
+        deadline = time.monotonic() + 120
+        while not podman.containers_by_labels(wanted) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+        # ...is finished by the next run, reusing what exists (no duplicate nodes)
+        provider.provision(spec)
+        assert len(podman.containers_by_labels(wanted)) == 3
+        assert [n.ssh_port for n in store.nodes(name)] == [2222, 2223, 2224]
+        assert all(provider.node_running(n) for n in store.nodes(name))
+
+        # Destroy still removes everything when the state lost its rows (label sweep)
+        for res in store.resources(name):
+            store.remove_resource(name, res.kind, res.rid)
+        for node in store.nodes(name):
+            store.remove_node(name, node.name)
+    finally:
+        provider.destroy(spec)
+    assert podman.containers_by_labels(wanted) == []
+    assert podman.networks_by_labels(wanted) == []
+    assert not nft.table_exists(name)
+    assert lb.find_processes(koral_home.local_dir(name) / lb.CONFIG_NAME) == []
+    assert not koral_home.local_dir(name).exists()

@@ -203,7 +203,9 @@ def build_tarball(paths: Paths, report: Report = _noop) -> Path:
     mirror = os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)
     t0 = time.monotonic()
     report(f"image: debootstrap {SUITE} from {mirror} ({len(PACKAGES)} packages)")
-    _debootstrap(rootfs, mirror, work / "debootstrap.log", report)
+    # downloaded .debs are kept for the next recipe's build (debootstrap --cache-dir)
+    debs = private_dir(images_dir(paths) / "debs").resolve()
+    _debootstrap(rootfs, mirror, work / "debootstrap.log", report, debs)
     report(f"image: debootstrap done in {time.monotonic() - t0:.0f}s")
     customize_rootfs(rootfs)
     tar = tarball_path(paths)
@@ -237,12 +239,13 @@ def build_tarball(paths: Paths, report: Report = _noop) -> Path:
     return tar
 
 
-def _debootstrap(rootfs: Path, mirror: str, log: Path, report: Report) -> None:
+def _debootstrap(rootfs: Path, mirror: str, log: Path, report: Report, debs: Path) -> None:
     if shutil.which("debootstrap") is None:
         raise OperationError("debootstrap is not installed (apt-get install debootstrap)")
     cmd = [
         "debootstrap",
         "--variant=minbase",
+        f"--cache-dir={debs}",
         f"--include={','.join(PACKAGES)}",
         SUITE,
         str(rootfs),
