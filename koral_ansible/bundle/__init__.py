@@ -9,6 +9,8 @@ Public API::
     list_iso(path) -> list[str]
     record_bundle(home, manifest, directory, iso) / list_bundles(home) / find_bundle(home, version)
     resolve_bundle(home, bundle, kubernetes_version, arch="amd64", *, deep=True) -> ResolvedBundle | None
+    push_bundle(bundle, registry_url, *, username=None, password=None, insecure=None) -> list[Pushed]
+    register_bundle(client, iso, url, *, zone=None, name=None, ...) -> RegisteredVersion
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from koral_ansible.bundle.iso import IsoReader, list_iso, make_iso
 from koral_ansible.bundle.kubeadm_images import kubeadm_images
 from koral_ansible.bundle.manifest import FileEntry, Manifest
 from koral_ansible.bundle.manifests import images_in, pin_pull_policy
+from koral_ansible.bundle.push import Pushed, push_bundle
+from koral_ansible.bundle.register import RegisteredVersion, register_bundle, registered_versions
 from koral_ansible.bundle.registry import BundleRecord, find_bundle, list_bundles, record_bundle
 from koral_ansible.bundle.resolve import ResolvedBundle, resolve_bundle
 from koral_ansible.bundle.verify import BundleVerifyError, verify_bundle
@@ -30,6 +34,8 @@ __all__ = [
     "FileEntry",
     "IsoReader",
     "Manifest",
+    "Pushed",
+    "RegisteredVersion",
     "ResolvedBundle",
     "build_bundle",
     "find_bundle",
@@ -40,7 +46,10 @@ __all__ = [
     "make_iso",
     "normalize_image",
     "pin_pull_policy",
+    "push_bundle",
     "record_bundle",
+    "register_bundle",
+    "registered_versions",
     "resolve_bundle",
     "verify_bundle",
 ]

@@ -1,4 +1,4 @@
-"""``koral-play bundle``: build, verify and list Kubernetes binaries bundles (Koral's binaries ISO).
+"""``koral-play bundle``: build, verify, register and list Kubernetes binaries bundles (Koral's ISO).
 
 Wire with ``root.add_command(bundle)``. Progress goes to stderr, result paths to stdout,
 errors are KoralErrors (exit 2 for bad input, 1 for a failed build or verification).
@@ -14,7 +14,9 @@ import click
 from koral_ansible.bundle import build_bundle, list_bundles, record_bundle, verify_bundle
 from koral_ansible.bundle.iso import is_iso
 from koral_ansible.bundle.layout import ARCHES
+from koral_ansible.bundle.register import Client, register_bundle, registered_versions
 from koral_ansible.cli.common import emit, output_option
+from koral_ansible.errors import InputError
 from koral_ansible.paths import Paths
 
 
@@ -158,11 +160,93 @@ def verify(ctx: click.Context, path: str, quick: bool, record: bool) -> None:
     )
 
 
+PROVIDERS = ("local", "cloudstack", "mold")
+
+
+def _check_provider(provider: str) -> str:
+    if provider not in PROVIDERS:
+        raise InputError("--provider", f"must be one of {', '.join(PROVIDERS)} (got {provider!r})")
+    return "cloudstack" if provider == "mold" else provider
+
+
+def _cloud_client() -> Client:
+    """A CloudStack client from CLOUDSTACK_* / cloudstack.ini (replaced in tests)."""
+    from koral_ansible.providers.cloudstack.client import CloudClient
+    from koral_ansible.providers.cloudstack.config import load_config
+
+    return CloudClient(load_config())
+
+
+@bundle.command()
+@click.argument("path", type=click.Path())
+@click.option("--provider", default="local", show_default=True, help=f"Where: {', '.join(PROVIDERS)}.")
+@click.option("--url", help="cloudstack: http(s) URL the cloud downloads the ISO from.")
+@click.option("--zone", help="cloudstack: zone name or id [default: all zones].")
+@click.option("--name", "display_name", help="cloudstack: version name [default: the bundle's name].")
+@click.option("--min-cpu", type=int, default=2, show_default=True, help="cloudstack: minimum vCPUs of nodes.")
+@click.option(
+    "--min-memory",
+    type=int,
+    default=2048,
+    show_default=True,
+    help="cloudstack: minimum MiB of memory of nodes.",
+)
+@click.pass_context
+def register(
+    ctx: click.Context,
+    path: str,
+    provider: str,
+    url: str | None,
+    zone: str | None,
+    display_name: str | None,
+    min_cpu: int,
+    min_memory: int,
+) -> None:
+    """Make a bundle selectable by version: verify and record it locally (--provider local), or
+    register its ISO in Mold / CloudStack (addKubernetesSupportedVersion, else registerIso)."""
+    where = _check_provider(provider)
+    target = Path(path).expanduser().resolve()
+    if where == "local":
+        manifest = verify_bundle(target)
+        iso = target if is_iso(target) else None
+        record_bundle(_home(ctx), manifest, None if iso else target, iso)
+        click.echo(f"{manifest.name}\t{manifest.kubernetes_version}\tlocal\t{target}")
+        return
+    if not url:
+        raise InputError(
+            "--url", "required with --provider cloudstack: where the cloud downloads the ISO from"
+        )
+    result = register_bundle(
+        _cloud_client(), target, url, zone=zone, name=display_name, min_cpu=min_cpu, min_memory_mb=min_memory
+    )
+    click.echo(f"{result.name}\t{result.kubernetes_version}\t{result.kind}\t{result.id}\t{result.state}")
+
+
 @bundle.command(name="list")
+@click.option(
+    "--provider",
+    default="local",
+    show_default=True,
+    help="local: bundles on this machine; cloudstack: in the cloud.",
+)
 @output_option
 @click.pass_context
-def list_(ctx: click.Context, output: str) -> None:
-    """List the bundles built or recorded on this machine, newest Kubernetes version first."""
+def list_(ctx: click.Context, provider: str, output: str) -> None:
+    """List bundles, newest Kubernetes version first: built or recorded on this machine, or the
+    Kubernetes versions registered in Mold / CloudStack (--provider cloudstack)."""
+    if _check_provider(provider) == "cloudstack":
+        versions = [
+            {
+                "name": v.name,
+                "version": v.kubernetes_version,
+                "id": v.id,
+                "state": v.state,
+                "zone": v.zone,
+            }
+            for v in registered_versions(_cloud_client())
+        ]
+        emit(versions, output, columns=["name", "version", "state", "zone", "id"])
+        return
     rows = [
         {
             "name": r.name,

@@ -160,3 +160,36 @@ def test_help(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
         code, stdout, _ = cli([*command, "--help"], capsys)
         assert code == 0 and "Usage:" in stdout
     assert not home.exists()
+
+
+def test_register_local_and_cloudstack(
+    src: FixtureSources,
+    tmp_path: Path,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from koral_ansible.cli import bundle as bundle_cli
+    from tests.unit.test_bundle_register import FakeCloud
+
+    out = tmp_path / "out"
+    assert cli(_build_args(src, out, "--name", "b3"), capsys)[0] == 0
+    (home / "bundles.json").unlink()
+    code, stdout, _ = cli(["bundle", "register", str(out / "b3.iso")], capsys)
+    assert code == 0 and stdout.startswith(f"b3\t{VERSION}\tlocal\t")
+    assert [r.iso for r in list_bundles(home)] == [str((out / "b3.iso").resolve())]
+
+    cloud = FakeCloud()
+    monkeypatch.setattr(bundle_cli, "_cloud_client", lambda: cloud)
+    code, _, stderr = cli(["bundle", "register", str(out / "b3.iso"), "--provider", "cloudstack"], capsys)
+    assert code == 2 and stderr.startswith("error: --url: required")
+    code, _, stderr = cli(["bundle", "register", str(out / "b3.iso"), "--provider", "aws"], capsys)
+    assert code == 2 and stderr.startswith("error: --provider: must be one of local, cloudstack, mold")
+    url = "http://10.0.0.5/b3.iso"
+    code, stdout, stderr = cli(
+        ["bundle", "register", str(out / "b3.iso"), "--provider", "mold", "--url", url], capsys
+    )
+    assert code == 0, stderr
+    assert stdout.split("\t")[:3] == ["b3", VERSION, "kubernetes-version"]
+    code, stdout, _ = cli(["bundle", "list", "--provider", "cloudstack", "-o", "json"], capsys)
+    assert code == 0 and [(r["name"], r["version"]) for r in json.loads(stdout)] == [("b3", VERSION)]

@@ -1,0 +1,176 @@
+"""Register a bundle ISO in Mold / CloudStack so clusters can pick it by Kubernetes version.
+
+Mold and CloudStack's Kubernetes Service take a binaries ISO by URL:
+``addKubernetesSupportedVersion`` (semantic version, URL, checksum, zone, minimum CPU and
+memory). Where that API is missing (the Kubernetes service disabled, or plain CloudStack
+without it) the ISO is registered with ``registerIso`` instead. The cloud downloads the ISO
+itself, so ``url`` must be reachable from the cloud's secondary storage; the checksum is the
+ISO's sha256 in CloudStack's ``{SHA-256}hex`` form, so a tampered download is refused by the
+cloud as well. Registration is idempotent: an existing entry with the same name and version
+is returned, not duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from koral_ansible.bundle.iso import is_iso
+from koral_ansible.bundle.verify import verify_bundle
+from koral_ansible.errors import InputError, OperationError
+
+# CloudStack: 432 = the command does not exist or is not available to this account.
+UNKNOWN_COMMAND = 432
+MIN_CPU = 2
+MIN_MEMORY_MB = 2048
+
+
+class Client(Protocol):
+    """The calls used here (koral_ansible.providers.cloudstack.client.CloudClient has them)."""
+
+    def call(self, command: str, **params: Any) -> dict[str, Any]: ...
+
+    def list(self, command: str, **params: Any) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    id: str
+    name: str
+    kubernetes_version: str
+    kind: str  # "kubernetes-version" (addKubernetesSupportedVersion) or "iso" (registerIso)
+    state: str
+    zone: str
+
+
+def iso_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return "{SHA-256}" + digest.hexdigest()
+
+
+def _zone_id(client: Client, zone: str | None) -> str | None:
+    if not zone:
+        return None
+    zones = client.list("listZones")
+    for z in zones:
+        if zone in (z.get("id"), z.get("name")):
+            return str(z["id"])
+    names = ", ".join(sorted(str(z.get("name")) for z in zones)) or "none"
+    raise InputError("--zone", f"must name a zone of this cloud (have: {names}; got {zone!r})")
+
+
+def _unknown_command(exc: Exception) -> bool:
+    code = getattr(exc, "errorcode", None)
+    text = str(getattr(exc, "errortext", exc)).lower()
+    return code == UNKNOWN_COMMAND or "does not exist or it is not available" in text
+
+
+def _from_version(item: dict[str, Any]) -> RegisteredVersion:
+    return RegisteredVersion(
+        id=str(item.get("id", "")),
+        name=str(item.get("name", "")),
+        kubernetes_version=str(item.get("semanticversion", "")),
+        kind="kubernetes-version",
+        state=str(item.get("isostate") or item.get("state") or ""),
+        zone=str(item.get("zonename") or item.get("zoneid") or "all zones"),
+    )
+
+
+def _from_iso(item: dict[str, Any], version: str) -> RegisteredVersion:
+    return RegisteredVersion(
+        id=str(item.get("id", "")),
+        name=str(item.get("name", "")),
+        kubernetes_version=version,
+        kind="iso",
+        state="Ready" if item.get("isready") else str(item.get("status") or "registered"),
+        zone=str(item.get("zonename") or item.get("zoneid") or "all zones"),
+    )
+
+
+def register_bundle(
+    client: Client,
+    iso: str | Path,
+    url: str,
+    *,
+    zone: str | None = None,
+    name: str | None = None,
+    min_cpu: int = MIN_CPU,
+    min_memory_mb: int = MIN_MEMORY_MB,
+) -> RegisteredVersion:
+    """Verify ``iso`` and register it from ``url`` (where the cloud can download it)."""
+    path = Path(iso).expanduser()
+    if not is_iso(path):
+        raise InputError(
+            "PATH", f"must be a bundle ISO (build one with koral-play bundle build; got {str(iso)!r})"
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError("--url", f"must be the http(s) URL the cloud downloads the ISO from (got {url!r})")
+    if min_cpu < MIN_CPU or min_memory_mb < MIN_MEMORY_MB:
+        raise InputError(
+            "--min-cpu", f"must be >= {MIN_CPU} CPUs and >= {MIN_MEMORY_MB} MB (Kubernetes minimum)"
+        )
+    manifest = verify_bundle(path)
+    display = name or manifest.name
+    version = manifest.kubernetes_version
+    zone_id = _zone_id(client, zone)
+    checksum = iso_checksum(path)
+    try:
+        for item in client.list("listKubernetesSupportedVersions"):
+            if item.get("semanticversion") == version and item.get("name") == display:
+                return _from_version(item)
+        params: dict[str, Any] = {
+            "name": display,
+            "semanticversion": version,
+            "url": url,
+            "checksum": checksum,
+            "mincpunumber": min_cpu,
+            "minmemory": min_memory_mb,
+        }
+        if zone_id:
+            params["zoneid"] = zone_id
+        created = client.call("addKubernetesSupportedVersion", **params)
+        return _from_version(created.get("kubernetessupportedversion", created))
+    except OperationError as exc:
+        if not _unknown_command(exc):
+            raise
+    for item in client.list("listIsos", isofilter="self", name=display):
+        if item.get("name") == display:
+            return _from_iso(item, version)
+    created = client.call(
+        "registerIso",
+        name=display,
+        displaytext=f"Kubernetes {version} binaries ({manifest.arch}, koral bundle {manifest.checksum[:12]})",
+        url=url,
+        zoneid=zone_id or "-1",
+        bootable=False,
+        checksum=checksum,
+    )
+    isos = created.get("iso", created)
+    item = isos[0] if isinstance(isos, list) and isos else isos
+    return _from_iso(item if isinstance(item, dict) else {}, version)
+
+
+def registered_versions(client: Client) -> list[RegisteredVersion]:
+    """Kubernetes versions the cloud offers (Mold's supported versions), newest first."""
+    try:
+        items = client.list("listKubernetesSupportedVersions")
+    except OperationError as exc:
+        if _unknown_command(exc):
+            return []
+        raise
+    versions = [_from_version(i) for i in items]
+
+    def key(v: RegisteredVersion) -> tuple[int, ...]:
+        try:
+            return tuple(int(p) for p in v.kubernetes_version.split("."))
+        except ValueError:
+            return (0,)
+
+    return sorted(versions, key=key, reverse=True)
