@@ -40,13 +40,14 @@ MAX_CONTROL_NODES = 7
 SECRET_FIELDS = ("registry.password", "weave_password")
 
 
-def max_cluster_size() -> int:
-    """``cloud.kubernetes.cluster.max.size``: 10 unless KORAL_CLUSTER_MAX_SIZE says otherwise."""
-    raw = os.environ.get(MAX_SIZE_ENV, "")
+def max_cluster_size(raw: str | None = None, field: str = MAX_SIZE_ENV) -> int:
+    """``cloud.kubernetes.cluster.max.size``: ``raw`` if given, else KORAL_CLUSTER_MAX_SIZE, else 10."""
+    if raw is None:
+        raw = os.environ.get(MAX_SIZE_ENV, "")
     if not raw:
         return DEFAULT_MAX_SIZE
-    if not raw.isdigit() or int(raw) < 1:
-        raise InputError(MAX_SIZE_ENV, f"must be a positive integer (got {raw!r})")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise InputError(field, f"must be an integer from 1 to 1000 (got {raw!r})")
     return int(raw)
 
 
@@ -358,7 +359,9 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_spec(file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ClusterSpec:
+def load_spec(
+    file: str | Path | None = None, overrides: dict[str, Any] | None = None, max_size: int | None = None
+) -> ClusterSpec:
     """The one entry point: file values, then flag overrides (flags win), validated."""
     data: dict[str, Any] = read_spec_file(file) if file else {}
     for key, value in (overrides or {}).items():
@@ -373,4 +376,4 @@ def load_spec(file: str | Path | None = None, overrides: dict[str, Any] | None =
             data[key] = value
     if "name" not in data:
         raise InputError("name", f"is required ({NAME_RULE})")
-    return validate_spec(data)
+    return validate_spec(data, max_size=max_size)

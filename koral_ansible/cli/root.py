@@ -12,7 +12,7 @@ from koral_ansible import __version__, operations
 from koral_ansible.cli.common import emit, output_option, pass_env
 from koral_ansible.errors import InputError
 from koral_ansible.operations.context import Env
-from koral_ansible.spec import MAX_SIZE_ENV, load_spec
+from koral_ansible.spec import MAX_SIZE_ENV, load_spec, max_cluster_size
 
 REGISTRY_PASSWORD_ENV = "KORAL_REGISTRY_PASSWORD"
 
@@ -41,10 +41,14 @@ def root(ctx: click.Context, state_dir: str | None, max_size: str | None, verbos
     Nodes come from Mold / Apache CloudStack (--provider cloudstack) or, by default, from
     local nodes on this machine (systemd containers, host nftables and haproxy as "the cloud").
     """
-    if max_size is not None:
-        os.environ[MAX_SIZE_ENV] = str(max_size)
     ctx.ensure_object(dict)
-    ctx.obj.update(home=state_dir, verbose=verbose, quiet=quiet)
+    ctx.obj.update(home=state_dir, verbose=verbose, quiet=quiet, max_size=max_size)
+
+
+def cli_max_size() -> int:
+    """The max cluster size from --max-size / KORAL_CLUSTER_MAX_SIZE (validated)."""
+    raw = click.get_current_context().find_root().obj.get("max_size")
+    return max_cluster_size(raw, field="--max-size")
 
 
 def _secret_from(value: str | None, file: str | None, env_name: str, field: str) -> str | None:
@@ -123,7 +127,7 @@ def create(env: Env, name: str | None, spec_file: str | None, ha: bool | None, *
     if ha and flags.get("control_nodes") is None:
         overrides["control_nodes"] = 3
     overrides.update(flags)
-    spec = load_spec(spec_file, overrides)
+    spec = load_spec(spec_file, overrides, max_size=cli_max_size())
     record = operations.create(env, spec)
     click.echo(
         f"cluster {record.name} is {record.state.value}: {operations.summary(record)['endpoint']}", err=True
