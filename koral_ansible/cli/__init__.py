@@ -10,8 +10,13 @@ import sys
 
 import click
 
+from koral_ansible.cli.bundle import bundle
 from koral_ansible.cli.common import run_cli
+from koral_ansible.cli.registry import registry
 from koral_ansible.cli.root import root
+
+root.add_command(bundle)
+root.add_command(registry)
 
 
 def main() -> None:

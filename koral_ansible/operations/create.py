@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from koral_ansible.bundle import ResolvedBundle, resolve_bundle
 from koral_ansible.errors import InputError, OperationError
 from koral_ansible.inventory import record_inventory
 from koral_ansible.operations.context import Env, OperationFrame
@@ -44,9 +45,18 @@ def playbook_secrets(spec: ClusterSpec) -> dict[str, str]:
     return out
 
 
+def resolve_spec_bundle(env: Env, spec: ClusterSpec, deep: bool = False) -> ResolvedBundle | None:
+    """The bundle the spec installs from: --bundle, or the one recorded for its version."""
+    return resolve_bundle(env.paths.home, spec.bundle, spec.kubernetes_version, deep=deep)
+
+
 def playbook_vars(env: Env, spec: ClusterSpec) -> dict[str, Any]:
-    """Controller-side paths the plays write to."""
-    return {"kubeadm_kubeconfig_dest": str(env.paths.kubeconfig(spec.name))}
+    """Controller-side paths the plays write to, and the bundle to install from."""
+    out: dict[str, Any] = {"kubeadm_kubeconfig_dest": str(env.paths.kubeconfig(spec.name))}
+    bundle = resolve_spec_bundle(env, spec)
+    if bundle is not None:
+        out.update(bundle.ansible_vars())
+    return out
 
 
 def converge(
@@ -96,6 +106,7 @@ def check_resume(env: Env, spec: ClusterSpec) -> ClusterRecord | None:
 
 def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
     check_resume(env, spec)
+    resolve_spec_bundle(env, spec, deep=True)  # a bad bundle is refused before anything is created
     progress = env.progress("create")
     provider = provider_for(env, spec, report=progress.message)
     provider.validate(spec)
