@@ -1,0 +1,4073 @@
+#!/usr/bin/env python3
+"""Test doubles for kubeadm, kubelet, kubectl and kube-apiserver (one stdlib-only file).
+
+Installed on test nodes in place of the real binaries (see tests/doubles/install.py and
+tests/doubles/README.md). The program to play is chosen from the name the file is run
+under (``kubeadm``, ``kubelet``, ``kubectl``) or, for the API server that the kubelet
+double starts from the kube-apiserver static pod manifest, from KORAL_DOUBLE_PROG.
+
+What is real: the config files parsed (strict YAML subset, see ``yaml_load_all``), the
+kubeadm API field lists (v1beta3 / v1beta4, written here as data from the upstream types),
+flags, certificates (openssl), kubeconfigs, static pod manifests, TLS with client
+certificates, bootstrap tokens with CA pinning, encrypted control-plane certificate upload,
+node registration and heartbeats. What is fake: no container ever runs (apart from a real
+``etcd`` binary when one is installed), controller-manager and scheduler do nothing.
+
+Every kubeadm call is appended to /var/lib/kubeadm-double/calls.jsonl (argv, parsed config,
+exit code) so tests can assert what the roles asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as _dt
+import hashlib
+import hmac
+import http.client
+import ipaddress
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+# The Kubernetes version this double claims to be. tests/doubles/install.py rewrites this
+# line when it builds a bundle for another version (like a real binary, the version is baked in).
+DOUBLE_VERSION = "1.31.4"
+
+STATE_DIR = Path(os.environ.get("KORAL_DOUBLE_STATE", "/var/lib/kubeadm-double"))
+K8S_DIR = Path(os.environ.get("KORAL_DOUBLE_K8S_DIR", "/etc/kubernetes"))
+KUBELET_DIR = Path(os.environ.get("KORAL_DOUBLE_KUBELET_DIR", "/var/lib/kubelet"))
+DEFAULT_CRI = "unix:///var/run/containerd/containerd.sock"
+
+
+class DoubleError(Exception):
+    """A failure the double reports like the real tool: message on stderr, exit 1."""
+
+
+# ---------------------------------------------------------------------------------------
+# Strict YAML subset (stdlib has no YAML parser).
+#
+# Supported: block mappings and sequences, "- key: value" items, plain / single / double
+# quoted scalars, flow collections ([a, b], {a: b}), literal and folded block scalars,
+# comments, multi-document streams. Rejected with a line number: anchors, aliases, tags,
+# complex keys, multi-line plain scalars, tabs in indentation, duplicate keys. This is the
+# subset kubeadm configs, kubeconfigs and Kubernetes manifests are written in.
+# ---------------------------------------------------------------------------------------
+
+
+class YamlError(ValueError):
+    pass
+
+
+_INT_RE = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_FLOAT_RE = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_TRUES = {"true", "True", "TRUE"}
+_FALSES = {"false", "False", "FALSE"}
+
+
+def _strip_comment(text: str) -> str:
+    in_s = in_d = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if in_d and ch == "\\":
+            i += 2
+            continue
+        if ch == "'" and not in_d:
+            in_s = not in_s
+        elif ch == '"' and not in_s:
+            in_d = not in_d
+        elif ch == "#" and not in_s and not in_d and (i == 0 or text[i - 1] in " \t"):
+            return text[:i].rstrip()
+        i += 1
+    return text.rstrip()
+
+
+def _plain(text: str, lineno: int) -> Any:
+    if text and text[0] in "&*!?%@`|>":
+        raise YamlError(f"line {lineno}: unsupported YAML construct {text[:20]!r}")
+    if ": " in text or text.endswith(":"):
+        raise YamlError(f"line {lineno}: mapping not allowed here: {text[:40]!r}")
+    if text in _NULLS:
+        return None
+    if text in _TRUES:
+        return True
+    if text in _FALSES:
+        return False
+    if _INT_RE.match(text):
+        return int(text)
+    if re.match(r"^0x[0-9a-fA-F]+$", text):
+        return int(text, 16)
+    if re.match(r"^0o[0-7]+$", text):
+        return int(text, 8)
+    if _FLOAT_RE.match(text) and any(c.isdigit() for c in text):
+        return float(text)
+    return text
+
+
+def _double_quoted(text: str, lineno: int) -> tuple[str, int]:
+    """Parse a double-quoted scalar at text[0]; return (value, end index)."""
+    i = 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == '"':
+            try:
+                return json.loads(text[: i + 1]), i + 1
+            except json.JSONDecodeError as exc:
+                raise YamlError(f"line {lineno}: bad escape in double-quoted string ({exc})") from None
+        i += 1
+    raise YamlError(f"line {lineno}: unterminated double-quoted string")
+
+
+def _single_quoted(text: str, lineno: int) -> tuple[str, int]:
+    i = 1
+    out = []
+    while i < len(text):
+        if text[i] == "'":
+            if i + 1 < len(text) and text[i + 1] == "'":
+                out.append("'")
+                i += 2
+                continue
+            return "".join(out), i + 1
+        out.append(text[i])
+        i += 1
+    raise YamlError(f"line {lineno}: unterminated single-quoted string")
+
+
+class _Flow:
+    """Parser for one flow collection or scalar that must fill the whole text."""
+
+    def __init__(self, text: str, lineno: int) -> None:
+        self.t, self.i, self.lineno = text, 0, lineno
+
+    def _ws(self) -> None:
+        while self.i < len(self.t) and self.t[self.i] in " \t":
+            self.i += 1
+
+    def parse(self) -> Any:
+        v = self._value()
+        self._ws()
+        if self.i != len(self.t):
+            raise YamlError(f"line {self.lineno}: unexpected text after value: {self.t[self.i :][:30]!r}")
+        return v
+
+    def _value(self) -> Any:
+        self._ws()
+        if self.i >= len(self.t):
+            return None
+        ch = self.t[self.i]
+        if ch == "[":
+            self.i += 1
+            out: list[Any] = []
+            self._ws()
+            if self.t[self.i : self.i + 1] == "]":
+                self.i += 1
+                return out
+            while True:
+                out.append(self._value())
+                self._ws()
+                c = self.t[self.i : self.i + 1]
+                self.i += 1
+                if c == "]":
+                    return out
+                if c != ",":
+                    raise YamlError(f"line {self.lineno}: expected ',' or ']' in flow sequence")
+        if ch == "{":
+            self.i += 1
+            res: dict[str, Any] = {}
+            self._ws()
+            if self.t[self.i : self.i + 1] == "}":
+                self.i += 1
+                return res
+            while True:
+                self._ws()
+                key = self._scalar(key=True)
+                self._ws()
+                if self.t[self.i : self.i + 1] != ":":
+                    raise YamlError(f"line {self.lineno}: expected ':' in flow mapping")
+                self.i += 1
+                if not isinstance(key, str):
+                    key = str(key)
+                if key in res:
+                    raise YamlError(f"line {self.lineno}: duplicate key {key!r}")
+                res[key] = self._value()
+                self._ws()
+                c = self.t[self.i : self.i + 1]
+                self.i += 1
+                if c == "}":
+                    return res
+                if c != ",":
+                    raise YamlError(f"line {self.lineno}: expected ',' or '}}' in flow mapping")
+        return self._scalar()
+
+    def _scalar(self, key: bool = False) -> Any:
+        rest = self.t[self.i :]
+        if rest.startswith('"'):
+            v, n = _double_quoted(rest, self.lineno)
+            self.i += n
+            return v
+        if rest.startswith("'"):
+            v, n = _single_quoted(rest, self.lineno)
+            self.i += n
+            return v
+        m = re.match(r"[^,\[\]{}:]*" if key else r"[^,\[\]{}]*", rest)
+        assert m is not None
+        self.i += m.end()
+        return _plain(m.group(0).strip(), self.lineno)
+
+
+def _scalar_value(text: str, lineno: int) -> Any:
+    if text.startswith(("[", "{", '"', "'")):
+        return _Flow(text, lineno).parse()
+    return _plain(text, lineno)
+
+
+class _Block:
+    def __init__(self, lines: list[tuple[int, str]]) -> None:
+        self.lines = lines  # (lineno, raw text)
+        self.i = 0
+        self.override: dict[int, tuple[int, str]] = {}
+
+    def peek(self) -> tuple[int, str, int] | None:
+        """Next structural line as (indent, content without comment, lineno)."""
+        while self.i < len(self.lines):
+            if self.i in self.override:
+                ind, content = self.override[self.i]
+                return ind, content, self.lines[self.i][0]
+            lineno, raw = self.lines[self.i]
+            content = _strip_comment(raw)
+            if not content.strip():
+                self.i += 1
+                continue
+            stripped = content.lstrip(" ")
+            if stripped.startswith("\t") or content[: len(content) - len(stripped)].count("\t"):
+                raise YamlError(f"line {lineno}: tab in indentation")
+            return len(content) - len(stripped), stripped, lineno
+        return None
+
+    def advance(self) -> None:
+        self.override.pop(self.i, None)
+        self.i += 1
+
+    @staticmethod
+    def _is_item(content: str) -> bool:
+        return content == "-" or content.startswith("- ")
+
+    def node(self, min_indent: int) -> Any:
+        p = self.peek()
+        if p is None or p[0] < min_indent:
+            return None
+        ind, content, _ = p
+        if self._is_item(content):
+            return self.seq(ind)
+        return self.mapping(ind)
+
+    def _split_key(self, content: str, lineno: int) -> tuple[str, str]:
+        if content.startswith(("'", '"')):
+            key, n = (_double_quoted if content[0] == '"' else _single_quoted)(content, lineno)
+            rest = content[n:]
+            if not rest.startswith(":") or (len(rest) > 1 and rest[1] != " "):
+                raise YamlError(f"line {lineno}: expected ':' after quoted key")
+            return key, rest[1:].strip()
+        if content.startswith(("? ", "&", "*", "!", "[", "{")):
+            raise YamlError(f"line {lineno}: unsupported YAML construct {content[:20]!r}")
+        m = re.match(r"^([^:]*?)\s*:(\s+|$)", content)
+        if not m:
+            raise YamlError(f"line {lineno}: expected 'key: value', got {content[:40]!r}")
+        return m.group(1), content[m.end() :].strip()
+
+    def mapping(self, ind: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        while True:
+            p = self.peek()
+            if p is None or p[0] < ind:
+                return out
+            pind, content, lineno = p
+            if pind > ind:
+                raise YamlError(f"line {lineno}: unexpected indentation")
+            if self._is_item(content):
+                return out
+            key, rest = self._split_key(content, lineno)
+            if key in out:
+                raise YamlError(f"line {lineno}: duplicate key {key!r}")
+            self.advance()
+            if rest == "":
+                nxt = self.peek()
+                if nxt is not None and nxt[0] == ind and self._is_item(nxt[1]):
+                    out[key] = self.seq(ind)
+                elif nxt is not None and nxt[0] > ind:
+                    out[key] = self.node(nxt[0])
+                else:
+                    out[key] = None
+            elif rest[0] in "|>":
+                out[key] = self.block_scalar(rest, ind, lineno)
+            else:
+                out[key] = _scalar_value(rest, lineno)
+                nxt = self.peek()
+                if nxt is not None and nxt[0] > ind:
+                    raise YamlError(f"line {nxt[2]}: unexpected indentation (multi-line scalars unsupported)")
+
+    def seq(self, ind: int) -> list[Any]:
+        out: list[Any] = []
+        while True:
+            p = self.peek()
+            if p is None or p[0] < ind:
+                return out
+            pind, content, lineno = p
+            if pind > ind:
+                raise YamlError(f"line {lineno}: unexpected indentation")
+            if not self._is_item(content):
+                return out
+            rest = content[1:].lstrip(" ")
+            offset = ind + len(content) - len(rest)
+            if rest == "":
+                self.advance()
+                out.append(self.node(ind + 1))
+            elif rest[0] in "|>":
+                self.advance()
+                out.append(self.block_scalar(rest, ind, lineno))
+            elif (
+                self._is_item(rest)
+                or (not rest.startswith(("[", "{", '"', "'")) and re.match(r"^[^:]*?:(\s|$)", rest))
+                or (rest.startswith(('"', "'")) and re.match(r"^(\"[^\"]*\"|'[^']*')\s*:(\s|$)", rest))
+            ):
+                self.override[self.i] = (offset, rest)
+                out.append(self.node(offset))
+            else:
+                self.advance()
+                out.append(_scalar_value(rest, lineno))
+                nxt = self.peek()
+                if nxt is not None and nxt[0] > ind:
+                    raise YamlError(f"line {nxt[2]}: unexpected indentation (multi-line scalars unsupported)")
+
+    def block_scalar(self, header: str, parent_ind: int, lineno: int) -> str:
+        m = re.match(r"^([|>])([-+]?)([1-9]?)([-+]?)$", header)
+        if not m:
+            raise YamlError(f"line {lineno}: bad block scalar header {header!r}")
+        style, chomp = m.group(1), m.group(2) or m.group(4)
+        body: list[str] = []
+        content_ind = parent_ind + int(m.group(3)) if m.group(3) else None
+        while self.i < len(self.lines):
+            raw = self.lines[self.i][1].rstrip("\n")
+            if not raw.strip():
+                body.append("")
+                self.i += 1
+                continue
+            ind = len(raw) - len(raw.lstrip(" "))
+            if content_ind is None:
+                if ind <= parent_ind:
+                    break
+                content_ind = ind
+            if ind < content_ind:
+                break
+            body.append(raw[content_ind:])
+            self.i += 1
+        trailing = 0
+        while body and body[-1] == "":
+            body.pop()
+            trailing += 1
+        if style == "|":
+            text = "\n".join(body)
+        else:
+            parts: list[str] = []
+            for line in body:
+                if line == "" or line.startswith(" "):
+                    parts.append("\n" + line if parts else line)
+                elif parts and not parts[-1].endswith("\n") and parts[-1] != "":
+                    parts.append(" " + line)
+                else:
+                    parts.append(line)
+            text = "".join(parts)
+        if not body:
+            return ""
+        if chomp == "-":
+            return text
+        if chomp == "+":
+            return text + "\n" * (trailing + 1)
+        return text + "\n"
+
+
+def yaml_load_all(text: str) -> list[Any]:
+    """Parse a multi-document YAML stream (strict subset); empty documents are dropped."""
+    docs: list[list[tuple[int, str]]] = [[]]
+    for n, raw in enumerate(text.splitlines(), 1):
+        if re.match(r"^---(\s|$)", raw):
+            rest = _strip_comment(raw[3:]).strip()
+            if rest:
+                raise YamlError(f"line {n}: content after '---' is not supported")
+            docs.append([])
+            continue
+        if re.match(r"^\.\.\.(\s|$)", raw):
+            docs.append([])
+            continue
+        if raw.startswith("%"):
+            raise YamlError(f"line {n}: YAML directives are not supported")
+        docs[-1].append((n, raw))
+    out = []
+    for lines in docs:
+        blk = _Block(lines)
+        first = blk.peek()
+        if first is None:
+            continue
+        if first[0] != 0 and not _Block._is_item(first[1]):
+            pass
+        if not _Block._is_item(first[1]) and not re.match(
+            r"^([^:]*?|\"[^\"]*\"|'[^']*')\s*:(\s|$)", first[1]
+        ):
+            value = _scalar_value(first[1], first[2])
+            blk.advance()
+        else:
+            value = blk.node(first[0])
+        rest = blk.peek()
+        if rest is not None:
+            raise YamlError(f"line {rest[2]}: unexpected content (bad indentation?)")
+        out.append(value)
+    return out
+
+
+def yaml_load(text: str) -> Any:
+    docs = yaml_load_all(text)
+    if len(docs) != 1:
+        raise YamlError(f"expected one YAML document, found {len(docs)}")
+    return docs[0]
+
+
+def _needs_quotes(s: str) -> bool:
+    if s in _NULLS or s in _TRUES or s in _FALSES or _INT_RE.match(s) or _FLOAT_RE.match(s):
+        return True
+    if s.lower() in {"yes", "no", "on", "off", "y", "n"}:
+        return True
+    if s[0] in "-?:,[]{}#&*!|>'\"%@` " or s[-1] == " ":
+        return True
+    return any(t in s for t in (": ", " #", "\n", "\t")) or s.endswith(":")
+
+
+def _scalar_text(v: Any) -> str:
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    s = str(v)
+    return json.dumps(s) if _needs_quotes(s) else s
+
+
+def yaml_dump(obj: Any, indent: int = 0) -> str:
+    """Block-style YAML for dicts/lists/scalars that ``yaml_load_all`` reads back."""
+    pad = " " * indent
+    if isinstance(obj, dict):
+        if not obj:
+            return pad + "{}\n"
+        lines = []
+        for k, v in obj.items():
+            key = _scalar_text(str(k))
+            if isinstance(v, dict) and v:
+                lines.append(f"{pad}{key}:\n" + yaml_dump(v, indent + 2))
+            elif isinstance(v, list) and v:
+                lines.append(f"{pad}{key}:\n" + yaml_dump(v, indent))
+            elif isinstance(v, (dict, list)):
+                lines.append(f"{pad}{key}: {'{}' if isinstance(v, dict) else '[]'}\n")
+            else:
+                lines.append(f"{pad}{key}: {_scalar_text(v)}\n")
+        return "".join(lines)
+    if isinstance(obj, list):
+        if not obj:
+            return pad + "[]\n"
+        lines = []
+        for item in obj:
+            if isinstance(item, (dict, list)) and item:
+                inner = yaml_dump(item, indent + 2)
+                lines.append(pad + "- " + inner[indent + 2 :])
+            elif isinstance(item, (dict, list)):
+                lines.append(f"{pad}- {'{}' if isinstance(item, dict) else '[]'}\n")
+            else:
+                lines.append(f"{pad}- {_scalar_text(item)}\n")
+        return "".join(lines)
+    return pad + _scalar_text(obj) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# kubeadm config API: field lists per API version, written as data from the upstream Go
+# types (cmd/kubeadm/app/apis/kubeadm/v1beta3/types.go, v1beta4/types.go and
+# bootstraptoken/v1/types.go). Type notation: "string", "int", "bool", "duration",
+# "time", "any", "[]T", "map[string]T", or a struct name from the same table.
+# ---------------------------------------------------------------------------------------
+
+_COMMON_STRUCTS: dict[str, dict[str, str]] = {
+    "BootstrapToken": {
+        "token": "string",
+        "description": "string",
+        "ttl": "duration",
+        "expires": "time",
+        "usages": "[]string",
+        "groups": "[]string",
+    },
+    "APIEndpoint": {"advertiseAddress": "string", "bindPort": "int"},
+    "ImageMeta": {"imageRepository": "string", "imageTag": "string"},
+    "Networking": {"serviceSubnet": "string", "podSubnet": "string", "dnsDomain": "string"},
+    "ExternalEtcd": {"endpoints": "[]string", "caFile": "string", "certFile": "string", "keyFile": "string"},
+    "HostPathMount": {
+        "name": "string",
+        "hostPath": "string",
+        "mountPath": "string",
+        "readOnly": "bool",
+        "pathType": "string",
+    },
+    "Patches": {"directory": "string"},
+    "JoinControlPlane": {"localAPIEndpoint": "APIEndpoint", "certificateKey": "string"},
+    "BootstrapTokenDiscovery": {
+        "token": "string",
+        "apiServerEndpoint": "string",
+        "caCertHashes": "[]string",
+        "unsafeSkipCAVerification": "bool",
+    },
+    "FileDiscovery": {"kubeConfigPath": "string"},
+    "Taint": {"key": "string", "value": "string", "effect": "string", "timeAdded": "time"},
+    "Arg": {"name": "string", "value": "string"},
+    "EnvVar": {"name": "string", "value": "string", "valueFrom": "any"},
+}
+
+_V1BETA3: dict[str, dict[str, str]] = {
+    **_COMMON_STRUCTS,
+    "InitConfiguration": {
+        "bootstrapTokens": "[]BootstrapToken",
+        "nodeRegistration": "NodeRegistrationOptions",
+        "localAPIEndpoint": "APIEndpoint",
+        "certificateKey": "string",
+        "skipPhases": "[]string",
+        "patches": "Patches",
+    },
+    "ClusterConfiguration": {
+        "etcd": "Etcd",
+        "networking": "Networking",
+        "kubernetesVersion": "string",
+        "controlPlaneEndpoint": "string",
+        "apiServer": "APIServer",
+        "controllerManager": "ControlPlaneComponent",
+        "scheduler": "ControlPlaneComponent",
+        "dns": "DNS",
+        "certificatesDir": "string",
+        "imageRepository": "string",
+        "featureGates": "map[string]bool",
+        "clusterName": "string",
+    },
+    "ControlPlaneComponent": {"extraArgs": "map[string]string", "extraVolumes": "[]HostPathMount"},
+    "APIServer": {
+        "extraArgs": "map[string]string",
+        "extraVolumes": "[]HostPathMount",
+        "certSANs": "[]string",
+        "timeoutForControlPlane": "duration",
+    },
+    "DNS": {"imageRepository": "string", "imageTag": "string"},
+    "NodeRegistrationOptions": {
+        "name": "string",
+        "criSocket": "string",
+        "taints": "[]Taint",
+        "kubeletExtraArgs": "map[string]string",
+        "ignorePreflightErrors": "[]string",
+        "imagePullPolicy": "string",
+    },
+    "Etcd": {"local": "LocalEtcd", "external": "ExternalEtcd"},
+    "LocalEtcd": {
+        "imageRepository": "string",
+        "imageTag": "string",
+        "dataDir": "string",
+        "extraArgs": "map[string]string",
+        "serverCertSANs": "[]string",
+        "peerCertSANs": "[]string",
+    },
+    "JoinConfiguration": {
+        "nodeRegistration": "NodeRegistrationOptions",
+        "caCertPath": "string",
+        "discovery": "Discovery",
+        "controlPlane": "JoinControlPlane",
+        "skipPhases": "[]string",
+        "patches": "Patches",
+    },
+    "Discovery": {
+        "bootstrapToken": "BootstrapTokenDiscovery",
+        "file": "FileDiscovery",
+        "tlsBootstrapToken": "string",
+        "timeout": "duration",
+    },
+}
+
+_TIMEOUTS = {
+    "controlPlaneComponentHealthCheck": "duration",
+    "kubeletHealthCheck": "duration",
+    "kubernetesAPICall": "duration",
+    "etcdAPICall": "duration",
+    "tlsBootstrap": "duration",
+    "discovery": "duration",
+    "upgradeManifests": "duration",
+}
+
+_V1BETA4: dict[str, dict[str, str]] = {
+    **_COMMON_STRUCTS,
+    "Timeouts": _TIMEOUTS,
+    "InitConfiguration": {
+        "bootstrapTokens": "[]BootstrapToken",
+        "dryRun": "bool",
+        "nodeRegistration": "NodeRegistrationOptions",
+        "localAPIEndpoint": "APIEndpoint",
+        "certificateKey": "string",
+        "skipPhases": "[]string",
+        "patches": "Patches",
+        "timeouts": "Timeouts",
+    },
+    "ClusterConfiguration": {
+        "etcd": "Etcd",
+        "networking": "Networking",
+        "kubernetesVersion": "string",
+        "controlPlaneEndpoint": "string",
+        "apiServer": "APIServer",
+        "controllerManager": "ControlPlaneComponent",
+        "scheduler": "ControlPlaneComponent",
+        "dns": "DNS",
+        "proxy": "Proxy",
+        "certificatesDir": "string",
+        "imageRepository": "string",
+        "featureGates": "map[string]bool",
+        "clusterName": "string",
+        "encryptionAlgorithm": "string",
+        "certificateValidityPeriod": "duration",
+        "caCertificateValidityPeriod": "duration",
+    },
+    "ControlPlaneComponent": {
+        "extraArgs": "[]Arg",
+        "extraVolumes": "[]HostPathMount",
+        "extraEnvs": "[]EnvVar",
+    },
+    "APIServer": {
+        "extraArgs": "[]Arg",
+        "extraVolumes": "[]HostPathMount",
+        "extraEnvs": "[]EnvVar",
+        "certSANs": "[]string",
+    },
+    "DNS": {"imageRepository": "string", "imageTag": "string", "disabled": "bool"},
+    "Proxy": {"disabled": "bool"},
+    "NodeRegistrationOptions": {
+        "name": "string",
+        "criSocket": "string",
+        "taints": "[]Taint",
+        "kubeletExtraArgs": "[]Arg",
+        "ignorePreflightErrors": "[]string",
+        "imagePullPolicy": "string",
+        "imagePullSerial": "bool",
+    },
+    "Etcd": {"local": "LocalEtcd", "external": "ExternalEtcd"},
+    "LocalEtcd": {
+        "imageRepository": "string",
+        "imageTag": "string",
+        "dataDir": "string",
+        "extraArgs": "[]Arg",
+        "extraEnvs": "[]EnvVar",
+        "serverCertSANs": "[]string",
+        "peerCertSANs": "[]string",
+    },
+    "JoinConfiguration": {
+        "dryRun": "bool",
+        "nodeRegistration": "NodeRegistrationOptions",
+        "caCertPath": "string",
+        "discovery": "Discovery",
+        "controlPlane": "JoinControlPlane",
+        "skipPhases": "[]string",
+        "patches": "Patches",
+        "timeouts": "Timeouts",
+    },
+    "Discovery": {
+        "bootstrapToken": "BootstrapTokenDiscovery",
+        "file": "FileDiscovery",
+        "tlsBootstrapToken": "string",
+    },
+    "ResetConfiguration": {
+        "cleanupTmpDir": "bool",
+        "certificatesDir": "string",
+        "criSocket": "string",
+        "dryRun": "bool",
+        "force": "bool",
+        "ignorePreflightErrors": "[]string",
+        "skipPhases": "[]string",
+        "unmountFlags": "[]string",
+        "timeouts": "Timeouts",
+    },
+    "UpgradeConfiguration": {
+        "apply": "UpgradeApplyConfiguration",
+        "diff": "UpgradeDiffConfiguration",
+        "node": "UpgradeNodeConfiguration",
+        "plan": "UpgradePlanConfiguration",
+        "timeouts": "Timeouts",
+    },
+    "UpgradeApplyConfiguration": {
+        "kubernetesVersion": "string",
+        "allowExperimentalUpgrades": "bool",
+        "allowRCUpgrades": "bool",
+        "certificateRenewal": "bool",
+        "dryRun": "bool",
+        "etcdUpgrade": "bool",
+        "forceUpgrade": "bool",
+        "ignorePreflightErrors": "[]string",
+        "patches": "Patches",
+        "printConfig": "bool",
+        "skipPhases": "[]string",
+    },
+    "UpgradeDiffConfiguration": {"kubernetesVersion": "string", "contextLines": "int"},
+    "UpgradeNodeConfiguration": {
+        "certificateRenewal": "bool",
+        "dryRun": "bool",
+        "etcdUpgrade": "bool",
+        "ignorePreflightErrors": "[]string",
+        "skipPhases": "[]string",
+        "patches": "Patches",
+    },
+    "UpgradePlanConfiguration": {
+        "kubernetesVersion": "string",
+        "allowExperimentalUpgrades": "bool",
+        "allowRCUpgrades": "bool",
+        "dryRun": "bool",
+        "ignorePreflightErrors": "[]string",
+        "printConfig": "bool",
+    },
+}
+
+KUBEADM_SCHEMAS: dict[str, dict[str, dict[str, str]]] = {
+    "kubeadm.k8s.io/v1beta3": _V1BETA3,
+    "kubeadm.k8s.io/v1beta4": _V1BETA4,
+}
+KUBEADM_KINDS: dict[str, tuple[str, ...]] = {
+    "kubeadm.k8s.io/v1beta3": ("InitConfiguration", "ClusterConfiguration", "JoinConfiguration"),
+    "kubeadm.k8s.io/v1beta4": (
+        "InitConfiguration",
+        "ClusterConfiguration",
+        "JoinConfiguration",
+        "ResetConfiguration",
+        "UpgradeConfiguration",
+    ),
+}
+# Component configs kubeadm accepts in the same file (fields not checked beyond a few enums).
+COMPONENT_KINDS = {
+    ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"),
+    ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"),
+}
+_ENUMS = {
+    "imagePullPolicy": {"Always", "IfNotPresent", "Never"},
+    "encryptionAlgorithm": {"RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256"},
+    "effect": {"NoSchedule", "PreferNoSchedule", "NoExecute"},
+    "pathType": {
+        "",
+        "DirectoryOrCreate",
+        "Directory",
+        "FileOrCreate",
+        "File",
+        "Socket",
+        "CharDevice",
+        "BlockDevice",
+    },
+}
+_DURATION_RE = re.compile(r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^0$")
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+TOKEN_RE = re.compile(r"^([a-z0-9]{6})\.([a-z0-9]{16})$")
+CA_HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+CERT_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def api_version_for(version: str) -> str:
+    """The kubeadm config API the double insists on: v1beta4 from 1.31, v1beta3 before."""
+    return "kubeadm.k8s.io/v1beta4" if _vtuple(version)[:2] >= (1, 31) else "kubeadm.k8s.io/v1beta3"
+
+
+def _vtuple(v: str) -> tuple[int, int, int]:
+    m = re.match(r"^v?(\d+)\.(\d+)\.(\d+)$", str(v).strip())
+    if not m:
+        raise DoubleError(f"invalid version {v!r}: expected vX.Y.Z")
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def _check_value(schema: dict[str, dict[str, str]], typ: str, value: Any, path: str, errs: list[str]) -> None:
+    if value is None:
+        return
+    if typ == "any":
+        return
+    if typ.startswith("[]"):
+        if not isinstance(value, list):
+            errs.append(f"{path}: expected a list, got {type(value).__name__}")
+            return
+        for i, item in enumerate(value):
+            _check_value(schema, typ[2:], item, f"{path}[{i}]", errs)
+        return
+    if typ.startswith("map[string]"):
+        if not isinstance(value, dict):
+            errs.append(f"{path}: expected a map, got {type(value).__name__}")
+            return
+        for k, v in value.items():
+            _check_value(schema, typ[len("map[string]") :], v, f"{path}.{k}", errs)
+        return
+    leaf = path.rsplit(".", 1)[-1].split("[")[0]
+    if typ == "string":
+        if not isinstance(value, str):
+            errs.append(f"{path}: cannot unmarshal {type(value).__name__} into a string field")
+        elif leaf in _ENUMS and value not in _ENUMS[leaf]:
+            errs.append(f"{path}: unsupported value {value!r}, must be one of {sorted(_ENUMS[leaf])}")
+        return
+    if typ == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            errs.append(f"{path}: cannot unmarshal {type(value).__name__} into an int field")
+        return
+    if typ == "bool":
+        if not isinstance(value, bool):
+            errs.append(f"{path}: cannot unmarshal {type(value).__name__} into a bool field")
+        return
+    if typ == "duration":
+        if not isinstance(value, str) or not _DURATION_RE.match(value):
+            errs.append(f"{path}: invalid duration {value!r} (Go duration like 4m0s)")
+        return
+    if typ == "time":
+        if not isinstance(value, str) or not _TIME_RE.match(value):
+            errs.append(f"{path}: invalid RFC 3339 time {value!r}")
+        return
+    fields = schema[typ]
+    if not isinstance(value, dict):
+        errs.append(f"{path}: expected an object ({typ}), got {type(value).__name__}")
+        return
+    for k, v in value.items():
+        if k not in fields:
+            errs.append(f'unknown field "{path}.{k}"' if path else f'unknown field "{k}"')
+            continue
+        _check_value(schema, fields[k], v, f"{path}.{k}" if path else k, errs)
+
+
+def validate_kubeadm_docs(docs: list[Any], kubeadm_version: str) -> dict[str, dict[str, Any]]:
+    """Strict decoding of a kubeadm config stream. Returns {kind: doc}; raises DoubleError."""
+    wanted = api_version_for(kubeadm_version)
+    by_kind: dict[str, dict[str, Any]] = {}
+    for n, doc in enumerate(docs):
+        if not isinstance(doc, dict):
+            raise DoubleError(f"config document {n}: expected a mapping, got {type(doc).__name__}")
+        api, kind = doc.get("apiVersion"), doc.get("kind")
+        if not api or not kind:
+            raise DoubleError(f"config document {n}: 'apiVersion' and 'kind' are required")
+        if (api, kind) in COMPONENT_KINDS:
+            if kind == "KubeletConfiguration" and doc.get("cgroupDriver") not in (
+                None,
+                "systemd",
+                "cgroupfs",
+            ):
+                raise DoubleError(f"KubeletConfiguration.cgroupDriver: invalid value {doc['cgroupDriver']!r}")
+        elif str(api).startswith("kubeadm.k8s.io/"):
+            if api not in KUBEADM_SCHEMAS:
+                raise DoubleError(
+                    f'no kind "{kind}" is registered for version "{api}"; kubeadm v{kubeadm_version} '
+                    f"reads {wanted}"
+                )
+            if api != wanted:
+                raise DoubleError(
+                    f"{kind} uses {api} but kubeadm v{kubeadm_version} expects {wanted} "
+                    "(kubeadm.k8s.io/v1beta4 from 1.31 on, kubeadm.k8s.io/v1beta3 before)"
+                )
+            if kind not in KUBEADM_KINDS[api]:
+                raise DoubleError(f'no kind "{kind}" is registered for version "{api}"')
+            schema = KUBEADM_SCHEMAS[api]
+            errs: list[str] = []
+            body = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind")}
+            _check_value(schema, kind, body, "", errs)
+            if errs:
+                raise DoubleError(
+                    f'error unmarshaling configuration schema.GroupVersionKind{{Group:"kubeadm.k8s.io", '
+                    f'Version:"{api.split("/")[1]}", Kind:"{kind}"}}: strict decoding error: '
+                    + "; ".join(errs)
+                )
+        else:
+            sys.stderr.write(
+                f"W0000 [config] WARNING: Ignored YAML document with GroupVersionKind {api}, Kind={kind}\n"
+            )
+            continue
+        if kind in by_kind:
+            raise DoubleError(f"found multiple documents of kind {kind}")
+        by_kind[kind] = doc
+    _semantic_checks(by_kind, kubeadm_version)
+    return by_kind
+
+
+def _is_ip(v: str) -> bool:
+    try:
+        ipaddress.ip_address(v)
+        return True
+    except ValueError:
+        return False
+
+
+def _semantic_checks(by_kind: dict[str, dict[str, Any]], kubeadm_version: str) -> None:
+    errs: list[str] = []
+    cc = by_kind.get("ClusterConfiguration", {})
+    net = cc.get("networking") or {}
+    for f in ("podSubnet", "serviceSubnet"):
+        if net.get(f):
+            for part in str(net[f]).split(","):
+                try:
+                    ipaddress.ip_network(part.strip(), strict=True)
+                except ValueError:
+                    errs.append(f"networking.{f}: Invalid value {net[f]!r}: couldn't parse subnet")
+    kv = cc.get("kubernetesVersion")
+    if kv:
+        try:
+            want, have = _vtuple(kv), _vtuple(kubeadm_version)
+        except DoubleError as exc:
+            errs.append(f"kubernetesVersion: {exc}")
+        else:
+            if want > have:
+                errs.append(
+                    f"this version of kubeadm only supports deploying clusters with the control plane version "  # noqa: E501
+                    f">= {have[0]}.{have[1] - 1}.0. Current version: v{kv} (kubeadm is v{kubeadm_version})"
+                    if want[:2] < (have[0], have[1] - 1)
+                    else f"the specified version v{kv.lstrip('v')} is newer than kubeadm v{kubeadm_version}"
+                )
+            elif want[:2] < (have[0], have[1] - 1):
+                errs.append(
+                    f"this version of kubeadm only supports deploying clusters with the control plane version "  # noqa: E501
+                    f">= {have[0]}.{have[1] - 1}.0. Current version: {kv}"
+                )
+    cpe = cc.get("controlPlaneEndpoint")
+    if cpe and not re.match(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$", str(cpe)):
+        errs.append(f"controlPlaneEndpoint: Invalid value {cpe!r}")
+    for kind in ("InitConfiguration", "JoinConfiguration"):
+        doc = by_kind.get(kind, {})
+        nr = doc.get("nodeRegistration") or {}
+        name = nr.get("name")
+        if name and not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", str(name)):
+            errs.append(f"nodeRegistration.name: Invalid value {name!r}: a lowercase RFC 1123 subdomain")
+        eps = [
+            doc.get("localAPIEndpoint") or {},
+            (doc.get("controlPlane") or {}).get("localAPIEndpoint") or {},
+        ]
+        for ep in eps:
+            if ep.get("advertiseAddress") and not _is_ip(str(ep["advertiseAddress"])):
+                errs.append(f"localAPIEndpoint.advertiseAddress: Invalid value {ep['advertiseAddress']!r}")
+            if ep.get("bindPort") is not None and not 0 < int(ep["bindPort"]) < 65536:
+                errs.append(f"localAPIEndpoint.bindPort: Invalid value {ep['bindPort']!r}")
+        ck = doc.get("certificateKey") or (doc.get("controlPlane") or {}).get("certificateKey")
+        if ck and not CERT_KEY_RE.match(str(ck)):
+            errs.append("certificateKey: must be a hex encoded AES key of 32 bytes (64 hex characters)")
+        for i, bt in enumerate(doc.get("bootstrapTokens") or []):
+            if not TOKEN_RE.match(str(bt.get("token", ""))):
+                errs.append(f"bootstrapTokens[{i}].token: Invalid value: the bootstrap token is invalid")
+    jc = by_kind.get("JoinConfiguration")
+    if jc is not None:
+        disc = jc.get("discovery") or {}
+        bt, fd = disc.get("bootstrapToken"), disc.get("file")
+        if bool(bt) == bool(fd):
+            errs.append("discovery: Invalid value: exactly one of bootstrapToken or file must be set")
+        if bt:
+            if not TOKEN_RE.match(str(bt.get("token", ""))):
+                errs.append("discovery.bootstrapToken.token: Invalid value: the bootstrap token is invalid")
+            if not bt.get("apiServerEndpoint"):
+                errs.append("discovery.bootstrapToken.apiServerEndpoint: Required value")
+            hashes = bt.get("caCertHashes") or []
+            if not hashes and not bt.get("unsafeSkipCAVerification"):
+                errs.append(
+                    "discovery.bootstrapToken.caCertHashes: Invalid value: using token-based discovery without "  # noqa: E501
+                    "caCertHashes can be unsafe. Set unsafeSkipCAVerification as true to continue"
+                )
+            for h in hashes:
+                if not CA_HASH_RE.match(str(h)):
+                    errs.append(f"discovery.bootstrapToken.caCertHashes: Invalid value {h!r}")
+    if errs:
+        raise DoubleError("invalid configuration: " + "; ".join(errs))
+
+
+# ---------------------------------------------------------------------------------------
+# PKI with the openssl CLI (the node image must contain openssl; Debian's ca-certificates
+# depends on it).
+# ---------------------------------------------------------------------------------------
+
+
+def _openssl(*args: str, stdin: bytes | None = None) -> bytes:
+    exe = shutil.which("openssl")
+    if not exe:
+        raise DoubleError(
+            "openssl not found on this node (the kubeadm double needs it to create certificates)"
+        )
+    proc = subprocess.run([exe, *args], input=stdin, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise DoubleError(f"openssl {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+def _write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def make_ca(pki: Path, name: str, cn: str, days: int = 3650) -> None:
+    crt, key = pki / f"{name}.crt", pki / f"{name}.key"
+    if crt.exists() and key.exists():
+        return
+    crt.parent.mkdir(parents=True, exist_ok=True)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(crt),
+        "-days",
+        str(days),
+        "-subj",
+        f"/CN={cn}",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,digitalSignature,keyEncipherment,keyCertSign",
+    )
+    os.chmod(key, 0o600)
+
+
+def sign_csr(ca: Path, csr_pem: bytes, usage: str, sans: list[str] | None = None, days: int = 365) -> bytes:
+    """Sign a CSR with ca.crt/ca.key (``ca`` is the path without suffix)."""
+    ext = ["basicConstraints=critical,CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment"]
+    ext.append(
+        "extendedKeyUsage="
+        + {"server": "serverAuth", "client": "clientAuth", "both": "serverAuth,clientAuth"}[usage]
+    )
+    if sans:
+        ext.append("subjectAltName=" + ",".join(("IP:" if _is_ip(s) else "DNS:") + s for s in sans))
+    with tempfile.TemporaryDirectory() as tmp:
+        extf, csrf = Path(tmp) / "ext.cnf", Path(tmp) / "req.csr"
+        extf.write_text("\n".join(ext) + "\n")
+        csrf.write_bytes(csr_pem)
+        return _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(csrf),
+            "-CA",
+            f"{ca}.crt",
+            "-CAkey",
+            f"{ca}.key",
+            "-set_serial",
+            str(secrets.randbits(63)),
+            "-days",
+            str(days),
+            "-extfile",
+            str(extf),
+        )
+
+
+def make_key_and_csr(cn: str, orgs: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    subj = "".join(f"/O={o}" for o in orgs) + f"/CN={cn}"
+    with tempfile.TemporaryDirectory() as tmp:
+        keyf = Path(tmp) / "k.key"
+        csr = _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(keyf), "-subj", subj)
+        return keyf.read_bytes(), csr
+
+
+def make_cert(
+    pki: Path,
+    ca: str,
+    name: str,
+    cn: str,
+    usage: str,
+    orgs: tuple[str, ...] = (),
+    sans: list[str] | None = None,
+) -> None:
+    crt, key = pki / f"{name}.crt", pki / f"{name}.key"
+    if crt.exists() and key.exists():
+        return
+    k, csr = make_key_and_csr(cn, orgs)
+    cert = sign_csr(pki / ca, csr, usage, sans)
+    _write(key, k, 0o600)
+    _write(crt, cert)
+
+
+def ca_cert_hash(ca_pem: bytes) -> str:
+    """sha256 of the CA's DER SubjectPublicKeyInfo, as kubeadm prints it."""
+    pub = _openssl("x509", "-pubkey", "-noout", stdin=ca_pem)
+    der = _openssl("pkey", "-pubin", "-outform", "DER", stdin=pub)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def csr_subject(pem: bytes) -> str:
+    return _openssl("req", "-noout", "-subject", "-nameopt", "RFC2253", stdin=pem).decode().strip()
+
+
+def encrypt_blob(key_hex: str, data: bytes) -> str:
+    iv = secrets.token_hex(16)
+    ct = _openssl("enc", "-aes-256-cbc", "-K", key_hex, "-iv", iv, stdin=data)
+    return iv + ":" + base64.b64encode(ct).decode()
+
+
+def decrypt_blob(key_hex: str, blob: str) -> bytes:
+    iv, ct = blob.split(":", 1)
+    try:
+        return _openssl("enc", "-d", "-aes-256-cbc", "-K", key_hex, "-iv", iv, stdin=base64.b64decode(ct))
+    except DoubleError:
+        raise DoubleError(
+            "error downloading the secret: error decoding secret data with provided key: "
+            "cipher: message authentication failed (wrong certificate key?)"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------
+# kubeconfig + HTTPS client
+# ---------------------------------------------------------------------------------------
+
+
+def kubeconfig_doc(
+    cluster: str,
+    server: str,
+    ca_pem: bytes,
+    user: str,
+    cert_pem: bytes | None = None,
+    key_pem: bytes | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    u: dict[str, Any] = {}
+    if cert_pem is not None and key_pem is not None:
+        u = {"client-certificate-data": b64(cert_pem), "client-key-data": b64(key_pem)}
+    if token:
+        u = {"token": token}
+    ctx = f"{user}@{cluster}"
+    return {
+        "apiVersion": "v1",
+        "clusters": [
+            {"cluster": {"certificate-authority-data": b64(ca_pem), "server": server}, "name": cluster}
+        ],
+        "contexts": [{"context": {"cluster": cluster, "user": user}, "name": ctx}],
+        "current-context": ctx,
+        "kind": "Config",
+        "preferences": {},
+        "users": [{"name": user, "user": u}],
+    }
+
+
+class Kubeconfig:
+    def __init__(self, path: Path) -> None:
+        try:
+            doc = yaml_load(path.read_text())
+        except FileNotFoundError:
+            raise DoubleError(f"stat {path}: no such file or directory") from None
+        except YamlError as exc:
+            raise DoubleError(f"error loading config file {str(path)!r}: {exc}") from None
+        self.path = path
+        try:
+            cur = doc["current-context"]
+            ctx = next(c["context"] for c in doc["contexts"] if c["name"] == cur)
+            cl = next(c["cluster"] for c in doc["clusters"] if c["name"] == ctx["cluster"])
+            us = next(u["user"] for u in doc["users"] if u["name"] == ctx["user"]) or {}
+        except (KeyError, StopIteration, TypeError):
+            raise DoubleError(f"invalid configuration in {path}: no usable current-context") from None
+        self.server: str = cl["server"]
+        self.ca_pem = (
+            base64.b64decode(cl["certificate-authority-data"])
+            if cl.get("certificate-authority-data")
+            else None
+        )
+        if cl.get("certificate-authority"):
+            self.ca_pem = Path(cl["certificate-authority"]).read_bytes()
+        self.cert_pem = self._data(us, "client-certificate")
+        self.key_pem = self._data(us, "client-key")
+        self.token: str | None = us.get("token")
+
+    @staticmethod
+    def _data(us: dict[str, Any], name: str) -> bytes | None:
+        if us.get(f"{name}-data"):
+            return base64.b64decode(us[f"{name}-data"])
+        if us.get(name):
+            return Path(us[name]).read_bytes()
+        return None
+
+    def client(self, timeout: float = 10.0) -> ApiClient:
+        return ApiClient(self.server, self.ca_pem, self.cert_pem, self.key_pem, self.token, timeout)
+
+
+class ApiError(DoubleError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ApiClient:
+    """Minimal Kubernetes REST client over HTTPS with client certificates or a bearer token."""
+
+    def __init__(
+        self,
+        server: str,
+        ca_pem: bytes | None,
+        cert_pem: bytes | None = None,
+        key_pem: bytes | None = None,
+        token: str | None = None,
+        timeout: float = 10.0,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        u = urlparse(server)
+        if u.scheme != "https" or not u.hostname:
+            raise DoubleError(f"server {server!r}: only https://HOST:PORT is supported")
+        self.server, self.host, self.port = server, u.hostname, u.port or 443
+        self.token, self.timeout = token, timeout
+        self.headers = extra_headers or {}
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        if ca_pem is None:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        else:
+            ctx.load_verify_locations(cadata=ca_pem.decode())
+        if cert_pem and key_pem:
+            with tempfile.TemporaryDirectory() as tmp:
+                c, k = Path(tmp) / "c.pem", Path(tmp) / "k.pem"
+                c.write_bytes(cert_pem)
+                k.write_bytes(key_pem)
+                os.chmod(k, 0o600)
+                ctx.load_cert_chain(str(c), str(k))
+        self.ctx = ctx
+
+    def request(
+        self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+    ) -> Any:
+        conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=self.timeout)
+        headers = {"Accept": "application/json", **self.headers}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = content_type
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except ssl.SSLCertVerificationError as exc:
+            raise DoubleError(
+                f'Get "{self.server}{path}": tls: failed to verify certificate: {exc.verify_message}'
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise DoubleError(f'Get "{self.server}{path}": dial tcp {self.host}:{self.port}: {exc}') from None
+        finally:
+            conn.close()
+        try:
+            payload = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            payload = raw.decode(errors="replace")
+        if resp.status >= 400:
+            msg = payload.get("message") if isinstance(payload, dict) else str(payload)
+            raise ApiError(resp.status, f"Error from server ({resp.reason}): {msg}")
+        return payload
+
+
+def wait_healthy(client: ApiClient, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            client.request("GET", "/healthz")
+            return
+        except DoubleError as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise DoubleError(f"timed out waiting for the API server at {client.server} to be healthy: {last}")
+
+
+def record_call(argv: list[str], config: Any, rc: int, note: str = "") -> None:
+    try:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        with open(STATE_DIR / "calls.jsonl", "a") as fh:
+            fh.write(
+                json.dumps({"time": time.time(), "argv": argv, "config": config, "rc": rc, "note": note})
+                + "\n"
+            )
+    except OSError:
+        pass
+
+
+def now_rfc3339() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_go_duration(text: str) -> float:
+    if text in ("0", ""):
+        return 0.0
+    if not _DURATION_RE.match(text):
+        raise DoubleError(f'invalid duration "{text}"')
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, _, u in re.findall(r"([0-9]+(\.[0-9]+)?)(ns|us|µs|ms|s|m|h)", text))
+
+
+# ---------------------------------------------------------------------------------------
+# Flags (cobra/pflag-like: --name=value, --name value, -x value, bools without value)
+# ---------------------------------------------------------------------------------------
+
+
+def parse_flags(
+    argv: list[str], spec: dict[str, str], short: dict[str, str] | None = None, prog: str = "kubeadm"
+) -> tuple[dict[str, Any], list[str]]:
+    """spec: flag name -> "bool" | "str" | "list". Unknown flags fail like cobra does."""
+    short = short or {}
+    flags: dict[str, Any] = {}
+    pos: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            pos.extend(argv[i + 1 :])
+            break
+        if a.startswith("-") and a != "-":
+            if a.startswith("--"):
+                name, eq, val = a[2:].partition("=")
+            else:
+                key, eq, val = a[1:].partition("=")
+                if key[:1] in short and len(key) > 1 and not eq:
+                    key, val, eq = key[:1], key[1:], "="
+                if key not in short:
+                    raise DoubleError(f"unknown shorthand flag: '{key}' in {a}")
+                name = short[key]
+            if name not in spec:
+                raise DoubleError(f"unknown flag: --{name}")
+            kind = spec[name]
+            if kind == "bool":
+                if eq:
+                    if val not in ("true", "false"):
+                        raise DoubleError(f'invalid argument "{val}" for "--{name}" flag: strconv.ParseBool')
+                    flags[name] = val == "true"
+                else:
+                    flags[name] = True
+            else:
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise DoubleError(f"flag needs an argument: --{name}")
+                    val = argv[i]
+                if kind == "list":
+                    flags.setdefault(name, []).extend(v for v in val.split(",") if v)
+                else:
+                    flags[name] = val
+        else:
+            pos.append(a)
+        i += 1
+    return flags, pos
+
+
+# ---------------------------------------------------------------------------------------
+# kubeadm
+# ---------------------------------------------------------------------------------------
+
+# Image versions per minor (approximate, from the release notes of each minor).
+_IMAGE_TABLE = {
+    28: ("3.9", "3.5.9-0", "v1.10.1"),
+    29: ("3.9", "3.5.10-0", "v1.11.1"),
+    30: ("3.9", "3.5.12-0", "v1.11.1"),
+    31: ("3.10", "3.5.15-0", "v1.11.3"),
+    32: ("3.10", "3.5.16-0", "v1.11.3"),
+    33: ("3.10", "3.5.21-0", "v1.12.0"),
+    34: ("3.10.1", "3.6.4-0", "v1.12.1"),
+}
+INIT_PHASES = {
+    "preflight",
+    "certs",
+    "kubeconfig",
+    "etcd",
+    "control-plane",
+    "kubelet-start",
+    "wait-control-plane",
+    "upload-config",
+    "upload-certs",
+    "mark-control-plane",
+    "bootstrap-token",
+    "kubelet-finalize",
+    "addon",
+    "show-join-command",
+}
+JOIN_PHASES = {
+    "preflight",
+    "control-plane-prepare",
+    "kubelet-start",
+    "control-plane-join",
+    "wait-control-plane",
+    "kubelet-wait-bootstrap",
+    "etcd-join",
+    "mark-control-plane",
+}
+CERT_FILES = (
+    "ca.crt",
+    "ca.key",
+    "sa.key",
+    "sa.pub",
+    "front-proxy-ca.crt",
+    "front-proxy-ca.key",
+    "etcd/ca.crt",
+    "etcd/ca.key",
+)
+GLOBAL_KUBEADM_FLAGS = {"v": "str", "rootfs": "str", "help": "bool"}
+
+
+def image_list(version: str, repo: str | None) -> list[str]:
+    _major, minor, _ = _vtuple(version)
+    pause, etcd, coredns = _IMAGE_TABLE.get(minor, _IMAGE_TABLE[31])
+    r = repo or "registry.k8s.io"
+    cdns = f"{r}/coredns/coredns" if r == "registry.k8s.io" else f"{r}/coredns"
+    v = "v" + version.lstrip("v")
+    return [
+        f"{r}/kube-apiserver:{v}",
+        f"{r}/kube-controller-manager:{v}",
+        f"{r}/kube-scheduler:{v}",
+        f"{r}/kube-proxy:{v}",
+        f"{cdns}:{coredns}",
+        f"{r}/pause:{pause}",
+        f"{r}/etcd:{etcd}",
+    ]
+
+
+def _load_config_file(path: str) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise DoubleError(f"unable to read config from {path!r} [{exc.strerror}]") from None
+    try:
+        docs = yaml_load_all(text)
+    except YamlError as exc:
+        raise DoubleError(f"error converting YAML to JSON: yaml: {exc}") from None
+    return validate_kubeadm_docs(docs, DOUBLE_VERSION), docs
+
+
+def _no_mix(flags: dict[str, Any], allowed: set[str]) -> None:
+    bad = sorted(k for k in flags if k not in allowed | {"config"} | set(GLOBAL_KUBEADM_FLAGS))
+    if bad:
+        raise DoubleError(f"can not mix '--config' with arguments {bad}")
+
+
+def _args_list(value: Any) -> list[tuple[str, str]]:
+    """extraArgs: map (v1beta3) or list of {name, value} (v1beta4)."""
+    if not value:
+        return []
+    if isinstance(value, dict):
+        return [(str(k), str(v)) for k, v in value.items()]
+    return [(str(a["name"]), str(a.get("value", ""))) for a in value]
+
+
+def _default_ip() -> str:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("10.255.255.254", 9))  # no packet is sent for UDP connect
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+def _hostname() -> str:
+    return socket.gethostname().lower()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+            return True
+        except OSError:
+            return False
+
+
+def _preflight(ignored: list[str], checks: list[tuple[str, bool, str]]) -> None:
+    ign = {i.lower() for i in ignored}
+    errors = []
+    for name, ok, msg in checks:
+        if ok:
+            continue
+        if "all" in ign or name.lower() in ign:
+            print(f"\t[WARNING {name}]: {msg}")
+        else:
+            errors.append(f"\t[ERROR {name}]: {msg}")
+    if errors:
+        raise DoubleError(
+            "[preflight] Some fatal errors occurred:\n"
+            + "\n".join(errors)
+            + "\n[preflight] If you know what you are doing, you can make a check non-fatal with "
+            "`--ignore-preflight-errors=...`"
+        )
+
+
+def _cri_path(cri: str) -> str:
+    return cri[len("unix://") :] if cri.startswith("unix://") else cri
+
+
+def _common_checks(cri: str, version: str) -> list[tuple[str, bool, str]]:
+    def read(p: str) -> str:
+        try:
+            return Path(p).read_text().strip()
+        except OSError:
+            return ""
+
+    checks = [
+        (
+            "FileContent--proc-sys-net-ipv4-ip_forward",
+            read("/proc/sys/net/ipv4/ip_forward") == "1",
+            "/proc/sys/net/ipv4/ip_forward contents are not set to 1",
+        ),
+        (
+            "CRI",
+            Path(_cri_path(cri)).is_socket(),
+            f"container runtime is not running: validate service connection: dial unix {_cri_path(cri)}: "
+            "connect: no such file or directory",
+        ),
+        ("Swap", len(read("/proc/swaps").splitlines()) <= 1, "running with swap on is not supported"),
+    ]
+    if _vtuple(version)[:2] < (1, 30):
+        checks.append(
+            (
+                "FileContent--proc-sys-net-bridge-bridge-nf-call-iptables",
+                read("/proc/sys/net/bridge/bridge-nf-call-iptables") == "1",
+                "/proc/sys/net/bridge/bridge-nf-call-iptables contents are not set to 1",
+            )
+        )
+    return checks
+
+
+def _node_state() -> dict[str, Any]:
+    try:
+        return dict(json.loads((STATE_DIR / "node.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_node_state(data: dict[str, Any]) -> None:
+    _write(STATE_DIR / "node.json", json.dumps(data, indent=1), 0o600)
+
+
+def _static_pod(name: str, image: str, command: list[str], tier: str = "control-plane") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": {"component": name, "tier": tier}, "name": name, "namespace": "kube-system"},
+        "spec": {
+            "containers": [
+                {"command": command, "image": image, "imagePullPolicy": "IfNotPresent", "name": name}
+            ],
+            "hostNetwork": True,
+            "priorityClassName": "system-node-critical",
+        },
+    }
+
+
+class ClusterParams:
+    """What init / join --control-plane need from the merged configuration."""
+
+    def __init__(self, cc: dict[str, Any], local: dict[str, Any], nr: dict[str, Any]) -> None:
+        net = cc.get("networking") or {}
+        self.version = str(cc.get("kubernetesVersion") or DOUBLE_VERSION).lstrip("v")
+        self.cluster_name = cc.get("clusterName") or "kubernetes"
+        self.pod_subnet = net.get("podSubnet") or ""
+        self.service_subnet = net.get("serviceSubnet") or "10.96.0.0/12"
+        self.dns_domain = net.get("dnsDomain") or "cluster.local"
+        self.repo = cc.get("imageRepository") or "registry.k8s.io"
+        self.pki = Path(cc.get("certificatesDir") or K8S_DIR / "pki")
+        self.advertise = local.get("advertiseAddress") or _default_ip()
+        self.port = int(local.get("bindPort") or 6443)
+        self.cpe = cc.get("controlPlaneEndpoint") or ""
+        self.cert_sans = [str(s) for s in ((cc.get("apiServer") or {}).get("certSANs") or [])]
+        self.node_name = nr.get("name") or _hostname()
+        self.cri = nr.get("criSocket") or DEFAULT_CRI
+        self.api_args = _args_list((cc.get("apiServer") or {}).get("extraArgs"))
+        self.kubelet_args = _args_list(nr.get("kubeletExtraArgs"))
+        self.taints = nr.get("taints")
+        etcd = cc.get("etcd") or {}
+        self.external_etcd = etcd.get("external")
+        self.etcd_dir = ((etcd.get("local") or {}).get("dataDir")) or "/var/lib/etcd"
+
+    @property
+    def endpoint(self) -> str:
+        if not self.cpe:
+            return f"{self.advertise}:{self.port}"
+        return self.cpe if re.search(r":\d+$", self.cpe) else f"{self.cpe}:{self.port}"
+
+    @property
+    def server(self) -> str:
+        return f"https://{self.endpoint}"
+
+    def api_sans(self) -> list[str]:
+        svc_ip = str(next(ipaddress.ip_network(self.service_subnet.split(",")[0].strip()).hosts()))
+        host = re.sub(r":\d+$", "", self.endpoint).strip("[]")
+        sans = [
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            f"kubernetes.default.svc.{self.dns_domain}",
+            self.node_name,
+            svc_ip,
+            self.advertise,
+            host,
+            *self.cert_sans,
+        ]
+        return list(dict.fromkeys(sans))
+
+
+def _write_certs(p: ClusterParams, with_cas: bool) -> None:
+    pki = p.pki
+    if with_cas:
+        make_ca(pki, "ca", "kubernetes")
+        make_ca(pki, "front-proxy-ca", "front-proxy-ca")
+        make_ca(pki, "etcd/ca", "etcd-ca")
+        if not (pki / "sa.key").exists():
+            _write(
+                pki / "sa.key",
+                _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"),
+                0o600,
+            )
+            _write(pki / "sa.pub", _openssl("pkey", "-pubout", "-in", str(pki / "sa.key")))
+    make_cert(pki, "ca", "apiserver", "kube-apiserver", "server", sans=p.api_sans())
+    make_cert(
+        pki,
+        "ca",
+        "apiserver-kubelet-client",
+        "kube-apiserver-kubelet-client",
+        "client",
+        ("kubeadm:cluster-admins",) if _vtuple(p.version)[:2] >= (1, 29) else ("system:masters",),
+    )
+    make_cert(pki, "front-proxy-ca", "front-proxy-client", "front-proxy-client", "client")
+    if not p.external_etcd:
+        etcd_sans = [p.node_name, "localhost", p.advertise, "127.0.0.1", "::1"]
+        make_cert(pki, "etcd/ca", "etcd/server", p.node_name, "both", sans=etcd_sans)
+        make_cert(pki, "etcd/ca", "etcd/peer", p.node_name, "both", sans=etcd_sans)
+        make_cert(pki, "etcd/ca", "etcd/healthcheck-client", "kube-etcd-healthcheck-client", "client")
+        make_cert(pki, "etcd/ca", "apiserver-etcd-client", "kube-apiserver-etcd-client", "client")
+
+
+def _client_kubeconfig(
+    p: ClusterParams, path: Path, user: str, cn: str, orgs: tuple[str, ...], server: str
+) -> None:
+    if path.exists():
+        return
+    key, csr = make_key_and_csr(cn, orgs)
+    cert = sign_csr(p.pki / "ca", csr, "client")
+    doc = kubeconfig_doc(p.cluster_name, server, (p.pki / "ca.crt").read_bytes(), user, cert, key)
+    _write(path, yaml_dump(doc), 0o600)
+
+
+def _write_kubeconfigs(p: ClusterParams, init: bool) -> None:
+    v129 = _vtuple(p.version)[:2] >= (1, 29)
+    admin_group = "kubeadm:cluster-admins" if v129 else "system:masters"
+    _client_kubeconfig(
+        p, K8S_DIR / "admin.conf", "kubernetes-admin", "kubernetes-admin", (admin_group,), p.server
+    )
+    if init and v129:
+        _client_kubeconfig(
+            p,
+            K8S_DIR / "super-admin.conf",
+            "kubernetes-super-admin",
+            "kubernetes-super-admin",
+            ("system:masters",),
+            p.server,
+        )
+    local = f"https://{p.advertise}:{p.port}"
+    _client_kubeconfig(
+        p,
+        K8S_DIR / "controller-manager.conf",
+        "system:kube-controller-manager",
+        "system:kube-controller-manager",
+        (),
+        local,
+    )
+    _client_kubeconfig(
+        p, K8S_DIR / "scheduler.conf", "system:kube-scheduler", "system:kube-scheduler", (), local
+    )
+    _client_kubeconfig(
+        p,
+        K8S_DIR / "kubelet.conf",
+        f"system:node:{p.node_name}",
+        f"system:node:{p.node_name}",
+        ("system:nodes",),
+        p.server,
+    )
+
+
+def _write_manifests(p: ClusterParams, initial_cluster: str, cluster_state: str) -> None:
+    man = K8S_DIR / "manifests"
+    man.mkdir(parents=True, exist_ok=True)
+    v = "v" + p.version
+    pki = str(p.pki)
+    if not p.external_etcd:
+        _pause, etcd_tag, _cdns = _IMAGE_TABLE.get(_vtuple(p.version)[1], _IMAGE_TABLE[31])
+        etcd_cmd = [
+            "etcd",
+            f"--advertise-client-urls=https://{p.advertise}:2379",
+            f"--cert-file={pki}/etcd/server.crt",
+            "--client-cert-auth=true",
+            f"--data-dir={p.etcd_dir}",
+            f"--initial-advertise-peer-urls=https://{p.advertise}:2380",
+            f"--initial-cluster={initial_cluster}",
+            f"--initial-cluster-state={cluster_state}",
+            f"--key-file={pki}/etcd/server.key",
+            f"--listen-client-urls=https://127.0.0.1:2379,https://{p.advertise}:2379",
+            "--listen-metrics-urls=http://127.0.0.1:2381",
+            f"--listen-peer-urls=https://{p.advertise}:2380",
+            f"--name={p.node_name}",
+            f"--peer-cert-file={pki}/etcd/peer.crt",
+            "--peer-client-cert-auth=true",
+            f"--peer-key-file={pki}/etcd/peer.key",
+            f"--peer-trusted-ca-file={pki}/etcd/ca.crt",
+            "--snapshot-count=10000",
+            f"--trusted-ca-file={pki}/etcd/ca.crt",
+        ]
+        _write(
+            man / "etcd.yaml", yaml_dump(_static_pod("etcd", f"{p.repo}/etcd:{etcd_tag}", etcd_cmd)), 0o600
+        )
+    api_cmd = [
+        "kube-apiserver",
+        f"--advertise-address={p.advertise}",
+        "--allow-privileged=true",
+        "--authorization-mode=Node,RBAC",
+        f"--client-ca-file={pki}/ca.crt",
+        "--enable-admission-plugins=NodeRestriction",
+        "--enable-bootstrap-token-auth=true",
+        f"--etcd-cafile={pki}/etcd/ca.crt",
+        f"--etcd-certfile={pki}/apiserver-etcd-client.crt",
+        f"--etcd-keyfile={pki}/apiserver-etcd-client.key",
+        "--etcd-servers=https://127.0.0.1:2379",
+        f"--kubelet-client-certificate={pki}/apiserver-kubelet-client.crt",
+        f"--kubelet-client-key={pki}/apiserver-kubelet-client.key",
+        f"--proxy-client-cert-file={pki}/front-proxy-client.crt",
+        f"--proxy-client-key-file={pki}/front-proxy-client.key",
+        f"--requestheader-client-ca-file={pki}/front-proxy-ca.crt",
+        f"--secure-port={p.port}",
+        f"--service-account-key-file={pki}/sa.pub",
+        f"--service-account-signing-key-file={pki}/sa.key",
+        f"--service-cluster-ip-range={p.service_subnet}",
+        f"--tls-cert-file={pki}/apiserver.crt",
+        f"--tls-private-key-file={pki}/apiserver.key",
+    ]
+    api_cmd += [f"--{k}={val}" for k, val in p.api_args]
+    _write(
+        man / "kube-apiserver.yaml",
+        yaml_dump(_static_pod("kube-apiserver", f"{p.repo}/kube-apiserver:{v}", api_cmd)),
+        0o600,
+    )
+    cm_cmd = [
+        "kube-controller-manager",
+        "--kubeconfig=/etc/kubernetes/controller-manager.conf",
+        f"--cluster-signing-cert-file={pki}/ca.crt",
+        f"--cluster-signing-key-file={pki}/ca.key",
+        "--leader-elect=true",
+        f"--service-cluster-ip-range={p.service_subnet}",
+    ]
+    if p.pod_subnet:
+        cm_cmd += ["--allocate-node-cidrs=true", f"--cluster-cidr={p.pod_subnet}"]
+    _write(
+        man / "kube-controller-manager.yaml",
+        yaml_dump(_static_pod("kube-controller-manager", f"{p.repo}/kube-controller-manager:{v}", cm_cmd)),
+        0o600,
+    )
+    sch_cmd = ["kube-scheduler", "--kubeconfig=/etc/kubernetes/scheduler.conf", "--leader-elect=true"]
+    _write(
+        man / "kube-scheduler.yaml",
+        yaml_dump(_static_pod("kube-scheduler", f"{p.repo}/kube-scheduler:{v}", sch_cmd)),
+        0o600,
+    )
+
+
+def _kubelet_config(kc_doc: dict[str, Any] | None, p: ClusterParams) -> dict[str, Any]:
+    svc = ipaddress.ip_network(p.service_subnet.split(",")[0].strip())
+    base: dict[str, Any] = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(p.pki / "ca.crt")},
+        },
+        "authorization": {"mode": "Webhook"},
+        "cgroupDriver": "systemd",
+        "clusterDNS": [str(svc.network_address + 10)],
+        "clusterDomain": p.dns_domain,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": 10248,
+        "rotateCertificates": True,
+        "staticPodPath": str(K8S_DIR / "manifests"),
+    }
+    for k, v in (kc_doc or {}).items():
+        if k not in ("apiVersion", "kind"):
+            base[k] = v
+    return base
+
+
+def _kubelet_start(
+    kubelet_cfg: dict[str, Any], cri: str, node_ip: str, node_name: str, extra: list[tuple[str, str]]
+) -> None:
+    _write(KUBELET_DIR / "config.yaml", yaml_dump(kubelet_cfg))
+    args = [f"--container-runtime-endpoint={cri}"]
+    if node_name != _hostname():
+        args.append(f"--hostname-override={node_name}")
+    args += [f"--{k}={v}" for k, v in extra]
+    if not any(k == "node-ip" for k, _ in extra):
+        args.append(f"--node-ip={node_ip}")
+    _write(KUBELET_DIR / "kubeadm-flags.env", f'KUBELET_KUBEADM_ARGS="{" ".join(args)}"\n')
+    print('[kubelet-start] Writing kubelet configuration to file "/var/lib/kubelet/config.yaml"')
+    print("[kubelet-start] Starting the kubelet")
+    if _systemd_running():
+        subprocess.run(["systemctl", "restart", "kubelet"], check=False)
+
+
+def _systemd_running() -> bool:
+    return Path("/run/systemd/system").is_dir() and shutil.which("systemctl") is not None
+
+
+def _wait_kubelet(timeout: float, port: int = 10248) -> None:
+    deadline = time.monotonic() + timeout
+    print("[kubelet-check] Waiting for a healthy kubelet at http://127.0.0.1:10248/healthz")
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise DoubleError(
+        "[kubelet-check] The kubelet is not healthy after "
+        f"{int(timeout)}s: systemctl status kubelet / journalctl -xeu kubelet"
+    )
+
+
+def _timeout(doc: dict[str, Any], name: str, default: float) -> float:
+    t = (doc.get("timeouts") or {}).get(name)
+    return parse_go_duration(t) if t else default
+
+
+def _new_token() -> str:
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return (
+        "".join(secrets.choice(alphabet) for _ in range(6))
+        + "."
+        + "".join(secrets.choice(alphabet) for _ in range(16))
+    )
+
+
+def token_secret(
+    token: str,
+    ttl: str = "24h",
+    description: str = "",
+    usages: list[str] | None = None,
+    groups: list[str] | None = None,
+) -> dict[str, Any]:
+    tid, tsec = token.split(".")
+    data = {"token-id": tid, "token-secret": tsec}
+    seconds = parse_go_duration(ttl)
+    if seconds > 0:
+        exp = _dt.datetime.now(_dt.UTC) + _dt.timedelta(seconds=seconds)
+        data["expiration"] = exp.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if description:
+        data["description"] = description
+    for u in usages or ["signing", "authentication"]:
+        data[f"usage-bootstrap-{u}"] = "true"
+    data["auth-extra-groups"] = ",".join(groups or ["system:bootstrappers:kubeadm:default-node-token"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "bootstrap.kubernetes.io/token",
+        "metadata": {"name": f"bootstrap-token-{tid}", "namespace": "kube-system"},
+        "stringData": data,
+    }
+
+
+def _admin_client(kubeconfig: str | None = None) -> tuple[Kubeconfig, ApiClient]:
+    kc = Kubeconfig(Path(kubeconfig or K8S_DIR / "admin.conf"))
+    return kc, kc.client()
+
+
+def _join_command(kc: Kubeconfig, token: str, cert_key: str | None) -> str:
+    assert kc.ca_pem is not None
+    ep = urlparse(kc.server).netloc
+    cmd = f"kubeadm join {ep} --token {token} --discovery-token-ca-cert-hash {ca_cert_hash(kc.ca_pem)} "
+    if cert_key:
+        cmd += f"--control-plane --certificate-key {cert_key}"
+    return cmd
+
+
+def _upload_certs(client: ApiClient, pki: Path, key: str) -> None:
+    data = {}
+    for name in CERT_FILES:
+        f = pki / name
+        if f.exists():
+            data[name.replace("/", "-")] = encrypt_blob(key, f.read_bytes())
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "kubeadm-certs", "namespace": "kube-system"},
+        "type": "Opaque",
+        "stringData": data,
+    }
+    client.request("PUT", "/api/v1/namespaces/kube-system/secrets/kubeadm-certs", secret)
+    print('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace')
+
+
+def _wait_node(client: ApiClient, name: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return dict(client.request("GET", f"/api/v1/nodes/{name}"))
+        except DoubleError:
+            time.sleep(0.5)
+    raise DoubleError(f'timed out waiting for the node "{name}" to register with the API server')
+
+
+def _mark_control_plane(client: ApiClient, name: str, taints: Any) -> None:
+    if taints is None:
+        taints = [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]
+    client.request(
+        "PATCH",
+        f"/api/v1/nodes/{name}",
+        {
+            "metadata": {
+                "labels": {
+                    "node-role.kubernetes.io/control-plane": "",
+                    "node.kubernetes.io/exclude-from-external-load-balancers": "",
+                }
+            },
+            "spec": {"taints": taints},
+        },
+        "application/merge-patch+json",
+    )
+    print(f"[mark-control-plane] Marking the node {name} as control-plane")
+
+
+INIT_FLAGS = {
+    **GLOBAL_KUBEADM_FLAGS,
+    "config": "str",
+    "upload-certs": "bool",
+    "skip-phases": "list",
+    "certificate-key": "str",
+    "ignore-preflight-errors": "list",
+    "dry-run": "bool",
+    "skip-token-print": "bool",
+    "skip-certificate-key-print": "bool",
+    "patches": "str",
+    "apiserver-advertise-address": "str",
+    "apiserver-bind-port": "str",
+    "apiserver-cert-extra-sans": "list",
+    "cert-dir": "str",
+    "control-plane-endpoint": "str",
+    "cri-socket": "str",
+    "feature-gates": "str",
+    "image-repository": "str",
+    "kubernetes-version": "str",
+    "node-name": "str",
+    "pod-network-cidr": "str",
+    "service-cidr": "str",
+    "service-dns-domain": "str",
+    "token": "str",
+    "token-ttl": "str",
+}
+INIT_MIX = {
+    "upload-certs",
+    "skip-phases",
+    "certificate-key",
+    "ignore-preflight-errors",
+    "dry-run",
+    "skip-token-print",
+    "skip-certificate-key-print",
+    "patches",
+}
+
+
+def cmd_init(argv: list[str], rec: dict[str, Any]) -> int:
+    flags, pos = parse_flags(argv, INIT_FLAGS)
+    if pos:
+        raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm init"')
+    by_kind: dict[str, dict[str, Any]] = {}
+    if "config" in flags:
+        _no_mix(flags, INIT_MIX)
+        by_kind, docs = _load_config_file(flags["config"])
+        rec["config"] = docs
+        if "JoinConfiguration" in by_kind:
+            raise DoubleError("kubeadm init: the config file must not contain a JoinConfiguration")
+    else:
+        by_kind = {
+            "ClusterConfiguration": {
+                k: v
+                for k, v in {
+                    "kubernetesVersion": flags.get("kubernetes-version"),
+                    "controlPlaneEndpoint": flags.get("control-plane-endpoint"),
+                    "imageRepository": flags.get("image-repository"),
+                    "networking": {
+                        k2: v2
+                        for k2, v2 in {
+                            "podSubnet": flags.get("pod-network-cidr"),
+                            "serviceSubnet": flags.get("service-cidr"),
+                        }.items()
+                        if v2
+                    },
+                    "apiServer": {"certSANs": flags["apiserver-cert-extra-sans"]}
+                    if flags.get("apiserver-cert-extra-sans")
+                    else None,
+                }.items()
+                if v
+            },
+            "InitConfiguration": {
+                "localAPIEndpoint": {
+                    "advertiseAddress": flags.get("apiserver-advertise-address") or _default_ip()
+                },
+                "nodeRegistration": {
+                    k: v
+                    for k, v in {"name": flags.get("node-name"), "criSocket": flags.get("cri-socket")}.items()
+                    if v
+                },
+            },
+        }
+        _semantic_checks(by_kind, DOUBLE_VERSION)
+    ic = by_kind.get("InitConfiguration", {})
+    cc = by_kind.get("ClusterConfiguration", {})
+    kc_doc = by_kind.get("KubeletConfiguration")
+    nr = ic.get("nodeRegistration") or {}
+    p = ClusterParams(cc, ic.get("localAPIEndpoint") or {}, nr)
+    skip = set(flags.get("skip-phases") or ic.get("skipPhases") or [])
+    for ph in skip:
+        if ph.split("/")[0] not in INIT_PHASES:
+            raise DoubleError(f'phase "{ph}" does not exist')
+    ignored = list(flags.get("ignore-preflight-errors") or []) + list(nr.get("ignorePreflightErrors") or [])
+    print(f"[init] Using Kubernetes version: v{p.version}")
+    if "preflight" not in skip:
+        print("[preflight] Running pre-flight checks")
+        checks = [
+            *_common_checks(p.cri, p.version),
+            ("Port-6443", _port_free(p.port), f"Port {p.port} is in use"),
+            ("Port-10250", _port_free(10250), "Port 10250 is in use"),
+            (
+                "FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml",
+                not (K8S_DIR / "manifests" / "kube-apiserver.yaml").exists(),
+                f"{K8S_DIR}/manifests/kube-apiserver.yaml already exists",
+            ),
+            (
+                "FileAvailable--etc-kubernetes-kubelet.conf",
+                not (K8S_DIR / "kubelet.conf").exists(),
+                f"{K8S_DIR}/kubelet.conf already exists",
+            ),
+            (
+                "DirAvailable--var-lib-etcd",
+                p.external_etcd is not None or not any(Path(p.etcd_dir).glob("*")),
+                f"{p.etcd_dir} is not empty",
+            ),
+        ]
+        _preflight(ignored, checks)
+    if flags.get("dry-run") or ic.get("dryRun"):
+        print("[dryrun] Would perform init; exiting")
+        return 0
+    _save_node_state(
+        {
+            "role": "control-plane",
+            "primary_server": None,
+            "node_name": p.node_name,
+            "advertise": f"{p.advertise}:{p.port}",
+            "version": p.version,
+        }
+    )
+    print(f'[certs] Using certificateDir folder "{p.pki}"')
+    _write_certs(p, with_cas=True)
+    print(f'[kubeconfig] Using kubeconfig folder "{K8S_DIR}"')
+    _write_kubeconfigs(p, init=True)
+    print(f'[control-plane] Using manifest folder "{K8S_DIR}/manifests"')
+    _write_manifests(p, f"{p.node_name}=https://{p.advertise}:2380", "new")
+    kubelet_cfg = _kubelet_config(kc_doc, p)
+    _kubelet_start(kubelet_cfg, p.cri, p.advertise, p.node_name, p.kubelet_args)
+    _wait_kubelet(_timeout(ic, "kubeletHealthCheck", 240), int(kubelet_cfg.get("healthzPort") or 10248))
+    print("[wait-control-plane] Waiting for the API server to be healthy")
+    local = ApiClient(
+        f"https://{p.advertise}:{p.port}",
+        (p.pki / "ca.crt").read_bytes(),
+        *_read_pair(K8S_DIR / "admin.conf"),
+    )
+    wait_healthy(local, _timeout(ic, "controlPlaneComponentHealthCheck", 240))
+    cluster_cfg = {k: v for k, v in cc.items()}
+    cluster_cfg.setdefault("apiVersion", api_version_for(DOUBLE_VERSION))
+    cluster_cfg["kind"] = "ClusterConfiguration"
+    cluster_cfg["kubernetesVersion"] = "v" + p.version
+    cluster_cfg.setdefault("controlPlaneEndpoint", p.endpoint)
+    print(
+        '[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace'  # noqa: E501
+    )
+    _put_cm(
+        local,
+        "kubeadm-config",
+        {"ClusterConfiguration": yaml_dump(cluster_cfg)},
+        {"double.koral/primary-apiserver": f"https://{p.advertise}:{p.port}"},
+    )
+    _put_cm(local, "kubelet-config", {"kubelet": yaml_dump(kubelet_cfg)})
+    info = kubeconfig_doc("", p.server, (p.pki / "ca.crt").read_bytes(), "")
+    info = {"apiVersion": "v1", "kind": "Config", "clusters": info["clusters"]}
+    _put_cm(local, "cluster-info", {"kubeconfig": yaml_dump(info)}, ns="kube-public")
+    cert_key = None
+    if flags.get("upload-certs") and "upload-certs" not in skip:
+        cert_key = flags.get("certificate-key") or ic.get("certificateKey") or secrets.token_hex(32)
+        _upload_certs(local, p.pki, cert_key)
+        if not flags.get("skip-certificate-key-print"):
+            print(f"[upload-certs] Using certificate key:\n{cert_key}")
+    if "mark-control-plane" not in skip:
+        _wait_node(local, p.node_name, 120)
+        _mark_control_plane(local, p.node_name, p.taints)
+    tokens = [str(t["token"]) for t in ic.get("bootstrapTokens") or []] or [_new_token()]
+    for t, spec in zip(tokens, ic.get("bootstrapTokens") or [{}] * len(tokens), strict=False):
+        local.request(
+            "POST",
+            "/api/v1/namespaces/kube-system/secrets",
+            token_secret(
+                t,
+                spec.get("ttl") or "24h",
+                spec.get("description", ""),
+                spec.get("usages"),
+                spec.get("groups"),
+            ),
+        )
+    print("[bootstrap-token] Configured bootstrap tokens")
+    if "addon" not in skip:
+        for obj in _addons(p, skip):
+            local.request("POST", "/apis/double.koral/v1/apply", obj)
+    print("\nYour Kubernetes control-plane has initialized successfully!\n")
+    if not flags.get("skip-token-print"):
+        kc = Kubeconfig(K8S_DIR / "admin.conf")
+        print(
+            "You can now join any number of control-plane nodes by running the following command on each:\n"
+        )
+        print("  " + _join_command(kc, tokens[0], cert_key or "<key>") + "\n")
+        print("Then you can join any number of worker nodes by running the following on each as root:\n")
+        print("  " + _join_command(kc, tokens[0], None))
+    return 0
+
+
+def _read_pair(kubeconfig: Path) -> tuple[bytes | None, bytes | None]:
+    kc = Kubeconfig(kubeconfig)
+    return kc.cert_pem, kc.key_pem
+
+
+def _put_cm(
+    client: ApiClient,
+    name: str,
+    data: dict[str, str],
+    annotations: dict[str, str] | None = None,
+    ns: str = "kube-system",
+) -> None:
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations or {}},
+        "data": data,
+    }
+    client.request("PUT", f"/api/v1/namespaces/{ns}/configmaps/{name}", cm)
+
+
+def _addons(p: ClusterParams, skip: set[str]) -> list[dict[str, Any]]:
+    _pause, _etcd, cdns = _IMAGE_TABLE.get(_vtuple(p.version)[1], _IMAGE_TABLE[31])
+    out = []
+    if "addon/coredns" not in skip:
+        image = (
+            f"{p.repo}/coredns/coredns:{cdns}" if p.repo == "registry.k8s.io" else f"{p.repo}/coredns:{cdns}"
+        )
+        out.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "coredns", "namespace": "kube-system"},
+                "spec": {"template": {"spec": {"containers": [{"name": "coredns", "image": image}]}}},
+            }
+        )
+    if "addon/kube-proxy" not in skip:
+        out.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "DaemonSet",
+                "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {"name": "kube-proxy", "image": f"{p.repo}/kube-proxy:v{p.version}"}
+                            ]
+                        }
+                    }
+                },
+            }
+        )
+    return out
+
+
+JOIN_FLAGS = {
+    **GLOBAL_KUBEADM_FLAGS,
+    "config": "str",
+    "ignore-preflight-errors": "list",
+    "skip-phases": "list",
+    "dry-run": "bool",
+    "patches": "str",
+    "token": "str",
+    "discovery-token": "str",
+    "discovery-token-ca-cert-hash": "list",
+    "discovery-token-unsafe-skip-ca-verification": "bool",
+    "discovery-file": "str",
+    "tls-bootstrap-token": "str",
+    "control-plane": "bool",
+    "certificate-key": "str",
+    "apiserver-advertise-address": "str",
+    "apiserver-bind-port": "str",
+    "node-name": "str",
+    "cri-socket": "str",
+}
+JOIN_MIX = {"ignore-preflight-errors", "skip-phases", "dry-run", "patches"}
+
+
+def _discover(bt: dict[str, Any]) -> tuple[str, bytes]:
+    """Token discovery: fetch cluster-info unauthenticated, check its JWS and the CA pin."""
+    endpoint, token = str(bt["apiServerEndpoint"]), str(bt["token"])
+    tid = token.split(".")[0]
+    insecure = ApiClient(f"https://{endpoint}", None, timeout=10)
+    print(f'[discovery] Trying to connect to API Server "{endpoint}"')
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            cm = insecure.request("GET", "/api/v1/namespaces/kube-public/configmaps/cluster-info")
+            break
+        except ApiError:
+            raise
+        except DoubleError as exc:
+            if time.monotonic() > deadline:
+                raise DoubleError(f"couldn't validate the identity of the API Server: {exc}") from None
+            time.sleep(1)
+    data = cm.get("data") or {}
+    kcfg = data.get("kubeconfig", "")
+    sig = data.get(f"jws-kubeconfig-{tid}")
+    if not sig:
+        raise DoubleError(
+            f'failed to connect to API Server "{endpoint}": token id "{tid}" is invalid for this cluster '
+            'or it has expired. Use "kubeadm token create" on the control-plane node to create a new valid token'  # noqa: E501
+        )
+    if not hmac.compare_digest(sig, jws_sign(kcfg, token)):
+        raise DoubleError(
+            "failed to verify JWS signature of received cluster info object, can't trust this API Server"
+        )
+    doc = yaml_load(kcfg)
+    cluster = doc["clusters"][0]["cluster"]
+    ca_pem = base64.b64decode(cluster["certificate-authority-data"])
+    hashes = bt.get("caCertHashes") or []
+    if hashes:
+        got = ca_cert_hash(ca_pem)
+        if got not in hashes:
+            raise DoubleError(
+                f"cluster CA found in cluster-info ConfigMap is invalid: none of the public keys "
+                f'"{got}" are pinned'
+            )
+    print(
+        f"[discovery] Cluster info signature and contents are valid and TLS certificate validates against "
+        f'pinned roots, will use API Server "{endpoint}"'
+    )
+    return str(cluster["server"]), ca_pem
+
+
+def jws_sign(content: str, token: str) -> str:
+    header = base64.urlsafe_b64encode(
+        json.dumps({"alg": "HS256", "kid": token.split(".")[0]}).encode()
+    ).rstrip(b"=")
+    payload = base64.urlsafe_b64encode(content.encode()).rstrip(b"=")
+    mac = hmac.new(token.split(".")[1].encode(), header + b"." + payload, hashlib.sha256).digest()
+    return header.decode() + ".." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def cmd_join(argv: list[str], rec: dict[str, Any]) -> int:
+    flags, pos = parse_flags(argv, JOIN_FLAGS)
+    if "config" in flags:
+        _no_mix(flags, JOIN_MIX)
+        if pos:
+            raise DoubleError(f"can not mix '--config' with arguments {pos}")
+        by_kind, docs = _load_config_file(flags["config"])
+        rec["config"] = docs
+        if "JoinConfiguration" not in by_kind:
+            raise DoubleError("no JoinConfiguration kind was found in the YAML file")
+        extra = set(by_kind) - {"JoinConfiguration"}
+        if extra:
+            raise DoubleError(f"kubeadm join: unexpected kinds in the config file: {sorted(extra)}")
+        jc = by_kind["JoinConfiguration"]
+    else:
+        if len(pos) != 1:
+            raise DoubleError(
+                "kubeadm join needs exactly one API server endpoint argument when --config is not used"
+            )
+        token = flags.get("discovery-token") or flags.get("token")
+        if not token:
+            raise DoubleError("discovery: Invalid value: using token-based discovery requires --token")
+        jc = {
+            "discovery": {
+                "bootstrapToken": {
+                    "token": token,
+                    "apiServerEndpoint": pos[0],
+                    "caCertHashes": flags.get("discovery-token-ca-cert-hash") or [],
+                    "unsafeSkipCAVerification": bool(
+                        flags.get("discovery-token-unsafe-skip-ca-verification")
+                    ),
+                }
+            },
+            "nodeRegistration": {
+                k: v
+                for k, v in {"name": flags.get("node-name"), "criSocket": flags.get("cri-socket")}.items()
+                if v
+            },
+        }
+        if flags.get("control-plane"):
+            jc["controlPlane"] = {
+                "certificateKey": flags.get("certificate-key", ""),
+                "localAPIEndpoint": {
+                    "advertiseAddress": flags.get("apiserver-advertise-address") or _default_ip()
+                },
+            }
+        _semantic_checks({"JoinConfiguration": jc}, DOUBLE_VERSION)
+    nr = jc.get("nodeRegistration") or {}
+    cp = jc.get("controlPlane")
+    node_name = nr.get("name") or _hostname()
+    cri = nr.get("criSocket") or DEFAULT_CRI
+    skip = set(flags.get("skip-phases") or jc.get("skipPhases") or [])
+    for ph in skip:
+        if ph.split("/")[0] not in JOIN_PHASES:
+            raise DoubleError(f'phase "{ph}" does not exist')
+    ignored = list(flags.get("ignore-preflight-errors") or []) + list(nr.get("ignorePreflightErrors") or [])
+    if "preflight" not in skip:
+        print("[preflight] Running pre-flight checks")
+        checks = [
+            *_common_checks(cri, DOUBLE_VERSION),
+            (
+                "FileAvailable--etc-kubernetes-kubelet.conf",
+                not (K8S_DIR / "kubelet.conf").exists(),
+                f"{K8S_DIR}/kubelet.conf already exists",
+            ),
+            (
+                "FileAvailable--etc-kubernetes-pki-ca.crt",
+                not (K8S_DIR / "pki" / "ca.crt").exists(),
+                f"{K8S_DIR}/pki/ca.crt already exists",
+            ),
+            ("Port-10250", _port_free(10250), "Port 10250 is in use"),
+        ]
+        if cp is not None:
+            port = int((cp.get("localAPIEndpoint") or {}).get("bindPort") or 6443)
+            checks.append((f"Port-{port}", _port_free(port), f"Port {port} is in use"))
+        _preflight(ignored, checks)
+    disc = jc["discovery"]
+    bt = disc.get("bootstrapToken")
+    if not bt:
+        raise DoubleError("the kubeadm double supports token discovery only (discovery.bootstrapToken)")
+    server, ca_pem = _discover(bt)
+    tls_token = disc.get("tlsBootstrapToken") or bt["token"]
+    endpoint_host = urlparse(f"https://{bt['apiServerEndpoint']}").hostname
+    client = ApiClient(f"https://{bt['apiServerEndpoint']}", ca_pem, token=tls_token)
+    if urlparse(server).hostname != endpoint_host:
+        client = ApiClient(server, ca_pem, token=tls_token)
+    print(
+        '[preflight] Reading configuration from the "kubeadm-config" ConfigMap in namespace "kube-system"...'
+    )
+    kcm = client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    cc = yaml_load(kcm["data"]["ClusterConfiguration"])
+    primary = (kcm["metadata"].get("annotations") or {}).get("double.koral/primary-apiserver")
+    kubelet_cfg = yaml_load(
+        client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubelet-config")["data"]["kubelet"]
+    )
+    try:
+        existing = client.request("GET", f"/api/v1/nodes/{node_name}")
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        existing = None
+    if existing and _node_ready(existing):
+        raise DoubleError(
+            f'a Node with name "{node_name}" and status "Ready" already exists in the cluster. '
+            "You must delete the existing Node or change the name of this new joining Node"
+        )
+    if flags.get("dry-run") or jc.get("dryRun"):
+        print("[dryrun] Would join; exiting")
+        return 0
+    local = cp.get("localAPIEndpoint") if cp else {}
+    p = ClusterParams(cc, local or {}, nr)
+    p.node_name = node_name
+    pki = Path(jc.get("caCertPath") or p.pki / "ca.crt").parent
+    if cp is not None:
+        key = cp.get("certificateKey") or ""
+        if not key:
+            raise DoubleError("control plane join requires a certificate key (controlPlane.certificateKey)")
+        print(
+            '[download-certs] Downloading the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace'  # noqa: E501
+        )
+        try:
+            sec = client.request("GET", "/api/v1/namespaces/kube-system/secrets/kubeadm-certs")
+        except ApiError as exc:
+            raise DoubleError(
+                f"error downloading certs: {exc} (secret kubeadm-certs not found or expired; "
+                "run 'kubeadm init phase upload-certs --upload-certs' on a control-plane node)"
+            ) from None
+        blobs = {k: base64.b64decode(v).decode() for k, v in (sec.get("data") or {}).items()}
+        files = {
+            name: decrypt_blob(key, blobs[name.replace("/", "-")])
+            for name in CERT_FILES
+            if name.replace("/", "-") in blobs
+        }
+        _save_node_state(
+            {
+                "role": "control-plane",
+                "primary_server": primary,
+                "node_name": node_name,
+                "advertise": f"{p.advertise}:{p.port}",
+                "version": p.version,
+            }
+        )
+        for name, content in files.items():
+            _write(p.pki / name, content, 0o600 if name.endswith(".key") else 0o644)
+        _write_certs(p, with_cas=False)
+        _write_kubeconfigs(p, init=False)
+        _write_manifests(p, f"{node_name}=https://{p.advertise}:2380", "new")
+    else:
+        _save_node_state(
+            {"role": "worker", "primary_server": primary, "node_name": node_name, "version": DOUBLE_VERSION}
+        )
+        _write(pki / "ca.crt", ca_pem)
+        print("[kubelet-start] Performing TLS bootstrap")
+        key_pem, csr = make_key_and_csr(f"system:node:{node_name}", ("system:nodes",))
+        csr_obj = {
+            "apiVersion": "certificates.k8s.io/v1",
+            "kind": "CertificateSigningRequest",
+            "metadata": {"generateName": "csr-"},
+            "spec": {
+                "request": base64.b64encode(csr).decode(),
+                "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+                "usages": ["digital signature", "client auth"],
+            },
+        }
+        signed = client.request("POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests", csr_obj)
+        cert = base64.b64decode(signed["status"]["certificate"])
+        doc = kubeconfig_doc(p.cluster_name, server, ca_pem, "default-auth", cert, key_pem)
+        _write(K8S_DIR / "kubelet.conf", yaml_dump(doc), 0o600)
+    ip = (local or {}).get("advertiseAddress") or _default_ip()
+    _kubelet_start(kubelet_cfg, cri, ip, node_name, _args_list(nr.get("kubeletExtraArgs")))
+    _wait_kubelet(_timeout(jc, "kubeletHealthCheck", 240), int(kubelet_cfg.get("healthzPort") or 10248))
+    _wait_node(client, node_name, _timeout(jc, "tlsBootstrap", 120))
+    if cp is not None:
+        lc = ApiClient(f"https://{p.advertise}:{p.port}", ca_pem, *_read_pair(K8S_DIR / "admin.conf"))
+        wait_healthy(lc, _timeout(jc, "controlPlaneComponentHealthCheck", 240))
+        _mark_control_plane(lc, node_name, p.taints)
+        print("\nThis node has joined the cluster and a new control plane instance was created")
+    else:
+        print(
+            "\nThis node has joined the cluster:\n* Certificate signing request was sent to apiserver and a "
+            "response was received.\n* The Kubelet was informed of the new secure connection details."
+        )
+    return 0
+
+
+def _node_ready(node: dict[str, Any]) -> bool:
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def cmd_token(argv: list[str], rec: dict[str, Any]) -> int:
+    if not argv or argv[0] not in ("create", "list", "delete", "generate"):
+        raise DoubleError("kubeadm token: expected one of create, list, delete, generate")
+    sub, rest = argv[0], argv[1:]
+    spec = {**GLOBAL_KUBEADM_FLAGS, "kubeconfig": "str", "dry-run": "bool"}
+    if sub == "create":
+        spec.update(
+            {
+                "print-join-command": "bool",
+                "ttl": "str",
+                "description": "str",
+                "usages": "list",
+                "groups": "list",
+                "certificate-key": "str",
+                "config": "str",
+            }
+        )
+    if sub == "list":
+        spec.update({"output": "str", "allow-missing-template-keys": "bool", "show-managed-fields": "bool"})
+    flags, pos = parse_flags(rest, spec, {"o": "output"})
+    if sub == "generate":
+        print(_new_token())
+        return 0
+    kc, client = _admin_client(flags.get("kubeconfig"))
+    if sub == "create":
+        if len(pos) > 1:
+            raise DoubleError("kubeadm token create accepts at most one token argument")
+        token = pos[0] if pos else _new_token()
+        if not TOKEN_RE.match(token):
+            raise DoubleError(
+                f'the bootstrap token "{token}" was not of the form "[a-z0-9]{{6}}.[a-z0-9]{{16}}"'
+            )
+        ck = flags.get("certificate-key")
+        if ck and not CERT_KEY_RE.match(ck):
+            raise DoubleError("certificate-key: must be a hex encoded AES key of 32 bytes")
+        if ck and not flags.get("print-join-command"):
+            raise DoubleError("the --certificate-key flag can only be used with --print-join-command")
+        client.request(
+            "POST",
+            "/api/v1/namespaces/kube-system/secrets",
+            token_secret(
+                token,
+                flags.get("ttl", "24h"),
+                flags.get("description", ""),
+                flags.get("usages"),
+                flags.get("groups"),
+            ),
+        )
+        rec["note"] = "token " + token.split(".")[0]
+        print(_join_command(kc, token, ck) if flags.get("print-join-command") else token)
+        return 0
+    if sub == "list":
+        lst = client.request("GET", "/api/v1/namespaces/kube-system/secrets")
+        print(
+            "TOKEN                     TTL         EXPIRES                USAGES                   DESCRIPTION"  # noqa: E501
+        )
+        for s in lst.get("items", []):
+            if s.get("type") != "bootstrap.kubernetes.io/token":
+                continue
+            d = {k: base64.b64decode(v).decode() for k, v in (s.get("data") or {}).items()}
+            print(
+                f"{d.get('token-id')}.<hidden>   -           {d.get('expiration', '<forever>')}   "
+                f"authentication,signing   {d.get('description', '<none>')}"
+            )
+        return 0
+    for t in pos:
+        tid = t.split(".")[0]
+        client.request("DELETE", f"/api/v1/namespaces/kube-system/secrets/bootstrap-token-{tid}")
+        print(f'bootstrap token "{tid}" deleted')
+    return 0
+
+
+def cmd_init_phase(argv: list[str], rec: dict[str, Any]) -> int:
+    if not argv or argv[0] != "upload-certs":
+        raise DoubleError(f'the kubeadm double implements only "init phase upload-certs" (got {argv[:1]})')
+    spec = {
+        **GLOBAL_KUBEADM_FLAGS,
+        "upload-certs": "bool",
+        "certificate-key": "str",
+        "config": "str",
+        "kubeconfig": "str",
+        "skip-certificate-key-print": "bool",
+        "dry-run": "bool",
+    }
+    flags, pos = parse_flags(argv[1:], spec)
+    if pos:
+        raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm init phase upload-certs"')
+    key = flags.get("certificate-key")
+    pki = K8S_DIR / "pki"
+    if "config" in flags:
+        by_kind, docs = _load_config_file(flags["config"])
+        rec["config"] = docs
+        key = key or by_kind.get("InitConfiguration", {}).get("certificateKey")
+        cd = by_kind.get("ClusterConfiguration", {}).get("certificatesDir")
+        pki = Path(cd) if cd else pki
+    if not flags.get("upload-certs"):
+        print("[upload-certs] Skipping phase. Please see --upload-certs")
+        return 0
+    if key and not CERT_KEY_RE.match(key):
+        raise DoubleError("certificate-key: must be a hex encoded AES key of 32 bytes (64 hex characters)")
+    key = key or secrets.token_hex(32)
+    _kc, client = _admin_client(flags.get("kubeconfig"))
+    _upload_certs(client, pki, key)
+    if not flags.get("skip-certificate-key-print"):
+        print(f"[upload-certs] Using certificate key:\n{key}")
+    return 0
+
+
+def _cluster_version(client: ApiClient) -> str:
+    cm = client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    return str(yaml_load(cm["data"]["ClusterConfiguration"])["kubernetesVersion"]).lstrip("v")
+
+
+def _retag_manifests(version: str) -> None:
+    man = K8S_DIR / "manifests"
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        f = man / f"{name}.yaml"
+        if f.exists():
+            f.write_text(re.sub(rf"(image: \S+/{name}):v[0-9.]+", rf"\1:v{version}", f.read_text()))
+
+
+def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
+    if not argv or argv[0] not in ("plan", "apply", "node", "diff"):
+        raise DoubleError("kubeadm upgrade: expected one of plan, apply, node, diff")
+    sub, rest = argv[0], argv[1:]
+    spec = {
+        **GLOBAL_KUBEADM_FLAGS,
+        "config": "str",
+        "kubeconfig": "str",
+        "ignore-preflight-errors": "list",
+        "dry-run": "bool",
+        "certificate-renewal": "bool",
+        "etcd-upgrade": "bool",
+        "patches": "str",
+        "skip-phases": "list",
+    }
+    if sub == "apply":
+        spec.update(
+            {
+                "yes": "bool",
+                "force": "bool",
+                "allow-experimental-upgrades": "bool",
+                "allow-release-candidate-upgrades": "bool",
+                "print-config": "bool",
+            }
+        )
+    if sub == "plan":
+        spec.update(
+            {
+                "allow-experimental-upgrades": "bool",
+                "allow-release-candidate-upgrades": "bool",
+                "print-config": "bool",
+                "output": "str",
+            }
+        )
+    flags, pos = parse_flags(rest, spec, {"y": "yes", "f": "force", "o": "output"})
+    if "config" in flags:
+        _by_kind, docs = _load_config_file(flags["config"])
+        rec["config"] = docs
+    _kc, client = _admin_client(flags.get("kubeconfig"))
+    current = _cluster_version(client)
+    mine = DOUBLE_VERSION
+    if sub == "plan":
+        print(f"[upgrade/versions] Cluster version: v{current}\n[upgrade/versions] kubeadm version: v{mine}")
+        if _vtuple(mine) > _vtuple(current):
+            print(f"Upgrade to the latest version:\n\n    kubeadm upgrade apply v{mine}")
+        return 0
+    if sub == "node":
+        if pos:
+            raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm upgrade node"')
+        if (K8S_DIR / "manifests" / "kube-apiserver.yaml").exists():
+            _retag_manifests(current)
+        print("[upgrade] The configuration for this node was successfully updated!")
+        return 0
+    if sub == "diff":
+        return 0
+    if len(pos) != 1:
+        raise DoubleError("kubeadm upgrade apply needs exactly one version argument")
+    target = pos[0].lstrip("v")
+    tv, cv, mv = _vtuple(target), _vtuple(current), _vtuple(mine)
+    if tv > mv:
+        raise DoubleError(
+            f'Specified version to upgrade to "v{target}" is higher than the kubeadm version '
+            f'"v{mine}". Upgrade kubeadm first using the tool you used to install kubeadm'
+        )
+    if tv < cv and not flags.get("force"):
+        raise DoubleError(
+            f'Specified version to upgrade to "v{target}" is equal to or lower than the cluster '
+            f'version "v{current}". Downgrades are not supported yet'
+        )
+    if tv[:2] > (cv[0], cv[1] + 1):
+        raise DoubleError(
+            f'Specified version to upgrade to "v{target}" is too high; kubeadm can upgrade only 1 '
+            f"minor version at a time"
+        )
+    if not (flags.get("yes") or flags.get("force")):
+        sys.stdout.write("[upgrade] Are you sure you want to proceed? [y/N]: ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise DoubleError("won't proceed; the user didn't answer (Y|y) in order to continue")
+    cm = client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+    cc = yaml_load(cm["data"]["ClusterConfiguration"])
+    cc["kubernetesVersion"] = "v" + target
+    cc["apiVersion"] = api_version_for(target)
+    _put_cm(
+        client, "kubeadm-config", {"ClusterConfiguration": yaml_dump(cc)}, cm["metadata"].get("annotations")
+    )
+    _retag_manifests(target)
+    print(f'[upgrade] SUCCESS! A control plane node of your cluster was upgraded to "v{target}".')
+    return 0
+
+
+def cmd_reset(argv: list[str], rec: dict[str, Any]) -> int:
+    spec = {
+        **GLOBAL_KUBEADM_FLAGS,
+        "force": "bool",
+        "cri-socket": "str",
+        "cleanup-tmp-dir": "bool",
+        "ignore-preflight-errors": "list",
+        "kubeconfig": "str",
+        "skip-phases": "list",
+        "dry-run": "bool",
+        "cert-dir": "str",
+        "config": "str",
+    }
+    flags, pos = parse_flags(argv, spec, {"f": "force"})
+    if pos:
+        raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm reset"')
+    if "config" in flags:
+        _by_kind, docs = _load_config_file(flags["config"])
+        rec["config"] = docs
+    if not flags.get("force"):
+        sys.stdout.write("[reset] Are you sure you want to proceed? [y/N]: ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise DoubleError("aborted reset operation")
+    if _systemd_running():
+        subprocess.run(["systemctl", "stop", "kubelet"], check=False)
+    for f in (
+        "admin.conf",
+        "super-admin.conf",
+        "kubelet.conf",
+        "bootstrap-kubelet.conf",
+        "controller-manager.conf",
+        "scheduler.conf",
+    ):
+        (K8S_DIR / f).unlink(missing_ok=True)
+    for d in (
+        K8S_DIR / "manifests",
+        Path(flags.get("cert-dir") or K8S_DIR / "pki"),
+        K8S_DIR / "tmp",
+        Path("/var/lib/etcd"),
+    ):
+        if d.exists():
+            for child in d.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    for f in ("config.yaml", "kubeadm-flags.env", "instance-config.yaml"):
+        (KUBELET_DIR / f).unlink(missing_ok=True)
+    shutil.rmtree(KUBELET_DIR / "pki", ignore_errors=True)
+    (STATE_DIR / "node.json").unlink(missing_ok=True)
+    (STATE_DIR / "apiserver-state.json").unlink(missing_ok=True)
+    print("[reset] Deleted contents of: [/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]")
+    return 0
+
+
+def cmd_version(argv: list[str], rec: dict[str, Any]) -> int:
+    flags, pos = parse_flags(argv, {**GLOBAL_KUBEADM_FLAGS, "output": "str"}, {"o": "output"})
+    if pos:
+        raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm version"')
+    out = flags.get("output", "")
+    v = _vtuple(DOUBLE_VERSION)
+    info = {
+        "major": str(v[0]),
+        "minor": str(v[1]),
+        "gitVersion": f"v{DOUBLE_VERSION}",
+        "gitCommit": "0" * 40,
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.22.0",
+        "compiler": "gc",
+        "platform": "linux/amd64",
+    }
+    if out == "short":
+        print(f"v{DOUBLE_VERSION}")
+    elif out == "json":
+        print(json.dumps({"clientVersion": info}, indent=2))
+    elif out == "yaml":
+        print(yaml_dump({"clientVersion": info}), end="")
+    elif out == "":
+        print(
+            f'kubeadm version: &version.Info{{Major:"{v[0]}", Minor:"{v[1]}", GitVersion:"v{DOUBLE_VERSION}"}}'  # noqa: E501
+        )
+    else:
+        raise DoubleError(f"invalid output format: {out}")
+    return 0
+
+
+def cmd_config(argv: list[str], rec: dict[str, Any]) -> int:
+    if argv[:2] != ["images", "list"]:
+        raise DoubleError(f'the kubeadm double implements only "config images list" (got {argv[:2]})')
+    spec = {
+        **GLOBAL_KUBEADM_FLAGS,
+        "config": "str",
+        "kubernetes-version": "str",
+        "image-repository": "str",
+        "output": "str",
+        "feature-gates": "str",
+        "allow-missing-template-keys": "bool",
+        "show-managed-fields": "bool",
+        "kubeconfig": "str",
+    }
+    flags, pos = parse_flags(argv[2:], spec, {"o": "output"})
+    if pos:
+        raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm config images list"')
+    version, repo = flags.get("kubernetes-version") or DOUBLE_VERSION, flags.get("image-repository")
+    if "config" in flags:
+        _no_mix(flags, {"output", "allow-missing-template-keys", "show-managed-fields", "feature-gates"})
+        by_kind, docs = _load_config_file(flags["config"])
+        rec["config"] = docs
+        cc = by_kind.get("ClusterConfiguration", {})
+        version, repo = cc.get("kubernetesVersion") or version, cc.get("imageRepository") or repo
+    images = image_list(str(version), repo)
+    out = flags.get("output", "text")
+    if out in ("text", ""):
+        print("\n".join(images))
+    elif out == "json":
+        print(
+            json.dumps({"kind": "Images", "apiVersion": "output.kubeadm.k8s.io/v1alpha3", "images": images})
+        )
+    else:
+        raise DoubleError(f"invalid output format: {out}")
+    return 0
+
+
+def cmd_certs(argv: list[str], rec: dict[str, Any]) -> int:
+    if argv[:1] != ["certificate-key"]:
+        raise DoubleError(f'the kubeadm double implements only "certs certificate-key" (got {argv[:1]})')
+    _flags, pos = parse_flags(argv[1:], dict(GLOBAL_KUBEADM_FLAGS))
+    if pos:
+        raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm certs certificate-key"')
+    print(secrets.token_hex(32))
+    return 0
+
+
+_SECRET_FLAGS = ("--token", "--certificate-key", "--discovery-token", "--tls-bootstrap-token")
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """Calls are recorded with secrets masked, like kubeadm's own logs."""
+    out, hide = [], False
+    for a in argv:
+        if hide:
+            out.append("<redacted>")
+            hide = False
+            continue
+        name = a.split("=", 1)[0]
+        if name in _SECRET_FLAGS:
+            if "=" in a:
+                out.append(name + "=<redacted>")
+            else:
+                out.append(a)
+                hide = True
+            continue
+        out.append(re.sub(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b", "<redacted>", a))
+    return out
+
+
+def _redact_config(docs: Any) -> Any:
+    if isinstance(docs, dict):
+        return {
+            k: (
+                "<redacted>"
+                if k in ("token", "certificateKey", "tlsBootstrapToken") and v
+                else _redact_config(v)
+            )
+            for k, v in docs.items()
+        }
+    if isinstance(docs, list):
+        return [_redact_config(d) for d in docs]
+    return docs
+
+
+def kubeadm_main(argv: list[str]) -> int:
+    rec: dict[str, Any] = {"config": None, "note": ""}
+    rc = 1
+    try:
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            print("Usage: kubeadm [command]  (koral test double)")
+            rc = 0 if argv else 1
+            return rc
+        cmd, rest = argv[0], argv[1:]
+        if cmd == "init" and rest[:1] == ["phase"]:
+            rc = cmd_init_phase(rest[1:], rec)
+            return rc
+        table = {
+            "init": cmd_init,
+            "join": cmd_join,
+            "token": cmd_token,
+            "upgrade": cmd_upgrade,
+            "reset": cmd_reset,
+            "version": cmd_version,
+            "config": cmd_config,
+            "certs": cmd_certs,
+        }
+        if cmd not in table:
+            raise DoubleError(f'unknown command "{cmd}" for "kubeadm"')
+        rc = table[cmd](rest, rec)
+        return rc
+    except DoubleError as exc:
+        sys.stderr.write(
+            f"error execution phase: {exc}\n" if argv and argv[0] in ("init", "join") else f"{exc}\n"
+        )
+        sys.stderr.write("To see the stack trace of this error execute with --v=5 or higher\n")
+        rc = 1
+        return rc
+    finally:
+        record_call(redact_argv(argv), _redact_config(rec.get("config")), rc, rec.get("note", ""))
+
+
+# ---------------------------------------------------------------------------------------
+# kube-apiserver double (started by the kubelet double from the static pod manifest)
+#
+# The first control-plane node (kubeadm init) keeps the state in a JSON file. API servers on
+# control-plane nodes that joined later forward every request to it with their front-proxy
+# client certificate and X-Remote-User/Group headers (like an aggregated API server), so all
+# API servers agree. Health and version are answered locally.
+# ---------------------------------------------------------------------------------------
+
+NETWORK_DAEMONSETS = {"weave-net", "calico-node", "kube-flannel-ds", "cilium", "canal"}
+HEARTBEAT_GRACE = 40.0
+
+
+def _b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+class ApiState:
+    def __init__(self, path: Path, version: str) -> None:
+        self.path, self.version = path, version
+        self.lock = threading.RLock()
+        try:
+            self.data: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.data = {"nodes": {}, "secrets": {}, "configmaps": {}, "objects": {}}
+
+    def save(self) -> None:
+        _write(self.path, json.dumps(self.data), 0o600)
+
+    # bootstrap tokens -------------------------------------------------------------
+    def tokens(self) -> dict[str, dict[str, str]]:
+        out = {}
+        for s in self.data["secrets"].values():
+            if s.get("type") != "bootstrap.kubernetes.io/token":
+                continue
+            d = {k: base64.b64decode(v).decode() for k, v in (s.get("data") or {}).items()}
+            exp = d.get("expiration")
+            if exp and _dt.datetime.strptime(exp, "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=_dt.UTC
+            ) < _dt.datetime.now(_dt.UTC):
+                continue
+            out[d["token-id"]] = d
+        return out
+
+    def network_ready(self) -> bool:
+        for obj in self.data["objects"].values():
+            if obj.get("kind") != "DaemonSet":
+                continue
+            if obj["metadata"].get("name") in NETWORK_DAEMONSETS:
+                return True
+            vols = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or []
+            if any((v.get("hostPath") or {}).get("path") == "/etc/cni/net.d" for v in vols):
+                return True
+        return False
+
+    def node_view(self, node: dict[str, Any]) -> dict[str, Any]:
+        n = json.loads(json.dumps(node))
+        hb = n.get("status", {}).get("_heartbeat", 0)
+        age = time.time() - hb
+        if age > HEARTBEAT_GRACE:
+            cond = {
+                "status": "Unknown",
+                "reason": "NodeStatusUnknown",
+                "message": "Kubelet stopped posting node status.",
+            }
+        elif not self.network_ready():
+            cond = {
+                "status": "False",
+                "reason": "KubeletNotReady",
+                "message": "container runtime network not ready: NetworkReady=false "
+                "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",  # noqa: E501
+            }
+        else:
+            cond = {"status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}
+        hbt = _dt.datetime.fromtimestamp(hb, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        n["status"].pop("_heartbeat", None)
+        n["status"]["conditions"] = [{"type": "Ready", "lastHeartbeatTime": hbt, **cond}]
+        return n
+
+
+def _identity(handler: BaseHTTPRequestHandler, state: ApiState) -> tuple[str, list[str]] | None:
+    conn: ssl.SSLSocket = handler.request  # type: ignore[assignment]
+    cert = conn.getpeercert()
+    if cert:
+        subj = dict(x[0] for x in cert.get("subject", ()))
+        orgs = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName"]
+        issuer = dict(x[0] for x in cert.get("issuer", ()))
+        if issuer.get("commonName") == "front-proxy-ca" and handler.headers.get("X-Remote-User"):
+            groups = [g for g in (handler.headers.get("X-Remote-Group") or "").split(",") if g]
+            return handler.headers["X-Remote-User"], groups
+        if issuer.get("commonName") == "kubernetes":
+            return subj.get("commonName", ""), orgs
+    auth = handler.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        m = TOKEN_RE.match(auth[7:].strip())
+        if m:
+            t = state.tokens().get(m.group(1))
+            if (
+                t
+                and hmac.compare_digest(t["token-secret"], m.group(2))
+                and t.get("usage-bootstrap-authentication") == "true"
+            ):
+                return f"system:bootstrap:{m.group(1)}", [
+                    "system:bootstrappers",
+                    *t.get("auth-extra-groups", "").split(","),
+                ]
+        return ("", ["invalid"])
+    return None
+
+
+_BOOTSTRAP_ALLOWED = [
+    ("GET", re.compile(r"^/api/v1/namespaces/kube-system/configmaps/(kubeadm-config|kubelet-config)$")),
+    ("GET", re.compile(r"^/api/v1/namespaces/kube-system/secrets/kubeadm-certs$")),
+    ("GET", re.compile(r"^/api/v1/nodes/[^/]+$")),
+    ("POST", re.compile(r"^/apis/certificates\.k8s\.io/v1/certificatesigningrequests$")),
+]
+_ANON_ALLOWED = re.compile(
+    r"^/(healthz|livez|readyz|version)$|^/api/v1/namespaces/kube-public/configmaps/cluster-info$"
+)
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    server_version = "kube-apiserver-double"
+    protocol_version = "HTTP/1.1"
+    state: ApiState
+    opts: dict[str, str]
+    primary: str | None
+    proxy_client: ApiClient | None = None
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        sys.stderr.write("apiserver: " + (fmt % args) + "\n")
+
+    def setup(self) -> None:
+        self.request.settimeout(30)
+        try:
+            self.request.do_handshake()
+        except (ssl.SSLError, OSError):
+            self.request.close()
+            raise
+        super().setup()
+
+    def _send(self, code: int, body: Any, ctype: str = "application/json") -> None:
+        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _status(self, code: int, reason: str, message: str) -> None:
+        self._send(
+            code,
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "message": message,
+                "reason": reason,
+                "code": code,
+            },
+        )
+
+    def _body(self) -> Any:
+        n = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(n) if n else b""
+        return json.loads(raw) if raw else None
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            self._route(method)
+        except (ValueError, KeyError, TypeError) as exc:
+            self._status(400, "BadRequest", f"bad request: {exc}")
+        except DoubleError as exc:
+            self._status(503, "ServiceUnavailable", str(exc))
+
+    def _route(self, method: str) -> None:
+        url = urlparse(self.path)
+        path = url.path.rstrip("/") or "/"
+        if path in ("/healthz", "/livez", "/readyz"):
+            return self._send(200, "ok", "text/plain")
+        if path == "/version":
+            v = _vtuple(self.state.version)
+            return self._send(
+                200,
+                {
+                    "major": str(v[0]),
+                    "minor": str(v[1]),
+                    "gitVersion": f"v{self.state.version}",
+                    "platform": "linux/amd64",
+                },
+            )
+        ident = _identity(self, self.state) if not self.primary else None
+        body = self._body() if method in ("POST", "PUT", "PATCH") else None
+        if self.primary:
+            return self._proxy(method, self.path, body)
+        if ident == ("", ["invalid"]):
+            return self._status(401, "Unauthorized", "Unauthorized")
+        if ident is None and not _ANON_ALLOWED.match(path):
+            return self._status(
+                403, "Forbidden", f'forbidden: User "system:anonymous" cannot {method.lower()} path "{path}"'
+            )
+        if (
+            ident
+            and "system:bootstrappers" in ident[1]
+            and not _ANON_ALLOWED.match(path)
+            and not any(m == method and rx.match(path) for m, rx in _BOOTSTRAP_ALLOWED)
+        ):
+            return self._status(
+                403, "Forbidden", f'forbidden: User "{ident[0]}" cannot {method.lower()} "{path}"'
+            )
+        with self.state.lock:
+            self._serve(method, path, parse_qs(url.query), body)
+
+    def _proxy(self, method: str, path: str, body: Any) -> None:
+        conn: ssl.SSLSocket = self.request  # type: ignore[assignment]
+        cert = conn.getpeercert()
+        headers: dict[str, str] = {}
+        if cert:
+            subj = dict(x[0] for x in cert.get("subject", ()))
+            orgs = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName"]
+            headers = {"X-Remote-User": subj.get("commonName", ""), "X-Remote-Group": ",".join(orgs)}
+        assert self.proxy_client is not None
+        client = ApiClient(self.proxy_client.server, None, None, None, None, 15, headers)
+        client.ctx = self.proxy_client.ctx
+        if self.headers.get("Authorization"):
+            client.headers["Authorization"] = self.headers["Authorization"]
+        try:
+            ctype = self.headers.get("Content-Type", "application/json")
+            res = client.request(method, path, body, ctype)
+            self._send(200 if method != "POST" else 201, res if res is not None else {})
+        except ApiError as exc:
+            self._status(exc.status, "Proxied", str(exc).split(": ", 1)[-1])
+
+    # --- storage ------------------------------------------------------------------
+    def _serve(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> None:
+        d = self.state.data
+        m = re.match(r"^/api/v1/namespaces/([^/]+)/(configmaps|secrets)(?:/([^/]+))?$", path)
+        if m:
+            ns, res, name = m.groups()
+            store = d[res]
+            if name is None:
+                if method == "GET":
+                    items = [v for k, v in store.items() if k.startswith(ns + "/")]
+                    return self._send(200, {"kind": "List", "apiVersion": "v1", "items": items})
+                if method == "POST":
+                    name = body["metadata"]["name"]
+                    if f"{ns}/{name}" in store:
+                        return self._status(409, "AlreadyExists", f'{res} "{name}" already exists')
+                    method = "PUT"
+                else:
+                    return self._status(405, "MethodNotAllowed", "method not allowed")
+            key = f"{ns}/{name}"
+            if method == "GET":
+                if key not in store:
+                    return self._status(404, "NotFound", f'{res} "{name}" not found')
+                obj = json.loads(json.dumps(store[key]))
+                if key == "kube-public/cluster-info":
+                    for tid, t in self.state.tokens().items():
+                        if t.get("usage-bootstrap-signing") == "true":
+                            obj["data"][f"jws-kubeconfig-{tid}"] = jws_sign(
+                                obj["data"]["kubeconfig"], f"{tid}.{t['token-secret']}"
+                            )
+                return self._send(200, obj)
+            if method == "PUT":
+                obj = dict(body)
+                if res == "secrets" and "stringData" in obj:
+                    obj["data"] = {
+                        **(obj.get("data") or {}),
+                        **{k: _b64(str(v)) for k, v in obj.pop("stringData").items()},
+                    }
+                obj.setdefault("metadata", {})["namespace"] = ns
+                obj["metadata"]["name"] = name
+                store[key] = obj
+                self.state.save()
+                return self._send(200, obj)
+            if method == "DELETE":
+                if store.pop(key, None) is None:
+                    return self._status(404, "NotFound", f'{res} "{name}" not found')
+                self.state.save()
+                return self._send(200, {"kind": "Status", "status": "Success"})
+            return self._status(405, "MethodNotAllowed", "method not allowed")
+        m = re.match(r"^/api/v1/nodes(?:/([^/]+))?(/status)?$", path)
+        if m:
+            return self._nodes(method, m.group(1), bool(m.group(2)), body, query)
+        if path == "/apis/certificates.k8s.io/v1/certificatesigningrequests" and method == "POST":
+            csr = base64.b64decode(body["spec"]["request"])
+            subj = csr_subject(csr_to_pem(csr))
+            if "CN=system:node:" not in subj or "O=system:nodes" not in subj:
+                return self._status(403, "Forbidden", f"CSR subject {subj!r} is not a node identity")
+            cert = sign_csr(Path(self.opts["client-ca-file"]).with_suffix(""), csr, "client")
+            body["status"] = {
+                "certificate": base64.b64encode(cert).decode(),
+                "conditions": [{"type": "Approved", "status": "True"}],
+            }
+            return self._send(201, body)
+        if path == "/apis/double.koral/v1/apply" and method == "POST":
+            key = _obj_key(body)
+            old = d["objects"].get(key)
+            d["objects"][key] = body
+            self.state.save()
+            result = "created" if old is None else ("unchanged" if old == body else "configured")
+            return self._send(200, {"result": result})
+        if path == "/apis/double.koral/v1/objects":
+            key = "|".join(query.get(k, [""])[0] for k in ("apiVersion", "kind", "namespace", "name"))
+            if method == "GET":
+                if key.endswith("|"):
+                    kind = query.get("kind", [""])[0]
+                    items = [o for o in d["objects"].values() if not kind or o.get("kind") == kind]
+                    return self._send(200, {"kind": "List", "items": items})
+                obj = next(
+                    (o for k, o in d["objects"].items() if k.split("|")[1:] == key.split("|")[1:]), None
+                )
+                if obj is None:
+                    return self._status(
+                        404,
+                        "NotFound",
+                        f'{query.get("kind", ["?"])[0]} "{query.get("name", ["?"])[0]}" not found',
+                    )
+                return self._send(200, obj)
+            if method == "DELETE":
+                gone = [k for k in d["objects"] if k.split("|")[1:] == key.split("|")[1:]]
+                for k in gone:
+                    del d["objects"][k]
+                self.state.save()
+                return self._send(200 if gone else 404, {"deleted": len(gone)})
+        return self._status(404, "NotFound", f"the server could not find the requested resource ({path})")
+
+    def _nodes(
+        self, method: str, name: str | None, status: bool, body: Any, query: dict[str, list[str]]
+    ) -> None:
+        nodes = self.state.data["nodes"]
+        if name is None:
+            if method == "GET":
+                items = [self.state.node_view(n) for _, n in sorted(nodes.items())]
+                return self._send(200, {"kind": "NodeList", "apiVersion": "v1", "items": items})
+            if method == "POST":
+                name = body["metadata"]["name"]
+                if name in nodes:
+                    return self._status(409, "AlreadyExists", f'nodes "{name}" already exists')
+                body.setdefault("spec", {})
+                body.setdefault("status", {})["_heartbeat"] = time.time()
+                body["metadata"]["creationTimestamp"] = now_rfc3339()
+                nodes[name] = body
+                self.state.save()
+                return self._send(201, self.state.node_view(body))
+            return self._status(405, "MethodNotAllowed", "method not allowed")
+        if name not in nodes:
+            return self._status(404, "NotFound", f'nodes "{name}" not found')
+        node = nodes[name]
+        if method == "GET":
+            return self._send(200, self.state.node_view(node))
+        if method == "DELETE":
+            del nodes[name]
+            self.state.save()
+            return self._send(200, {"kind": "Status", "status": "Success"})
+        if method == "PATCH":
+            if status:
+                node["status"].update(
+                    {k: v for k, v in (body.get("status") or {}).items() if k != "conditions"}
+                )
+                node["status"]["_heartbeat"] = time.time()
+            else:
+                _merge_patch(node, body)
+            self.state.save()
+            return self._send(200, self.state.node_view(node))
+        return self._status(405, "MethodNotAllowed", "method not allowed")
+
+
+def csr_to_pem(csr: bytes) -> bytes:
+    return (
+        csr
+        if csr.startswith(b"-----")
+        else b"-----BEGIN CERTIFICATE REQUEST-----\n"
+        + base64.encodebytes(csr)
+        + b"-----END CERTIFICATE REQUEST-----\n"
+    )
+
+
+def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            target.pop(k, None)
+        elif isinstance(v, dict) and isinstance(target.get(k), dict):
+            _merge_patch(target[k], v)
+        else:
+            target[k] = v
+
+
+def _obj_key(obj: dict[str, Any]) -> str:
+    md = obj.get("metadata") or {}
+    return "|".join(
+        [
+            str(obj.get("apiVersion", "")),
+            str(obj.get("kind", "")),
+            str(md.get("namespace") or ""),
+            str(md.get("name", "")),
+        ]
+    )
+
+
+def apiserver_main(argv: list[str]) -> int:
+    opts: dict[str, str] = {}
+    for a in argv:
+        if not a.startswith("--"):
+            raise DoubleError(f"kube-apiserver: unexpected argument {a!r}")
+        k, _, v = a[2:].partition("=")
+        opts[k] = v or "true"
+    for req in ("tls-cert-file", "tls-private-key-file", "client-ca-file", "secure-port"):
+        if req not in opts:
+            raise DoubleError(f"kube-apiserver: --{req} is required")
+    node = _node_state()
+    primary = node.get("primary_server")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(opts["tls-cert-file"], opts["tls-private-key-file"])
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(opts["client-ca-file"])
+    if opts.get("requestheader-client-ca-file"):
+        ctx.load_verify_locations(opts["requestheader-client-ca-file"])
+    state = ApiState(STATE_DIR / "apiserver-state.json", node.get("version") or DOUBLE_VERSION)
+    handler = type("H", (ApiHandler,), {"state": state, "opts": opts, "primary": primary})
+    if primary:
+        handler.proxy_client = ApiClient(
+            primary,
+            Path(opts["client-ca-file"]).read_bytes(),
+            Path(opts["proxy-client-cert-file"]).read_bytes(),
+            Path(opts["proxy-client-key-file"]).read_bytes(),
+        )
+        handler.proxy_client.ctx.check_hostname = False
+    ThreadingHTTPServer.allow_reuse_address = True
+    srv = ThreadingHTTPServer((opts.get("bind-address", "0.0.0.0"), int(opts["secure-port"])), handler)
+    srv.daemon_threads = True
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    sys.stderr.write(
+        f"apiserver double v{state.version} serving on :{opts['secure-port']} "
+        f"({'proxy to ' + primary if primary else 'primary'})\n"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        srv.serve_forever()
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# kubelet double (run by kubelet.service with the 10-kubeadm.conf drop-in)
+# ---------------------------------------------------------------------------------------
+
+KUBELET_FLAGS = {
+    "bootstrap-kubeconfig": "str",
+    "kubeconfig": "str",
+    "config": "str",
+    "container-runtime-endpoint": "str",
+    "node-ip": "str",
+    "hostname-override": "str",
+    "node-labels": "str",
+    "pod-infra-container-image": "str",
+    "v": "str",
+    "cgroup-driver": "str",
+    "register-with-taints": "str",
+    "resolv-conf": "str",
+    "runtime-request-timeout": "str",
+    "fail-swap-on": "bool",
+    "cloud-provider": "str",
+    "root-dir": "str",
+    "cert-dir": "str",
+    "rotate-certificates": "bool",
+    "version": "bool",
+    "help": "bool",
+}
+
+
+class StaticPods:
+    def __init__(self, path: Path, log_dir: Path) -> None:
+        self.path, self.log_dir = path, log_dir
+        self.pods: dict[str, dict[str, Any]] = {}
+
+    def sync(self) -> None:
+        seen = set()
+        for f in sorted(self.path.glob("*.yaml")) if self.path.is_dir() else []:
+            try:
+                text = f.read_text()
+                pod = yaml_load(text)
+                c = pod["spec"]["containers"][0]
+                cmd = [str(x) for x in (c.get("command") or []) + (c.get("args") or [])]
+                name = pod["metadata"]["name"]
+            except (OSError, YamlError, KeyError, IndexError, TypeError) as exc:
+                sys.stderr.write(f"kubelet: invalid static pod manifest {f}: {exc}\n")
+                continue
+            seen.add(name)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            cur = self.pods.get(name)
+            if cur and cur["digest"] != digest:
+                self._stop(name)
+                cur = None
+            if cur and cur["proc"] is not None and cur["proc"].poll() is not None:
+                if time.monotonic() - cur["started"] < 10:
+                    continue
+                self._stop(name)
+                cur = None
+            if cur is None:
+                self.pods[name] = {
+                    "digest": digest,
+                    "proc": self._start(name, cmd),
+                    "started": time.monotonic(),
+                }
+        for name in list(self.pods):
+            if name not in seen:
+                self._stop(name)
+
+    def _start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes] | None:
+        if not cmd:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        if cmd[0] == "kube-apiserver":
+            env = {**os.environ, "KORAL_DOUBLE_PROG": "kube-apiserver"}
+            sys.stderr.write(f"kubelet: starting static pod {name} (apiserver double)\n")
+            return subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__), *cmd[1:]], env=env, stdout=log, stderr=log
+            )
+        exe = shutil.which(cmd[0])
+        if exe is None:
+            sys.stderr.write(
+                f"kubelet: static pod {name}: no {cmd[0]} binary on this node, pretending it runs\n"
+            )
+            return None
+        sys.stderr.write(f"kubelet: starting static pod {name} ({exe})\n")
+        return subprocess.Popen([exe, *cmd[1:]], stdout=log, stderr=log)
+
+    def _stop(self, name: str) -> None:
+        pod = self.pods.pop(name, None)
+        proc = pod and pod["proc"]
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def stop_all(self) -> None:
+        for name in list(self.pods):
+            self._stop(name)
+
+
+class _Healthz(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        raw = b"ok"
+        self.send_response(200 if self.path.startswith("/healthz") else 404)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        pass
+
+
+def _serve_background(srv: ThreadingHTTPServer) -> None:
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+
+def kubelet_main(argv: list[str]) -> int:
+    flags, pos = parse_flags(argv, KUBELET_FLAGS, {"v": "v"}, prog="kubelet")
+    if flags.get("version"):
+        print(f"Kubernetes v{DOUBLE_VERSION}")
+        return 0
+    if pos:
+        raise DoubleError(f"unknown command {pos[0]!r} for kubelet")
+    cfg_path = flags.get("config")
+    if not cfg_path:
+        raise DoubleError("kubelet double: --config is required (kubeadm-managed kubelet)")
+    try:
+        cfg = yaml_load(Path(cfg_path).read_text())
+    except OSError as exc:
+        raise DoubleError(
+            f"failed to load kubelet config file, path: {cfg_path}, error: open {cfg_path}: "
+            f"{exc.strerror.lower() if exc.strerror else exc}"
+        ) from None
+    if cfg.get("apiVersion") != "kubelet.config.k8s.io/v1beta1" or cfg.get("kind") != "KubeletConfiguration":
+        raise DoubleError(f"{cfg_path}: expected kubelet.config.k8s.io/v1beta1 KubeletConfiguration")
+    driver = flags.get("cgroup-driver") or cfg.get("cgroupDriver") or "cgroupfs"
+    if driver not in ("systemd", "cgroupfs"):
+        raise DoubleError(f"invalid configuration: cgroupDriver {driver!r}")
+    cri = flags.get("container-runtime-endpoint") or cfg.get("containerRuntimeEndpoint") or DEFAULT_CRI
+    if not Path(_cri_path(cri)).is_socket():
+        raise DoubleError(
+            f'validate service connection: validate CRI v1 runtime API for endpoint "{cri}": '
+            f"rpc error: code = Unavailable desc = connection error: dial unix {_cri_path(cri)}: "
+            "connect: no such file or directory"
+        )
+    swaps = Path("/proc/swaps").read_text().splitlines() if Path("/proc/swaps").exists() else []
+    if cfg.get("failSwapOn", flags.get("fail-swap-on", True)) and len(swaps) > 1:
+        raise DoubleError("running with swap on is not supported, please disable swap")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    ThreadingHTTPServer.allow_reuse_address = True
+    _serve_background(
+        ThreadingHTTPServer(
+            (cfg.get("healthzBindAddress") or "127.0.0.1", int(cfg.get("healthzPort") or 10248)), _Healthz
+        )
+    )
+    _serve_kubelet_api(int(cfg.get("port") or 10250))
+    pods = StaticPods(
+        Path(cfg.get("staticPodPath") or K8S_DIR / "manifests"), Path("/var/log/kubeadm-double")
+    )
+    kubeconfig = Path(flags.get("kubeconfig") or K8S_DIR / "kubelet.conf")
+    name = flags.get("hostname-override") or _hostname()
+    ip = flags.get("node-ip") or _default_ip()
+    registered = False
+    next_beat = 0.0
+    sys.stderr.write(f"kubelet double v{DOUBLE_VERSION} started (node {name}, cgroupDriver {driver})\n")
+    try:
+        while not stop.is_set():
+            pods.sync()
+            if time.monotonic() >= next_beat and kubeconfig.exists():
+                try:
+                    client = Kubeconfig(kubeconfig).client(timeout=5)
+                    if not registered:
+                        registered = _register(client, name, ip, flags.get("node-labels", ""))
+                    if registered:
+                        client.request(
+                            "PATCH",
+                            f"/api/v1/nodes/{name}/status",
+                            {"status": {"nodeInfo": _node_info()}},
+                            "application/merge-patch+json",
+                        )
+                    next_beat = time.monotonic() + 10
+                except ApiError as exc:
+                    if exc.status == 404:
+                        registered = False
+                    sys.stderr.write(f"kubelet: node status update failed: {exc}\n")
+                    next_beat = time.monotonic() + 2
+                except DoubleError as exc:
+                    sys.stderr.write(f"kubelet: node status update failed: {exc}\n")
+                    next_beat = time.monotonic() + 2
+            stop.wait(1)
+    finally:
+        pods.stop_all()
+    return 0
+
+
+def _node_info() -> dict[str, str]:
+    u = os.uname()
+    return {
+        "kubeletVersion": f"v{DOUBLE_VERSION}",
+        "kubeProxyVersion": f"v{DOUBLE_VERSION}",
+        "containerRuntimeVersion": "containerd://double",
+        "kernelVersion": u.release,
+        "operatingSystem": "linux",
+        "architecture": "amd64",
+        "osImage": _os_image(),
+    }
+
+
+def _os_image() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _register(client: ApiClient, name: str, ip: str, labels: str) -> bool:
+    lab = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": "amd64",
+    }
+    for pair in filter(None, labels.split(",")):
+        k, _, v = pair.partition("=")
+        lab[k] = v
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": lab},
+        "spec": {},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "nodeInfo": _node_info(),
+        },
+    }
+    try:
+        client.request("POST", "/api/v1/nodes", node)
+        sys.stderr.write(f"kubelet: successfully registered node {name}\n")
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+    return True
+
+
+def _serve_kubelet_api(port: int) -> None:
+    """Port 10250 (HTTPS, self-signed serving certificate like the kubelet's own)."""
+    pki = KUBELET_DIR / "pki"
+    crt, key = pki / "kubelet.crt", pki / "kubelet.key"
+    try:
+        if not crt.exists():
+            pki.mkdir(parents=True, exist_ok=True)
+            _openssl(
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                str(key),
+                "-out",
+                str(crt),
+                "-days",
+                "365",
+                "-subj",
+                f"/CN={_hostname()}@{int(time.time())}",
+            )
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(crt), str(key))
+        srv = ThreadingHTTPServer(("0.0.0.0", port), _Healthz)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        _serve_background(srv)
+    except (OSError, DoubleError) as exc:
+        sys.stderr.write(f"kubelet: cannot serve :{port}: {exc}\n")
+
+
+# ---------------------------------------------------------------------------------------
+# kubectl double
+# ---------------------------------------------------------------------------------------
+
+KUBECTL_GLOBAL = {
+    "kubeconfig": "str",
+    "namespace": "str",
+    "request-timeout": "str",
+    "context": "str",
+    "server": "str",
+    "v": "str",
+}
+
+
+def _age(ts: str | None) -> str:
+    if not ts:
+        return "<unknown>"
+    t = _dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
+    s = int((_dt.datetime.now(_dt.UTC) - t).total_seconds())
+    return f"{s}s" if s < 120 else f"{s // 60}m" if s < 7200 else f"{s // 3600}h"
+
+
+def _node_row(n: dict[str, Any], wide: bool) -> list[str]:
+    md, st = n["metadata"], n.get("status") or {}
+    ready = _node_ready(n)
+    status = "Ready" if ready else "NotReady"
+    if (n.get("spec") or {}).get("unschedulable"):
+        status += ",SchedulingDisabled"
+    roles = (
+        ",".join(
+            sorted(
+                k.split("/", 1)[1]
+                for k in (md.get("labels") or {})
+                if k.startswith("node-role.kubernetes.io/")
+            )
+        )
+        or "<none>"
+    )
+    info = st.get("nodeInfo") or {}
+    row = [md["name"], status, roles, _age(md.get("creationTimestamp")), info.get("kubeletVersion", "")]
+    if wide:
+        ip = next((a["address"] for a in st.get("addresses") or [] if a["type"] == "InternalIP"), "<none>")
+        row += [
+            ip,
+            "<none>",
+            info.get("osImage", ""),
+            info.get("kernelVersion", ""),
+            info.get("containerRuntimeVersion", ""),
+        ]
+    return row
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    )
+
+
+def _kubectl_client(flags: dict[str, Any]) -> ApiClient:
+    path = (
+        flags.get("kubeconfig")
+        or os.environ.get("KUBECONFIG", "").split(":")[0]
+        or str(Path.home() / ".kube" / "config")
+    )
+    if not Path(path).exists():
+        raise DoubleError(
+            "The connection to the server localhost:8080 was refused - did you specify the right "
+            "host or port?"
+        )
+    timeout = parse_go_duration(flags["request-timeout"]) if flags.get("request-timeout") else 30.0
+    return Kubeconfig(Path(path)).client(timeout=timeout or 30.0)
+
+
+def _kind_ref(obj: dict[str, Any]) -> str:
+    api = str(obj.get("apiVersion", ""))
+    group = api.split("/")[0] if "/" in api else ""
+    return obj["kind"].lower() + (f".{group}" if group else "")
+
+
+def _load_manifests(path: str) -> list[dict[str, Any]]:
+    files: list[Path]
+    if path == "-":
+        texts = [("<stdin>", sys.stdin.read())]
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise DoubleError(f'the path "{path}" does not exist')
+        files = (
+            sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p]
+        )
+        texts = [(str(f), f.read_text()) for f in files]
+    out = []
+    for name, text in texts:
+        try:
+            docs = [json.loads(text)] if text.lstrip().startswith("{") else yaml_load_all(text)
+        except (YamlError, json.JSONDecodeError) as exc:
+            raise DoubleError(f"error parsing {name}: error converting YAML to JSON: {exc}") from None
+        for d in docs:
+            if isinstance(d, dict) and d.get("kind", "").endswith("List") and "items" in d:
+                docs.extend(d["items"])
+                continue
+            if not isinstance(d, dict) or not d.get("apiVersion") or not d.get("kind"):
+                raise DoubleError(
+                    f"error validating {name!r}: error validating data: [apiVersion not set, "
+                    "kind not set]; if you choose to ignore these errors, turn validation off "
+                    "with --validate=false"
+                )
+            if not (d.get("metadata") or {}).get("name"):
+                raise DoubleError(f"error validating {name!r}: resource name may not be empty")
+            out.append(d)
+    return out
+
+
+def _poll_nodes(client: ApiClient, names: list[str] | None, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    done: set[str] = set()
+    while True:
+        items = client.request("GET", "/api/v1/nodes")["items"]
+        targets = {n["metadata"]["name"]: n for n in items}
+        wanted = names if names is not None else list(targets)
+        if names is None and not wanted:
+            raise DoubleError("error: no matching resources found")
+        for nm in wanted:
+            if nm not in targets:
+                raise DoubleError(f'Error from server (NotFound): nodes "{nm}" not found')
+            if nm not in done and _node_ready(targets[nm]):
+                print(f"node/{nm} condition met")
+                done.add(nm)
+        if all(nm in done for nm in wanted):
+            return 0
+        if time.monotonic() >= deadline:
+            left = next(nm for nm in wanted if nm not in done)
+            raise DoubleError(f"error: timed out waiting for the condition on nodes/{left}")
+        time.sleep(1)
+
+
+def kubectl_main(argv: list[str]) -> int:
+    if not argv:
+        raise DoubleError("kubectl controls the Kubernetes cluster manager (koral test double)")
+    cmd, rest = argv[0], argv[1:]
+    short = {"n": "namespace", "o": "output", "f": "filename", "A": "all-namespaces"}
+    specs: dict[str, dict[str, str]] = {
+        "get": {
+            "output": "str",
+            "all-namespaces": "bool",
+            "selector": "str",
+            "show-labels": "bool",
+            "no-headers": "bool",
+        },
+        "wait": {"for": "str", "all": "bool", "timeout": "str", "selector": "str"},
+        "cordon": {"dry-run": "str", "selector": "str"},
+        "uncordon": {"dry-run": "str", "selector": "str"},
+        "drain": {
+            "ignore-daemonsets": "bool",
+            "delete-emptydir-data": "bool",
+            "timeout": "str",
+            "force": "bool",
+            "grace-period": "str",
+            "disable-eviction": "bool",
+            "selector": "str",
+            "dry-run": "str",
+            "skip-wait-for-delete-timeout": "str",
+        },
+        "delete": {
+            "filename": "list",
+            "ignore-not-found": "bool",
+            "wait": "bool",
+            "timeout": "str",
+            "grace-period": "str",
+        },
+        "apply": {
+            "filename": "list",
+            "server-side": "bool",
+            "force-conflicts": "bool",
+            "validate": "str",
+            "dry-run": "str",
+            "prune": "bool",
+            "output": "str",
+        },
+        "version": {"client": "bool", "output": "str", "short": "bool"},
+        "rollout": {"timeout": "str", "watch": "bool"},
+        "cluster-info": {},
+    }
+    if cmd not in specs:
+        raise DoubleError(f'unknown command "{cmd}" for "kubectl"')
+    flags, pos = parse_flags(rest, {**KUBECTL_GLOBAL, **specs[cmd]}, short, prog="kubectl")
+    ns = flags.get("namespace") or "default"
+    if cmd == "version":
+        v = _vtuple(DOUBLE_VERSION)
+        client_info = {
+            "major": str(v[0]),
+            "minor": str(v[1]),
+            "gitVersion": f"v{DOUBLE_VERSION}",
+            "platform": "linux/amd64",
+        }
+        out: dict[str, Any] = {"clientVersion": client_info, "kustomizeVersion": "v5.4.2"}
+        if not flags.get("client"):
+            out["serverVersion"] = _kubectl_client(flags).request("GET", "/version")
+        if flags.get("output") == "json":
+            print(json.dumps(out, indent=2))
+        elif flags.get("output") == "yaml":
+            print(yaml_dump(out), end="")
+        elif flags.get("output"):
+            raise DoubleError("--output must be 'yaml' or 'json'")
+        else:
+            print(f"Client Version: v{DOUBLE_VERSION}\nKustomize Version: v5.4.2")
+            if "serverVersion" in out:
+                print(f"Server Version: {out['serverVersion']['gitVersion']}")
+        return 0
+    client = _kubectl_client(flags)
+    if cmd == "cluster-info":
+        client.request("GET", "/healthz")
+        print(f"Kubernetes control plane is running at {client.server}")
+        return 0
+    if cmd == "get":
+        if not pos or (pos[0] not in ("nodes", "node", "no") and not pos[0].startswith(("node/", "nodes/"))):
+            return _get_object(client, pos, flags, ns)
+        names = pos[1:] if pos[0] in ("nodes", "node", "no") else [pos[0].split("/", 1)[1]]
+        if names:
+            items = [client.request("GET", f"/api/v1/nodes/{n}") for n in names]
+        else:
+            items = client.request("GET", "/api/v1/nodes")["items"]
+        fmt = flags.get("output", "")
+        if fmt == "json":
+            print(
+                json.dumps(
+                    items[0]
+                    if len(names) == 1
+                    else {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}},
+                    indent=4,
+                )
+            )
+        elif fmt == "yaml":
+            print(
+                yaml_dump(
+                    items[0] if len(names) == 1 else {"apiVersion": "v1", "kind": "List", "items": items}
+                ),
+                end="",
+            )
+        elif fmt == "name":
+            print("\n".join(f"node/{n['metadata']['name']}" for n in items))
+        elif fmt in ("", "wide"):
+            if not items:
+                sys.stderr.write("No resources found\n")
+                return 0
+            header = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+            if fmt == "wide":
+                header += ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+            rows = [_node_row(n, fmt == "wide") for n in items]
+            print(
+                "\n".join(_table(header, rows).splitlines()[1:])
+                if flags.get("no-headers")
+                else _table(header, rows)
+            )
+        else:
+            raise DoubleError(f"unable to match a printer suitable for the output format {fmt!r}")
+        return 0
+    if cmd == "wait":
+        cond = flags.get("for", "")
+        if cond.lower() != "condition=ready":
+            raise DoubleError(f"the kubectl double supports only --for=condition=Ready (got {cond!r})")
+        timeout = parse_go_duration(flags.get("timeout", "30s"))
+        if pos[:1] in (["node"], ["nodes"]):
+            if flags.get("all"):
+                if len(pos) > 1:
+                    raise DoubleError("error: name cannot be provided when --all is specified")
+                return _poll_nodes(client, None, timeout)
+            if len(pos) < 2:
+                raise DoubleError("error: resource(s) were provided, but no name was specified")
+            return _poll_nodes(client, pos[1:], timeout)
+        if pos and all(p.startswith(("node/", "nodes/")) for p in pos):
+            return _poll_nodes(client, [p.split("/", 1)[1] for p in pos], timeout)
+        raise DoubleError("the kubectl double can wait only on nodes")
+    if cmd in ("cordon", "uncordon", "drain"):
+        if len(pos) != 1:
+            raise DoubleError(f"error: USAGE: {cmd} NODE [flags]")
+        name = pos[0].split("/", 1)[-1]
+        node = client.request("GET", f"/api/v1/nodes/{name}")
+        want = cmd != "uncordon"
+        if cmd == "drain":
+            ds = client.request("GET", "/apis/double.koral/v1/objects?kind=DaemonSet")["items"]
+            if ds and not flags.get("ignore-daemonsets"):
+                raise DoubleError(
+                    f'error: unable to drain node "{name}" due to error: cannot delete '
+                    "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
+                )
+            if flags.get("timeout"):
+                parse_go_duration(flags["timeout"])
+        already = bool((node.get("spec") or {}).get("unschedulable")) == want
+        if not already:
+            client.request(
+                "PATCH",
+                f"/api/v1/nodes/{name}",
+                {"spec": {"unschedulable": True if want else None}},
+                "application/merge-patch+json",
+            )
+        print(f"node/{name} {'already ' if already else ''}{'cordoned' if want else 'uncordoned'}")
+        if cmd == "drain":
+            print(f"node/{name} drained")
+        return 0
+    if cmd == "delete":
+        if flags.get("filename"):
+            for f in flags["filename"]:
+                for obj in _load_manifests(f):
+                    md = obj["metadata"]
+                    q = (
+                        f"apiVersion={obj['apiVersion']}&kind={obj['kind']}&namespace={md.get('namespace') or ''}"  # noqa: E501
+                        f"&name={md['name']}"
+                    )
+                    try:
+                        client.request("DELETE", f"/apis/double.koral/v1/objects?{q}")
+                        print(f'{_kind_ref(obj)} "{md["name"]}" deleted')
+                    except ApiError as exc:
+                        if exc.status != 404 or not flags.get("ignore-not-found"):
+                            raise
+            return 0
+        if not pos or pos[0] not in ("node", "nodes", "no"):
+            raise DoubleError("the kubectl double deletes only nodes or -f FILE")
+        for name in pos[1:]:
+            try:
+                client.request("DELETE", f"/api/v1/nodes/{name}")
+                print(f'node "{name}" deleted')
+            except ApiError as exc:
+                if exc.status != 404 or not flags.get("ignore-not-found"):
+                    raise
+        return 0
+    if cmd == "apply":
+        if not flags.get("filename"):
+            raise DoubleError("error: must specify one of -f and -k")
+        if pos:
+            raise DoubleError(f"error: Unexpected args: {pos}")
+        objs = [o for f in flags["filename"] for o in _load_manifests(f)]
+        for obj in objs:
+            md = obj.setdefault("metadata", {})
+            if obj["kind"] not in (
+                "Namespace",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "CustomResourceDefinition",
+                "PersistentVolume",
+                "StorageClass",
+                "PriorityClass",
+                "Node",
+            ):
+                md.setdefault("namespace", ns)
+            res = client.request("POST", "/apis/double.koral/v1/apply", obj)
+            print(f"{_kind_ref(obj)}/{md['name']} {res['result']}")
+        return 0
+    if cmd == "rollout":
+        if len(pos) != 2 or pos[0] != "status" or "/" not in pos[1]:
+            raise DoubleError("the kubectl double supports only: rollout status KIND/NAME")
+        kind, name = pos[1].split("/", 1)
+        kinds = {
+            "daemonset": "DaemonSet",
+            "ds": "DaemonSet",
+            "deployment": "Deployment",
+            "deploy": "Deployment",
+            "statefulset": "StatefulSet",
+            "sts": "StatefulSet",
+        }
+        if kind.lower().split(".")[0] not in kinds:
+            raise DoubleError(f"error: no status viewer has been implemented for {kind}")
+        k = kinds[kind.lower().split(".")[0]]
+        q = f"kind={k}&namespace={ns}&name={name}"
+        try:
+            client.request("GET", f"/apis/double.koral/v1/objects?{q}")
+        except ApiError:
+            raise DoubleError(f'Error from server (NotFound): {k.lower()}s.apps "{name}" not found') from None
+        label = {"DaemonSet": "daemon set", "Deployment": "deployment", "StatefulSet": "statefulset"}[k]
+        print(f'{label} "{name}" successfully rolled out')
+        return 0
+    raise DoubleError(f'unknown command "{cmd}" for "kubectl"')
+
+
+def _get_object(client: ApiClient, pos: list[str], flags: dict[str, Any], ns: str) -> int:
+    if len(pos) != 2:
+        raise DoubleError("the kubectl double supports get nodes, or get KIND NAME for applied objects")
+    kinds = {
+        "daemonset": "DaemonSet",
+        "ds": "DaemonSet",
+        "deployment": "Deployment",
+        "secret": "Secret",
+        "configmap": "ConfigMap",
+        "serviceaccount": "ServiceAccount",
+        "namespace": "Namespace",
+    }
+    k = kinds.get(pos[0].lower().rstrip("s").split(".")[0], pos[0])
+    obj = client.request("GET", f"/apis/double.koral/v1/objects?kind={k}&namespace={ns}&name={pos[1]}")
+    if flags.get("output") == "json":
+        print(json.dumps(obj, indent=4))
+    elif flags.get("output") == "name":
+        print(f"{_kind_ref(obj)}/{pos[1]}")
+    else:
+        print(_table(["NAME"], [[pos[1]]]))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------
+# Entry point: busybox-style dispatch on the program name
+# ---------------------------------------------------------------------------------------
+
+PROGRAMS = {
+    "kubeadm": kubeadm_main,
+    "kubelet": kubelet_main,
+    "kubectl": kubectl_main,
+    "kube-apiserver": apiserver_main,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv if argv is None else argv
+    prog = os.environ.get("KORAL_DOUBLE_PROG") or os.path.basename(args[0])
+    fn = PROGRAMS.get(prog)
+    if fn is None:
+        sys.stderr.write(f"k8s_double: run me as one of {sorted(PROGRAMS)} (got {prog!r})\n")
+        return 2
+    if prog == "kubeadm":
+        return fn(args[1:])
+    try:
+        return fn(args[1:])
+    except DoubleError as exc:
+        msg = str(exc)
+        sys.stderr.write((msg if msg.startswith(("error", "Error")) else f"error: {msg}") + "\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
