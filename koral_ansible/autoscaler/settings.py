@@ -115,5 +115,6 @@ def manual_scale_refusal(paths: Paths, cluster: str) -> InputError | None:
 
 
 def save(paths: Paths, cluster: str, settings: AutoscaleSettings) -> AutoscaleSettings:
+    """Write the record as given (no validation: used to restore a previous record)."""
     write_private(settings_path(paths, cluster), json.dumps(settings.public_dict(), indent=2) + "\n")
     return settings

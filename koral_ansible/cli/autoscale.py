@@ -1,0 +1,214 @@
+"""``koral-play autoscale`` (the cluster's autoscaling record) and ``koral-play autoscaler serve``.
+
+Wire with ``root.add_command(autoscale)`` and ``root.add_command(autoscaler)``.
+
+- ``autoscale NAME --enable --min A --max B`` / ``--disable`` / (no flag: show). Bounds are
+  validated before anything changes (exit 2 naming --min/--max). Callables in :data:`ON_CHANGE`
+  run after the record changed (deploy / remove cluster-autoscaler); if one fails the previous
+  record is restored and the error propagates.
+- ``autoscaler serve --cluster NAME --listen HOST:PORT``: cluster-autoscaler's externalgrpc
+  provider for one cluster, mTLS with the cluster's certificates (created on first start).
+  Scale calls run koral's own operations (:func:`scale_operations`) on the main thread.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from koral_ansible.autoscaler import settings
+from koral_ansible.autoscaler.settings import AutoscaleSettings
+from koral_ansible.cli.common import emit, output_option, pass_env
+from koral_ansible.errors import InputError, OperationError
+from koral_ansible.operations.context import Env
+
+#: Called as ``hook(env, cluster, new_settings)`` after ``autoscale`` changed the record
+#: (outside the cluster lock, so a hook may run an OperationFrame). Deploying and removing
+#: cluster-autoscaler in the cluster belongs here.
+ON_CHANGE: list[Callable[[Env, str, AutoscaleSettings], None]] = []
+
+DEFAULT_LISTEN = "127.0.0.1:8086"
+
+
+def _show(name: str, s: AutoscaleSettings, workers: int) -> dict[str, Any]:
+    return {"name": name, **s.public_dict(), "workers": workers}
+
+
+@click.command()
+@click.argument("name")
+@click.option("--enable", "enable_", is_flag=True, help="Turn autoscaling on (needs --min and --max).")
+@click.option("--disable", is_flag=True, help="Turn autoscaling off; manual scale works again.")
+@click.option("--min", "min_size", help="Fewest workers, >= 1.")
+@click.option("--max", "max_size", help="Most workers, <= the max cluster size (default 10).")
+@output_option
+@pass_env
+def autoscale(
+    env: Env,
+    name: str,
+    enable_: bool,
+    disable: bool,
+    min_size: str | None,
+    max_size: str | None,
+    output: str,
+) -> None:
+    """Enable or disable autoscaling of a cluster's workers by cluster-autoscaler, or show it.
+
+    While enabled, cluster-autoscaler decides the worker count between --min and --max
+    through koral-play's autoscaler service, and manual 'scale' is refused. Example:
+
+        koral-play autoscale demo --enable --min 1 --max 5
+    """
+    if enable_ and disable:
+        raise InputError("--enable/--disable", "give one of them, not both")
+    if not enable_ and (min_size is not None or max_size is not None):
+        field = "--min" if min_size is not None else "--max"
+        raise InputError(field, "only goes with --enable")
+    bounds = settings.validate_bounds(min_size, max_size) if enable_ else None
+    record = env.store.get_cluster(name)
+    workers = len(record.workers)
+    old = settings.load_settings(env.paths, name)
+    if bounds is None and not disable:
+        emit(_show(name, old, workers), output)
+        return
+    with env.store.lock(name, "autoscale"):
+        new = (
+            settings.enable(env.paths, name, *bounds)
+            if bounds is not None
+            else settings.disable(env.paths, name)
+        )
+        env.store.event(
+            name,
+            "autoscale",
+            "settings",
+            "Completed",
+            f"workers {new.min_size}..{new.max_size}" if new.enabled else "disabled",
+        )
+    try:
+        for hook in ON_CHANGE:
+            hook(env, name, new)
+    except BaseException:
+        with env.store.lock(name, "autoscale"):
+            settings.save(env.paths, name, old)
+        raise
+    if new.enabled:
+        click.echo(f"autoscaling enabled for {name}: workers {new.min_size}..{new.max_size}", err=True)
+        if not new.min_size <= workers <= new.max_size:
+            click.echo(
+                f"note: {name} has {workers} workers, outside {new.min_size}..{new.max_size}; "
+                "cluster-autoscaler only moves the size within the bounds as load requires",
+                err=True,
+            )
+    else:
+        click.echo(f"autoscaling disabled for {name}; 'koral-play scale' works again", err=True)
+    emit(_show(name, new, workers), output)
+
+
+@click.group()
+def autoscaler() -> None:
+    """The service cluster-autoscaler calls (its externalgrpc cloud provider)."""
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """HOST:PORT (IPv6 as [addr]:PORT) -> (host, port); InputError names --listen."""
+    host, sep, port = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError("--listen", f"must be HOST:PORT with a port 1..65535 (got {listen!r})")
+    return host, int(port)
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def scale_operations(home: str | None) -> tuple[Callable[[str, int], None], Callable[[str, str], None]]:
+    """koral's scale and remove-node operations as ``scale_to(cluster, size)`` and
+    ``remove_node(cluster, node)``, each with its own Env (state store) per call.
+
+    They are looked up as ``koral_ansible.operations.scale(env, name, size)`` and
+    ``koral_ansible.operations.remove_node(env, name, node)``.
+    """
+    from koral_ansible import operations
+
+    scale = getattr(operations, "scale", None)
+    remove = getattr(operations, "remove_node", None)
+    if scale is None or remove is None:
+        raise OperationError(
+            "this koral-play has no scale/remove-node operations (koral_ansible.operations.scale, "
+            ".remove_node); the autoscaler service needs them"
+        )
+
+    def scale_to(cluster: str, size: int) -> None:
+        env = Env.open(home, quiet=True)
+        try:
+            scale(env, cluster, size)
+        finally:
+            env.store.close()
+
+    def remove_node(cluster: str, node: str) -> None:
+        env = Env.open(home, quiet=True)
+        try:
+            remove(env, cluster, node)
+        finally:
+            env.store.close()
+
+    return scale_to, remove_node
+
+
+@autoscaler.command()
+@click.option("--cluster", "name", required=True, help="The cluster whose workers this service scales.")
+@click.option(
+    "--listen",
+    default=DEFAULT_LISTEN,
+    show_default=True,
+    help="HOST:PORT to listen on; the host goes into the server certificate.",
+)
+@click.option(
+    "--san",
+    "sans",
+    multiple=True,
+    help="Extra host name or IP for the server certificate (the address cluster-autoscaler dials).",
+)
+@pass_env
+def serve(env: Env, name: str, listen: str, sans: tuple[str, ...]) -> None:
+    """Serve cluster-autoscaler's externalgrpc CloudProvider for one cluster, over mTLS.
+
+    Certificates (CA, server, client for cluster-autoscaler) are created on first start in
+    the cluster's directory under the koral home. Stops on SIGTERM or Ctrl-C.
+    """
+    from koral_ansible.autoscaler.certs import ensure_certs
+    from koral_ansible.autoscaler.mainthread import MainThreadRunner
+    from koral_ansible.autoscaler.server import serve as run_server
+    from koral_ansible.autoscaler.state_scaler import StateScaler
+
+    host, _port = parse_listen(listen)
+    env.store.get_cluster(name)
+    hosts = [h for h in (host, *sans) if not _is_wildcard(h)]
+    scale_to, remove_node = scale_operations(str(env.paths.home))
+    certs = ensure_certs(env.paths, name, hosts)
+    runner = MainThreadRunner()
+    scaler = StateScaler(env.paths, runner.wrap(scale_to), runner.wrap(remove_node), clusters=[name])
+    if not settings.load_settings(env.paths, name).enabled:
+        click.echo(
+            f"note: autoscaling is disabled for {name}; no node group is served until "
+            f"'koral-play autoscale {name} --enable --min A --max B'",
+            err=True,
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    def ready(port: int) -> None:
+        click.echo(
+            f"serving cluster-autoscaler's externalgrpc provider for {name} on {host}:{port} "
+            f"(mTLS; certificates in {certs.dir})",
+            err=True,
+        )
+
+    run_server(scaler, certs, listen, stop=threading.Event(), runner=runner, on_ready=ready)
