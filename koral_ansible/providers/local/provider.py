@@ -163,6 +163,8 @@ class LocalProvider(Provider):
             )
         control = [r for r in records if r.is_control]
         workers = [r for r in records if not r.is_control]
+        names = ", ".join(f"{r.name} ({r.private_ip})" for r in records)
+        self._report(f"local: starting {len(records)} node(s): {names}")
         for rec in control:
             self._finish(rec, self._ensure_node(spec, rec, net, image, keys))
         with ThreadPoolExecutor(max_workers=MAX_PARALLEL) as pool:
@@ -179,7 +181,10 @@ class LocalProvider(Provider):
     def _ensure_node(
         self, spec: ClusterSpec, rec: NodeRecord, net: network.NodeNet, image: str, keys: Path
     ) -> tuple[str, str]:
-        """(container id, note) of a running node container. Runs in worker threads: no state writes."""
+        """(container id, note) of a running node container.
+
+        Runs in worker threads: no state writes and no ``report`` here (both may be single-threaded).
+        """
         cname = nodes.container_name(rec.name)
         state = self.podman.container_state(cname)
         if state is not None:
@@ -204,7 +209,6 @@ class LocalProvider(Provider):
             cpus=spec.cpu,
             memory_mib=spec.memory,
         )
-        self._report(f"local: starting node {rec.name} ({rec.private_ip})")
         return nodes.create(self.podman, node, self.home, dirs, keys)
 
     def _finish(self, rec: NodeRecord, result: tuple[str, str]) -> None:
