@@ -40,7 +40,9 @@ def _set_env(container: dict[str, Any], name: str, entry: dict[str, Any]) -> Non
 
 def cni_manifest(text: str, plugin: str, pod_cidr: str, password_secret: str = "") -> str:
     if plugin not in _TARGETS:
-        raise AnsibleFilterError(f"cni_manifest: plugin must be one of {', '.join(_TARGETS)} (got {plugin!r})")
+        raise AnsibleFilterError(
+            f"cni_manifest: plugin must be one of {', '.join(_TARGETS)} (got {plugin!r})"
+        )
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
@@ -57,15 +59,19 @@ def cni_manifest(text: str, plugin: str, pod_cidr: str, password_secret: str = "
             found = True
             _set_env(c, cidr_var, {"value": pod_cidr})
             if plugin == "weave" and password_secret:
-                _set_env(c, "WEAVE_PASSWORD",
-                         {"valueFrom": {"secretKeyRef": {"name": password_secret, "key": password_secret}}})
+                _set_env(
+                    c,
+                    "WEAVE_PASSWORD",
+                    {"valueFrom": {"secretKeyRef": {"name": password_secret, "key": password_secret}}},
+                )
     if not found:
         raise AnsibleFilterError(
             f"cni_manifest: no DaemonSet {ds_name!r} with a container {c_name!r} in the manifest "
             f"(is it a {plugin} manifest?)"
         )
-    return yaml.dump_all(docs, Dumper=_Dumper, default_flow_style=False, sort_keys=False, width=1 << 30,
-                         explicit_start=True)
+    return yaml.dump_all(
+        docs, Dumper=_Dumper, default_flow_style=False, sort_keys=False, width=1 << 30, explicit_start=True
+    )
 
 
 class FilterModule:
