@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
+import threading
+import time
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -191,3 +195,68 @@ def test_validate_rejects(
 def test_validate_accepts_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     _provider(tmp_path).validate(validate_spec({"name": "c", "size": 3}))
+
+
+def _loopback_server(payload: bytes) -> tuple[int, threading.Thread, socket.socket]:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = srv.accept()
+                conn.sendall(payload)
+                time.sleep(0.05)
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return srv.getsockname()[1], thread, srv
+
+
+def test_ssh_banner_wait() -> None:
+    port, _, srv = _loopback_server(b"SSH-2.0-OpenSSH_test\r\n")
+    try:
+        assert nodes.ssh_banner("127.0.0.1", port)
+        nodes.wait_ssh([("n1", "127.0.0.1", port)], timeout=5)
+    finally:
+        srv.close()
+
+
+def test_ssh_wait_names_the_silent_node() -> None:
+    port, _, srv = _loopback_server(b"HTTP/1.0 400 nope\r\n")
+    try:
+        assert not nodes.ssh_banner("127.0.0.1", port)
+        with pytest.raises(OperationError, match=r"c-node-7 \(127\.0\.0\.1:"):
+            nodes.wait_ssh([("c-node-7", "127.0.0.1", port)], timeout=0.5)
+    finally:
+        srv.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("haproxy") is None, reason="needs root and haproxy")
+def test_haproxy_start_reload_stop(tmp_path: Path) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    directory = tmp_path / "lb"
+    backend = [lb.Backend("c-control-1", IPv4Address("127.0.0.1"), 9)]
+    try:
+        assert lb.ensure(directory, lb.render("c", IPv4Address("127.0.0.1"), backend, api_port=port))
+        assert lb.running(directory)
+        first = lb.find_processes(directory / lb.CONFIG_NAME)
+        assert len(first) == 1
+        assert not lb.ensure(directory, lb.render("c", IPv4Address("127.0.0.1"), backend, api_port=port))
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass  # the frontend listens
+        assert lb.ensure(directory, lb.render("c", IPv4Address("127.0.0.1"), [], api_port=port))  # reload
+        deadline = time.monotonic() + 5
+        while first[0] in lb.find_processes(directory / lb.CONFIG_NAME) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lb.running(directory)
+        assert first[0] not in lb.find_processes(directory / lb.CONFIG_NAME)
+    finally:
+        lb.stop(directory)
+    assert lb.find_processes(directory / lb.CONFIG_NAME) == []
+    assert not lb.running(directory)
