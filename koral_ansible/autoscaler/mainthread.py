@@ -3,7 +3,8 @@
 koral's operations (``OperationFrame``) install a SIGTERM handler, which Python allows only on
 the main thread; gRPC handlers run on a thread pool. ``MainThreadRunner.wrap(fn)`` returns a
 callable that, from any thread, queues ``fn`` for the thread that runs :meth:`run` and waits
-for its result (or re-raises its exception there).
+for its result (or re-raises its exception there). A job interrupted by SIGTERM/SIGINT (the
+operation's handler receives the signal, not the server's) also stops :meth:`run`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from koral_ansible.errors import OperationError
+from koral_ansible.operations.context import Interrupted
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -63,6 +65,8 @@ class MainThreadRunner:
                 except queue.Empty:
                     continue
                 self._execute(job)
+                if isinstance(job.error, Interrupted | KeyboardInterrupt):
+                    stop.set()  # the operation's own SIGTERM/SIGINT handler took the signal meant for us
         finally:
             self._closed.set()
             while True:

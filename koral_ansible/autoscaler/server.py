@@ -27,11 +27,15 @@ generated ``_pb2_grpc`` module (the tests use it as the client stub).
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -325,6 +329,32 @@ def serve(
         server.stop(grace=5).wait()
         for sig, old in restore:
             signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def single_instance(path: Path) -> Iterator[None]:
+    """Hold ``path``'s lock while serving: one service per cluster, so the per-cluster request
+    lock of :class:`CloudProviderService` really serializes every change the autoscaler asks for."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            raise OperationError(
+                f"an autoscaler service already serves this cluster ({holder}); stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def cloud_config(

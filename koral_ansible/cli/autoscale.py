@@ -187,6 +187,7 @@ def serve(env: Env, name: str, listen: str, sans: tuple[str, ...]) -> None:
     from koral_ansible.autoscaler.certs import ensure_certs
     from koral_ansible.autoscaler.mainthread import MainThreadRunner
     from koral_ansible.autoscaler.server import serve as run_server
+    from koral_ansible.autoscaler.server import single_instance
     from koral_ansible.autoscaler.state_scaler import StateScaler
 
     host, _port = parse_listen(listen)
@@ -211,4 +212,5 @@ def serve(env: Env, name: str, listen: str, sans: tuple[str, ...]) -> None:
             err=True,
         )
 
-    run_server(scaler, certs, listen, stop=threading.Event(), runner=runner, on_ready=ready)
+    with single_instance(certs.dir / "serve.lock"):
+        run_server(scaler, certs, listen, stop=threading.Event(), runner=runner, on_ready=ready)

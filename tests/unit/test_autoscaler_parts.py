@@ -435,6 +435,7 @@ def test_cli_serve_wires_certificates_scaler_and_operations(
                 break
             threading.Event().wait(0.1)
         assert ports == [free]
+        assert "serving cluster-autoscaler's externalgrpc provider for demo" in capsys.readouterr().err
         files = ensure_certs(home, "demo")
         assert "ca.demo" in _sans(files.server_cert) and "127.0.0.1" in _sans(files.server_cert)
         creds = grpc.ssl_channel_credentials(
@@ -449,6 +450,9 @@ def test_cli_serve_wires_certificates_scaler_and_operations(
                 timeout=10,
             )
         assert [(g.id, g.minSize, g.maxSize) for g in groups] == [("demo", 1, 4)]
+        capsys.readouterr()
+        second = run_cli(group, ["autoscaler", "serve", "--cluster", "demo", "--listen", "127.0.0.1:1"])
+        assert second == 1 and "already serves this cluster (pid" in capsys.readouterr().err
         assert calls == [
             ("scale_to", "demo", 4, "cli-serve"),
             ("remove_node", "demo", "demo-node-2", "cli-serve"),
@@ -457,4 +461,30 @@ def test_cli_serve_wires_certificates_scaler_and_operations(
         stop.set()
         thread.join(10)
     assert codes == [0]
-    assert "serving cluster-autoscaler's externalgrpc provider for demo" in capsys.readouterr().err
+
+
+def test_runner_stops_when_a_job_is_interrupted() -> None:
+    from koral_ansible.operations.context import Interrupted
+
+    runner = MainThreadRunner()
+    stop = threading.Event()
+
+    def interrupted() -> None:
+        raise Interrupted("interrupted by signal SIGTERM")
+
+    loop = threading.Thread(target=runner.run, args=(stop,))
+    loop.start()
+    with pytest.raises(Interrupted):
+        runner.wrap(interrupted)()
+    loop.join(5)
+    assert stop.is_set() and not loop.is_alive()
+
+
+def test_systemd_unit() -> None:
+    from koral_ansible.autoscaler.unit import systemd_unit, unit_name
+
+    text = systemd_unit("demo", "10.1.0.1:8086", sans=["10.1.0.1"], home="/var/lib/koral")
+    assert unit_name("demo") == "koral-autoscaler-demo.service"
+    serve = "autoscaler serve --cluster demo --listen 10.1.0.1:8086 --san 10.1.0.1"
+    assert f"ExecStart=/usr/local/bin/koral-play {serve}\n" in text
+    assert 'Environment="KORAL_HOME=/var/lib/koral"' in text and "UMask=0077" in text
