@@ -1287,3 +1287,53 @@ def list_tags(api: Api, req: Request) -> tuple[str, list[Record]]:
 @command("queryAsyncJobResult", "sync", f"{_PKG}.job.QueryAsyncJobResultCmd")
 def query_async_job_result(api: Api, req: Request) -> dict[str, Any]:
     raise internal("queryAsyncJobResult is answered by the server")  # pragma: no cover
+
+
+# ---- read-only extras the ngine_io.cloudstack modules ask for -----------------------------------
+@command("listNics", "list", f"{_PKG}.vm.ListNicsCmd")
+def list_nics(api: Api, req: Request) -> tuple[str, list[Record]]:
+    vm = req.entity(api.cloud.vms, "virtualmachineid")
+    assert vm is not None
+    nics = [{**n, "virtualmachineid": vm["id"]} for n in vm["nic"]]
+    net = req.get("networkid")
+    return "nic", [n for n in nics if net is None or n["networkid"] == net]
+
+
+@command("listVPCs", "list", f"{_PKG}.vpc.ListVPCsCmd")
+def list_vpcs(api: Api, req: Request) -> tuple[str, list[Record]]:
+    return "vpc", []
+
+
+@command("listEgressFirewallRules", "list", f"{_PKG}.firewall.ListEgressFirewallRulesCmd")
+def list_egress_rules(api: Api, req: Request) -> tuple[str, list[Record]]:
+    return "firewallrule", []
+
+
+@command("listVolumes", "list", f"{_PKG}.volume.ListVolumesCmd")
+def list_volumes(api: Api, req: Request) -> tuple[str, list[Record]]:
+    out = []
+    for vm in api.cloud.vms.values():
+        if req.get("virtualmachineid") not in (None, vm["id"]):
+            continue
+        out.append(
+            {
+                "id": vm["id"][:-4] + "0001",
+                "name": f"ROOT-{vm['instancename'].split('-')[2]}",
+                "type": "ROOT",
+                "deviceid": 0,
+                "virtualmachineid": vm["id"],
+                "vmname": vm["name"],
+                "vmstate": vm["state"],
+                "size": int(vm["_rootdisksize"]) * 1024**3,
+                "state": "Ready",
+                "zoneid": vm["zoneid"],
+                "zonename": vm["zonename"],
+                "storagetype": "shared",
+                "provisioningtype": "thin",
+                "account": vm["account"],
+                "domainid": vm["domainid"],
+                "domain": vm["domain"],
+                "tags": [],
+            }
+        )
+    return "volume", _filter(out, req, {"id": "id", "type": "type", "zoneid": "zoneid"})

@@ -80,7 +80,11 @@ class JobRunner:
     ) -> Job:
         with self._lock:
             self.jobs[job.id] = job
-        if not hang:
+        if hang:
+            return job
+        if self._latency(job.command) <= 0:
+            self._run(job, body, on_error, injected)  # zero latency: done before the submit is answered
+        else:
             self._pool.submit(self._run, job, body, on_error, injected)
         return job
 
