@@ -84,9 +84,11 @@ def validate_bounds(
     return low, high
 
 
-def enable(paths: Paths, cluster: str, min_size: int | str, max_size: int | str) -> AutoscaleSettings:
-    """Validate and record min/max with autoscaling on."""
-    low, high = validate_bounds(min_size, max_size)
+def enable(
+    paths: Paths, cluster: str, min_size: int | str, max_size: int | str, limit: int | None = None
+) -> AutoscaleSettings:
+    """Validate (against ``limit``, default the max cluster size) and record min/max, enabled."""
+    low, high = validate_bounds(min_size, max_size, limit)
     return save(paths, cluster, AutoscaleSettings(True, low, high, now()))
 
 

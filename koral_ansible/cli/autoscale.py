@@ -26,6 +26,7 @@ from koral_ansible.autoscaler.settings import AutoscaleSettings
 from koral_ansible.cli.common import emit, output_option, pass_env
 from koral_ansible.errors import InputError, OperationError
 from koral_ansible.operations.context import Env
+from koral_ansible.spec import max_cluster_size
 
 #: Called as ``hook(env, cluster, new_settings)`` after ``autoscale`` changed the record
 #: (outside the cluster lock, so a hook may run an OperationFrame). Deploying and removing
@@ -33,6 +34,13 @@ from koral_ansible.operations.context import Env
 ON_CHANGE: list[Callable[[Env, str, AutoscaleSettings], None]] = []
 
 DEFAULT_LISTEN = "127.0.0.1:8086"
+
+
+def _max_size() -> int:
+    """The max cluster size: the root's --max-size (or KORAL_CLUSTER_MAX_SIZE), else 10."""
+    obj = click.get_current_context().find_root().obj
+    raw = obj.get("max_size") if isinstance(obj, dict) else None
+    return max_cluster_size(None if raw is None else str(raw), field="--max-size")
 
 
 def _show(name: str, s: AutoscaleSettings, workers: int) -> dict[str, Any]:
@@ -68,7 +76,8 @@ def autoscale(
     if not enable_ and (min_size is not None or max_size is not None):
         field = "--min" if min_size is not None else "--max"
         raise InputError(field, "only goes with --enable")
-    bounds = settings.validate_bounds(min_size, max_size) if enable_ else None
+    limit = _max_size()
+    bounds = settings.validate_bounds(min_size, max_size, limit) if enable_ else None
     record = env.store.get_cluster(name)
     workers = len(record.workers)
     old = settings.load_settings(env.paths, name)
@@ -77,7 +86,7 @@ def autoscale(
         return
     with env.store.lock(name, "autoscale"):
         new = (
-            settings.enable(env.paths, name, *bounds)
+            settings.enable(env.paths, name, *bounds, limit=limit)
             if bounds is not None
             else settings.disable(env.paths, name)
         )

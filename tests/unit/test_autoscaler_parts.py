@@ -160,6 +160,25 @@ def test_cli_max_follows_max_cluster_size(
     assert settings.load_settings(home, "demo").max_size == 15
 
 
+def test_cli_max_follows_the_root_max_size_option(home: Paths, capsys: pytest.CaptureFixture[str]) -> None:
+    @click.group()
+    @click.option("--max-size")
+    @click.pass_context
+    def with_max(ctx: click.Context, max_size: str | None) -> None:
+        ctx.ensure_object(dict)
+        ctx.obj.update(home=None, verbose=False, quiet=True, max_size=max_size)
+
+    with_max.add_command(cli_autoscale.autoscale)
+    assert (
+        run_cli(with_max, ["--max-size", "12", "autoscale", "demo", "--enable", "--min", "1", "--max", "12"])
+        == 0
+    )
+    code = run_cli(with_max, ["--max-size", "2", "autoscale", "demo", "--enable", "--min", "1", "--max", "3"])
+    err = capsys.readouterr().err
+    assert code == 2 and "error: --max: must be an integer from 1 to 2" in err
+    assert settings.load_settings(home, "demo").max_size == 12
+
+
 def test_cli_failed_hook_restores_the_record(
     home: Paths, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
