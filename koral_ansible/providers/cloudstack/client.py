@@ -88,6 +88,7 @@ class CloudClient:
             dangerous_no_tls_verify=config.verify is False,
             retry=0,
         )
+        self._inflight: builtins.list[Job] = []
 
     # ---- plain calls --------------------------------------------------------------------------
     def call(self, command: str, **params: Any) -> dict[str, Any]:
@@ -138,11 +139,23 @@ class CloudClient:
 
     # ---- async jobs ---------------------------------------------------------------------------
     def submit(self, command: str, label: str, **params: Any) -> Job:
+        """Start an async job (first waiting for room when ``max_inflight_jobs`` is set)."""
+        limit = self.config.max_inflight_jobs
+        self._inflight = [j for j in self._inflight if j.status == 0]
+        if limit > 0 and len(self._inflight) >= limit:
+            self.wait(
+                self._inflight[: len(self._inflight) - limit + 1],
+                "earlier cloud jobs",
+                raise_on_failure=False,
+            )
+            self._inflight = [j for j in self._inflight if j.status == 0]
         out = self.call(command, **params)
         jobid = out.get("jobid")
         if not jobid:
             raise OperationError(f"{command}: the cloud answered without a job id")
-        return Job(command, str(jobid), label, id=out.get("id"))
+        job = Job(command, str(jobid), label, id=out.get("id"))
+        self._inflight.append(job)
+        return job
 
     def wait(self, jobs: Iterable[Job], what: str, raise_on_failure: bool = True) -> builtins.list[Job]:
         """Poll every job until all finished; backoff between rounds; one timeout for the group."""

@@ -38,6 +38,7 @@ class CloudConfig:
     poll_backoff: float = 1.5
     poll_max: float = 5.0
     retries: int = 4  # transient HTTP errors
+    max_inflight_jobs: int = 0  # async jobs running at once (0: no limit; 1: one after another)
     retry_delay: float = 1.0
     profile: str | None = None
 

@@ -88,3 +88,13 @@ def test_job_timeout_message() -> None:
             r"still pending: the public IP\); re-run the command to resume",
         ):
             c.wait([job], "the IP")
+
+
+def test_max_inflight_jobs_serializes() -> None:
+    with CloudSim(SimConfig(job_latency=0.2)) as sim:
+        c = CloudClient(_cfg(sim.endpoint, max_inflight_jobs=1))
+        zone = c.list("listZones")[0]["id"]
+        t0 = time.monotonic()
+        jobs = [c.submit("associateIpAddress", f"ip {i}", zoneid=zone) for i in range(3)]
+        c.wait(jobs, "IPs")
+        assert time.monotonic() - t0 >= 0.6 and all(j.status == 1 for j in jobs)
