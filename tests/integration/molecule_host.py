@@ -1,0 +1,97 @@
+"""Run the role Molecule scenarios (molecule/<role>/) against koral's own node image.
+
+Sets what every scenario needs and Molecule cannot find by itself: the node image reference
+(``KORAL_NODE_IMAGE``, built once and cached by koral_ansible.providers.local.image), koral's podman
+configuration (``CONTAINERS_CONF``/``CONTAINERS_STORAGE_CONF``: runc, ulimits, its own store and
+networks) and the venv's bin directory on PATH. Used by tests/integration/test_molecule.py, and by
+hand::
+
+    python tests/integration/molecule_host.py preflight            # molecule test -s preflight
+    python tests/integration/molecule_host.py firewall converge    # any molecule subcommand
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from koral_ansible.paths import Paths
+from koral_ansible.providers.local.image import ensure_image
+from koral_ansible.providers.local.podman import podman_env
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = ("preflight", "container_runtime", "firewall")
+# Each scenario's podman network (name kmol-<scenario with dashes>) and subnet: the platforms use
+# fixed addresses in it. Outside the local provider's 10.213.0.0/16 pool.
+SUBNETS = {"preflight": "10.214.1.0/24", "container_runtime": "10.214.2.0/24", "firewall": "10.214.3.0/24"}
+
+
+def network_name(scenario: str) -> str:
+    return "kmol-" + scenario.replace("_", "-")
+
+
+def ensure_network(scenario: str, env: dict[str, str]) -> None:
+    """Create the scenario's network with its subnet (Molecule's podman driver cannot set one)."""
+    name = network_name(scenario)
+    if subprocess.run(["podman", "network", "exists", name], env=env, check=False).returncode == 0:
+        return
+    subprocess.run(
+        ["podman", "network", "create", "--subnet", SUBNETS[scenario], "--label", "koral.molecule=1", name],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+
+
+def molecule_env(paths: Paths | None = None) -> dict[str, str]:
+    """Environment for ``molecule`` (the node image is built first when missing)."""
+    paths = paths or Paths.resolve()
+    env = {**os.environ, **podman_env(paths)}
+    env["KORAL_NODE_IMAGE"] = ensure_image(paths)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = f"{bindir}:{env.get('PATH', '')}"
+    env["MOLECULE_GLOB"] = "molecule/*/molecule.yml"  # the repo is also a collection: keep molecule/
+    env.setdefault("ANSIBLE_FORCE_COLOR", "false")
+    env.setdefault("PY_COLORS", "0")
+    return env
+
+
+def run_molecule(
+    scenario: str, command: str = "test", extra: list[str] | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``molecule <command> -s <scenario>`` from the repository root; returns the process and seconds taken."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}")
+    env = env or molecule_env()
+    if command in ("test", "create", "converge"):
+        ensure_network(scenario, env)
+    start = time.monotonic()
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "molecule"), command, "-s", scenario, *(extra or [])],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc, time.monotonic() - start
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in SCENARIOS:
+        print(f"usage: molecule_host.py {{{'|'.join(SCENARIOS)}}} [molecule-command [args...]]", file=sys.stderr)
+        return 2
+    env = molecule_env()
+    command = argv[1] if len(argv) > 1 else "test"
+    if command in ("test", "create", "converge"):
+        ensure_network(argv[0], env)
+    cmd = [str(Path(sys.executable).parent / "molecule"), command, "-s", argv[0]]
+    return subprocess.call([*cmd, *argv[2:]], cwd=REPO, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
