@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from tests.cloudsim import errors as E
 from tests.cloudsim.backend import MachineBackend, MachineSpec
-from tests.cloudsim.errors import bad_id, conflict, internal, invalid_value
+from tests.cloudsim.errors import ApiError, bad_id, conflict, internal, invalid_value
 from tests.cloudsim.jobs import JobFn, JobRunner, cs_time, new_id
 from tests.cloudsim.model import Cloud, Record, public
 from tests.cloudsim.request import Request, tags_match
@@ -177,7 +177,7 @@ def list_capabilities(api: Api, req: Request) -> dict[str, Any]:
             "apilimitmax": 10000,
             "kvmsnapshotenabled": True,
             "allowuserviewdestroyedvm": False,
-            "allowuserexpungerecovervm": False,
+            "allowuserexpungerecovervm": _setting(api, "allow.user.expunge.recover.vm") == "true",
             "kubernetesserviceenabled": api.cloud.configurations["cloud.kubernetes.service.enabled"]["value"]
             == "true",
             "kubernetesclusterexperimentalfeaturesenabled": False,
@@ -664,6 +664,11 @@ def deploy_vm(api: Api, req: Request) -> AsyncPlan:
     )
 
 
+def _setting(api: Api, name: str) -> str:
+    rec = api.cloud.configurations.get(name)
+    return str(rec["value"]) if rec else ""
+
+
 def _existing_vm(api: Api, req: Request) -> Record:
     vm = req.entity(api.cloud.vms, "id")
     assert vm is not None
@@ -731,7 +736,16 @@ def destroy_vm(api: Api, req: Request) -> AsyncPlan:
     if vm["state"] in ("Destroyed", "Expunging") and not expunge:
         raise invalid_value(f"Unable to find a virtual machine with specified vmId {vm['id']}")
 
+    may_expunge = req.account.is_admin or _setting(api, "allow.user.expunge.recover.vm") == "true"
+
     def body() -> dict[str, Any]:
+        if expunge and not may_expunge:  # checked by UserVmManager while the job runs
+            raise ApiError(
+                E.ACCOUNT_ERROR,
+                "Parameter expunge can be passed by Admin only. Or when the "
+                "allow.user.expunge.recover.vm key is set.",
+                E.CS_PERMISSION_DENIED,
+            )
         api.backend.destroy(vm["id"])
         with api.cloud.lock:
             vm["state"] = "Expunging" if expunge else "Destroyed"

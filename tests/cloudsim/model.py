@@ -118,6 +118,13 @@ class Cloud:
             "String",
             K8S_OFFERING,
         )
+        self.set_config(
+            "allow.user.expunge.recover.vm",
+            "false",
+            "Determines whether users can expunge or recover their vm",
+            "Boolean",
+            "false",
+        )
         self.set_config("default.page.size", "500", "Default page size for API list* commands", "Long", "500")
 
     def add_zone(self, name: str) -> Record:

@@ -138,6 +138,17 @@ class CloudSim:
         with self.cloud.lock:
             return self.cloud.counts()
 
+    def expunge_destroyed(self) -> int:
+        """What CloudStack's expunge thread does every expunge.interval: remove Destroyed VMs."""
+        from tests.cloudsim.commands import _expunge
+
+        with self.cloud.lock:
+            ids = [v["id"] for v in self.cloud.vms.values() if v["state"] == "Destroyed"]
+        for vid in ids:
+            self.backend.destroy(vid)
+            _expunge(self.api, vid)
+        return len(ids)
+
     def wait_idle(self, timeout: float = 10.0) -> None:
         end = time.monotonic() + timeout
         while self.jobs.pending() and time.monotonic() < end:

@@ -16,7 +16,7 @@ from typing import Any
 from koral_ansible.errors import OperationError
 from koral_ansible.providers.base import API_PORT, Endpoint, Provider, ProviderContext
 from koral_ansible.providers.cloudstack import plan
-from koral_ansible.providers.cloudstack.client import ApiCallError, CloudClient, Job
+from koral_ansible.providers.cloudstack.client import ApiCallError, CloudClient, Job, JobsFailed
 from koral_ansible.providers.cloudstack.config import CloudConfig, load_config
 from koral_ansible.providers.cloudstack.resolve import Resolved, resolve
 from koral_ansible.spec import ClusterSpec
@@ -303,13 +303,35 @@ class CloudStackProvider(Provider):
         jobs = []
         for vid in ids:
             try:
-                jobs.append(self.client.submit("destroyVirtualMachine", vid, id=vid, expunge=True))
+                jobs.append((vid, self.client.submit("destroyVirtualMachine", vid, id=vid, expunge=True)))
             except ApiCallError as exc:
                 if not exc.not_found:
                     raise
-        self.client.wait(jobs, what)
+        self.client.wait([j for _, j in jobs], what, raise_on_failure=False)
+        jobs = self._without_expunge(jobs)
+        failed = [j for _, j in jobs if j.error is not None and not j.error.not_found]
+        if failed:
+            raise JobsFailed(failed)
         for vid in ids:
             self._forget("vm", vid)
+
+    def _without_expunge(self, jobs: list[tuple[str, Job]]) -> list[tuple[str, Job]]:
+        """Destroy again, without expunge, the VMs this account may not expunge.
+
+        (Users need allow.user.expunge.recover.vm; the cloud's expunge thread removes such VMs
+        after expunge.interval.)
+        """
+        out, retry = [], []
+        for rid, job in jobs:
+            err = job.error
+            if err is not None and err.errorcode in (531, 432) and "expunge" in err.errortext.lower():
+                retry.append((rid, self.client.submit("destroyVirtualMachine", job.label, id=rid)))
+            else:
+                out.append((rid, job))
+        if retry:
+            self.ctx.report(f"this account may not expunge VMs: destroying {len(retry)} without expunge")
+            self.client.wait([j for _, j in retry], "VM removal", raise_on_failure=False)
+        return out + retry
 
     # ---- firewall, port forwards, load balancer -----------------------------------------------
     def _publish(self, spec: ClusterSpec, network: dict[str, Any], ip: dict[str, Any]) -> Endpoint:
@@ -616,6 +638,8 @@ class CloudStackProvider(Provider):
         self.client.wait(
             [j for _, j in jobs], f"removal of {kind.replace('_', ' ')}s", raise_on_failure=False
         )
+        if kind == "vm":
+            jobs = self._without_expunge(jobs)
         failed = []
         for rid, job in jobs:
             if job.error is None or job.error.not_found:
@@ -623,8 +647,15 @@ class CloudStackProvider(Provider):
             else:
                 failed.append(f"{job.label}: {job.error.errortext}")
         if failed:
+            hint = ""
+            if kind == "network" and any("expunged" in f for f in failed):
+                hint = (
+                    " - its VMs are destroyed but not expunged yet (this account may not expunge: the "
+                    "cloud setting allow.user.expunge.recover.vm is false); run delete again after the "
+                    "cloud's expunge interval, or ask an administrator to expunge them"
+                )
             raise OperationError(
-                f"could not remove {len(failed)} {kind.replace('_', ' ')}(s): " + "; ".join(failed)
+                f"could not remove {len(failed)} {kind.replace('_', ' ')}(s): " + "; ".join(failed) + hint
             )
 
 

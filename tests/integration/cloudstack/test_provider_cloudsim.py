@@ -244,12 +244,30 @@ def test_day2_scale_stop_start(cloudsim: CloudSim, koral_home: Paths) -> None:
     assert cloudsim.counts() == EMPTY
 
 
-def test_user_account_without_settings_access(koral_home: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_account_without_settings_access(koral_home: Paths) -> None:
     from tests.cloudsim import SimConfig
 
     with CloudSim(SimConfig(role="User", job_latency=0.01)) as sim:
         h = harness(sim, koral_home, config=config_for(sim), size=1)
         h.provider.validate(h.spec)  # listConfigurations is refused (432): the checks use defaults
+        h.provider.provision(h.spec)
+        # Users may not expunge (allow.user.expunge.recover.vm=false): VMs are only destroyed,
+        # so the network cannot go yet; the error says why and what to do.
+        with pytest.raises(OperationError, match=r"not expunged yet .*run delete again"):
+            h.provider.destroy(h.spec)
+        assert {v["state"] for v in sim.cloud.vms.values()} == {"Destroyed"}
+        assert not sim.cloud.pf_rules and not sim.cloud.lb_rules and not sim.cloud.firewall_rules
+        assert sim.expunge_destroyed() == 2  # the cloud's expunge thread runs
+        h.provider.destroy(h.spec)
+        assert sim.counts() == EMPTY
+
+
+def test_user_allowed_to_expunge(koral_home: Paths) -> None:
+    from tests.cloudsim import SimConfig
+
+    with CloudSim(SimConfig(role="User", job_latency=0.01)) as sim:
+        sim.cloud.set_config("allow.user.expunge.recover.vm", "true")
+        h = harness(sim, koral_home, config=config_for(sim), size=1)
         h.provider.provision(h.spec)
         h.provider.destroy(h.spec)
         assert sim.counts() == EMPTY
