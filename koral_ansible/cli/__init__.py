@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import sys
 
-import click
-
-from koral_ansible.cli.bundle import bundle
+from koral_ansible.cli import autoscale as _autoscale
+from koral_ansible.cli import bundle as _bundle
+from koral_ansible.cli import registry as _registry
 from koral_ansible.cli.common import run_cli
-from koral_ansible.cli.registry import registry
 from koral_ansible.cli.root import root
 
-root.add_command(bundle)
-root.add_command(registry)
+for _command in (_autoscale.autoscale, _autoscale.autoscaler, _bundle.bundle, _registry.registry):
+    root.add_command(_command)
 
 
 def main() -> None:
     sys.exit(run_cli(root))
 
 
-__all__ = ["click", "main", "root"]
+__all__ = ["main", "root"]
