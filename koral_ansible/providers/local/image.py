@@ -61,6 +61,7 @@ PACKAGES: tuple[str, ...] = (
     "curl",
     "docker-registry",
     "skopeo",
+    "xorriso",  # ISO bundles are extracted on nodes without loop devices
 )
 # Services installed for roles to use where needed; not started on every node by default.
 DISABLED_UNITS: tuple[str, ...] = ("etcd.service", "docker-registry.service")
