@@ -38,6 +38,7 @@ class Job:
     resultcode: int = 0
     created: str = field(default_factory=cs_time)
     completed: str | None = None
+    hung: bool = False  # an injected timeout: never completes
 
     def view(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -81,6 +82,7 @@ class JobRunner:
         with self._lock:
             self.jobs[job.id] = job
         if hang:
+            job.hung = True
             return job
         if self._latency(job.command) <= 0:
             self._run(job, body, on_error, injected)  # zero latency: done before the submit is answered
@@ -129,7 +131,7 @@ class JobRunner:
 
     def pending(self) -> int:
         with self._lock:
-            return sum(1 for j in self.jobs.values() if j.status == PENDING)
+            return sum(1 for j in self.jobs.values() if j.status == PENDING and not j.hung)
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
