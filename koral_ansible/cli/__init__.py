@@ -10,6 +10,7 @@ import sys
 
 from koral_ansible.cli import autoscale as _autoscale
 from koral_ansible.cli import bundle as _bundle
+from koral_ansible.cli import lifecycle as _lifecycle  # noqa: F401  (registers its commands on root)
 from koral_ansible.cli import registry as _registry
 from koral_ansible.cli.common import run_cli
 from koral_ansible.cli.root import root

@@ -60,7 +60,12 @@ def playbook_vars(env: Env, spec: ClusterSpec) -> dict[str, Any]:
 
 
 def converge(
-    env: Env, frame: OperationFrame, record: ClusterRecord, name: str, limit: str | None = None
+    env: Env,
+    frame: OperationFrame,
+    record: ClusterRecord,
+    name: str,
+    limit: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run one playbook over the cluster's recorded nodes; raise OperationError naming host and task."""
     runner = PlaybookRunner(
@@ -74,7 +79,7 @@ def converge(
     result = runner.run(
         name,
         record_inventory(record, env.paths),
-        extravars=playbook_vars(env, record.spec),
+        extravars={**playbook_vars(env, record.spec), **(extra or {})},
         secrets=playbook_secrets(record.spec),
         limit=limit,
     )

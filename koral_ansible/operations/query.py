@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from koral_ansible.autoscaler.settings import load_settings
 from koral_ansible.errors import OperationError
 from koral_ansible.operations.context import Env
 from koral_ansible.state import ClusterRecord
@@ -36,6 +37,7 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
     """Mold's detail fields plus the node list (``show``)."""
     spec = record.spec
     last = env.store.last_operation(record.name)
+    scaling = load_settings(env.paths, record.name)
     return {
         "name": record.name,
         "description": spec.description,
@@ -43,7 +45,9 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
         "provider": record.provider,
         "zone": spec.zone,
         "version": spec.kubernetes_version,
-        "autoscaling": False,
+        "autoscaling": scaling.enabled,
+        "autoscaling_min": scaling.min_size if scaling.enabled else None,
+        "autoscaling_max": scaling.max_size if scaling.enabled else None,
         "size": spec.size,
         "control_nodes": spec.control_nodes,
         "ha": spec.ha,
