@@ -56,7 +56,7 @@ class Cloud:
 
     def __init__(
         self,
-        public_range: str = "203.0.113.10-203.0.113.250",
+        public_range: str = "127.0.100.10-127.0.100.250",
         guest_cidr: str = "10.1.1.0/24",
         kubernetes_enabled: bool = True,
         max_cluster_size: int = 10,

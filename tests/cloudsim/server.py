@@ -39,7 +39,9 @@ class SimConfig:
     extra_accounts: tuple[Account, ...] = ()
     job_latency: float = 0.05  # seconds every async job takes before it completes
     command_latency: dict[str, float] = field(default_factory=dict)  # per-command override
-    public_range: str = "203.0.113.10-203.0.113.250"
+    # "Public" addresses are loopback addresses: anything that follows them (ssh, kubectl) stays on
+    # this machine, as the traffic rule of the tests demands (a podman backend DNATs them to nodes).
+    public_range: str = "127.0.100.10-127.0.100.250"
     guest_cidr: str = "10.1.1.0/24"
     kubernetes_enabled: bool = True
     max_cluster_size: int = 10
