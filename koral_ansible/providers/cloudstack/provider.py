@@ -576,9 +576,20 @@ class CloudStackProvider(Provider):
 
     # ---- destroy ------------------------------------------------------------------------------
     def destroy(self, spec: ClusterSpec) -> None:
+        self._adopt_unrecorded_network()
         recorded = {r.kind for r in self.ctx.store.resources(self.cluster)}
         for kind in plan.destroy_order(recorded | {"vm"}):
             self._destroy_kind(kind)
+
+    def _adopt_unrecorded_network(self) -> None:
+        """A network an interrupted create made but could not record is this cluster's too."""
+        name = plan.network_name(self.cluster)
+        for net in self.client.list("listNetworks", keyword=name):
+            ours = _has_tag(net, plan.TAG_CLUSTER, self.cluster) or net.get(
+                "displaytext"
+            ) == plan.network_text(self.cluster)
+            if net.get("name") == name and ours and str(net["id"]) not in self._recorded("network"):
+                self._record("network", str(net["id"]), owned=True, name=name)
 
     _DELETE = {
         "lb_rule": "deleteLoadBalancerRule",

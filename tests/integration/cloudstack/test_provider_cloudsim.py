@@ -193,8 +193,23 @@ def test_api_timeout_and_transient_errors(cloudsim: CloudSim, koral_home: Paths)
     with pytest.raises(OperationError, match=r"createNetwork: no answer from the cloud API.*re-run"):
         h2.provider.provision(h2.spec)
     time.sleep(0.6)  # the hung request finishes server-side: the network exists but was not recorded
+    assert not h2.store.resources("other", "network")
     h2.provider.provision(h2.spec)
     assert sum(1 for n in cloudsim.cloud.networks.values() if n["name"] == "other-network") == 1
+    h.provider.destroy(h.spec)
+    h2.provider.destroy(h2.spec)
+    assert cloudsim.counts() == EMPTY
+
+
+def test_delete_finds_a_network_create_could_not_record(cloudsim: CloudSim, koral_home: Paths) -> None:
+    cloudsim.inject("createNetwork", "timeout", [1], hang_seconds=1.5)
+    h = harness(cloudsim, koral_home, config=config_for(cloudsim, timeout=1), size=1)
+    with pytest.raises(OperationError, match="createNetwork: no answer"):
+        h.provider.provision(h.spec)
+    time.sleep(0.6)
+    assert len(cloudsim.cloud.networks) == 1 and not h.store.resources("demo")
+    h.provider.destroy(h.spec)
+    assert cloudsim.counts() == EMPTY
 
 
 def test_validation_names_field_and_allowed_values(cloudsim: CloudSim, koral_home: Paths) -> None:
