@@ -563,13 +563,13 @@ def deploy_vm(api: Api, req: Request) -> AsyncPlan:
             userdata = base64.b64decode(req.require("userdata"), validate=True).decode("utf-8", "replace")
         except (binascii.Error, ValueError):
             raise invalid_value("User data is not base64 encoded") from None
-    root_gb = req.int("rootdisksize", template["size"] // 1024**3) or 0
+    root_gb = req.integer("rootdisksize", template["size"] // 1024**3) or 0
     if root_gb * 1024**3 < template["size"]:
         raise invalid_value(
             f"Unsupported: rootdisksize override ({root_gb} GB) is smaller than template size "
             f"{template['size']}B"
         )
-    start = req.bool("startvm", True)
+    start = req.flag("startvm", True)
     primary = networks[0]
     ip = cloud.next_guest_ip(primary)
     vm = {
@@ -732,7 +732,7 @@ def _expunge(api: Api, vm_id: str) -> None:
 @command("destroyVirtualMachine", "async", f"{_PKG}.vm.DestroyVMCmd")
 def destroy_vm(api: Api, req: Request) -> AsyncPlan:
     vm = _existing_vm(api, req)
-    expunge = req.bool("expunge", False)
+    expunge = req.flag("expunge", False)
     if vm["state"] in ("Destroyed", "Expunging") and not expunge:
         raise invalid_value(f"Unable to find a virtual machine with specified vmId {vm['id']}")
 
@@ -805,8 +805,8 @@ def detach_iso(api: Api, req: Request) -> AsyncPlan:
 
 # ---- firewall and port forwarding --------------------------------------------------------------
 def _ports(req: Request, start: str, end: str) -> tuple[int, int]:
-    first = req.int(start, required=True)
-    last = req.int(end, first)
+    first = req.integer(start, required=True)
+    last = req.integer(end, first)
     assert first is not None and last is not None
     for p in (first, last):
         if not 1 <= p <= 65535:
@@ -946,9 +946,14 @@ def create_firewall_rule(api: Api, req: Request) -> AsyncPlan:
     first, last = _ports(req, "startport", "endport") if proto in ("tcp", "udp") else (0, 0)
     rec = _add_firewall(api, req, ip, proto, first, last, _cidrs(req))
     table = api.cloud.firewall_rules
+
+    def on_error() -> None:
+        with api.cloud.lock:
+            table.pop(rec["id"], None)
+
     return AsyncPlan(
         _activate(api, table, rec, "firewallrule"),
-        lambda: table.pop(rec["id"], None),
+        on_error,
         created_id=rec["id"],
         instance_type="FirewallRule",
         instance_id=rec["id"],
@@ -1015,7 +1020,7 @@ def create_pf_rule(api: Api, req: Request) -> AsyncPlan:
     }
     cloud.pf_rules[rid] = rec
     fw = None
-    if req.bool("openfirewall", True):
+    if req.flag("openfirewall", True):
         fw = _add_firewall(api, req, ip, proto, pub_first, pub_last, _cidrs(req), related=rid)
 
     def on_error() -> None:
@@ -1125,7 +1130,7 @@ def create_lb_rule(api: Api, req: Request) -> AsyncPlan:
     }
     cloud.lb_rules[rid] = rec
     fw = None
-    if req.bool("openfirewall", True):
+    if req.flag("openfirewall", True):
         fw = _add_firewall(api, req, ip, "tcp", pub, pub, _cidrs(req), related=rid)
 
     def on_error() -> None:

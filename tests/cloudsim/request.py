@@ -28,7 +28,7 @@ class Request:
             raise missing_param(self.command, name)
         return value
 
-    def int(self, name: str, default: int | None = None, required: bool = False) -> int | None:
+    def integer(self, name: str, default: int | None = None, required: bool = False) -> int | None:
         raw = self.require(name) if required else self.get(name)
         if raw is None:
             return default
@@ -37,7 +37,7 @@ class Request:
         except ValueError:
             raise invalid_value(f"Unable to translate and set value {raw} for parameter {name}") from None
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         raw = self.get(name)
         if raw is None:
             return default

@@ -211,8 +211,8 @@ class CloudSim:
             key, records = COMMANDS[name.lower()].fn(self.api, req)
             items = [public(r) for r in records]
             default_size = int(self.cloud.configurations["default.page.size"]["value"])
-        page = req.int("page")
-        size = req.int("pagesize")
+        page = req.integer("page")
+        size = req.integer("pagesize")
         if size is not None and size != -1 and size > default_size:
             raise E.invalid_value(f"Page size can't exceed max allowed page size value: {default_size}")
         if size == -1 and page is not None:
