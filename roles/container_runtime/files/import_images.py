@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Import image archives (OCI or docker-archive tar) into containerd, skipping present images.
+
+Run on the node by the container_runtime role. Prints one line per archive:
+``imported ARCHIVE: NAMES`` or ``present ARCHIVE: NAMES``. Exit 1 with a message on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+SUFFIXES = (".tar", ".oci", ".oci.tar", ".docker.tar")
+
+
+def normalize(ref: str) -> str:
+    """Docker-style short names to the full names containerd lists (busybox -> docker.io/library/busybox:latest)."""
+    name, _, digest = ref.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last and not digest:
+        name += ":latest"
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name}"
+    return f"{name}@{digest}" if digest else name
+
+
+def archive_names(path: Path) -> tuple[list[str], str]:
+    """Image names stored in an archive, and the --base-name ctr needs for OCI tag-only names."""
+    with tarfile.open(path) as tar:
+        members = set(tar.getnames())
+        if "index.json" in members or "./index.json" in members:
+            member = tar.extractfile("index.json" if "index.json" in members else "./index.json")
+            index = json.load(member) if member else {}
+            names: list[str] = []
+            base = ""
+            for m in index.get("manifests", []):
+                ann = m.get("annotations") or {}
+                full = ann.get("io.containerd.image.name")
+                ref = ann.get("org.opencontainers.image.ref.name", "")
+                if full:
+                    names.append(normalize(full))
+                elif "/" in ref or ":" in ref:  # a full reference, not just a tag
+                    names.append(normalize(ref))
+                    base = normalize(ref).rsplit(":", 1)[0]
+            return names, base
+        if "manifest.json" in members:
+            member = tar.extractfile("manifest.json")
+            manifest = json.load(member) if member else []
+            return [normalize(t) for entry in manifest for t in entry.get("RepoTags") or []], ""
+    return [], ""
+
+
+def ctr(address: str, namespace: str, *args: str) -> str:
+    res = subprocess.run(
+        ["ctr", "--address", address, "-n", namespace, *args], capture_output=True, text=True, check=False
+    )
+    if res.returncode != 0:
+        sys.exit(f"ctr {' '.join(args)} failed: {res.stderr.strip()}")
+    return res.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", required=True, type=Path)
+    parser.add_argument("--namespace", default="k8s.io")
+    parser.add_argument("--address", default="/run/containerd/containerd.sock")
+    args = parser.parse_args()
+    if not args.dir.is_dir():
+        sys.exit(f"image directory {args.dir} does not exist")
+    present = set(ctr(args.address, args.namespace, "images", "ls", "-q").split())
+    for path in sorted(p for p in args.dir.iterdir() if p.is_file() and p.name.endswith(SUFFIXES)):
+        try:
+            names, base = archive_names(path)
+        except (tarfile.TarError, json.JSONDecodeError, OSError) as exc:
+            sys.exit(f"cannot read image archive {path}: {exc}")
+        if names and all(n in present for n in names):
+            print(f"present {path.name}: {' '.join(names)}")
+            continue
+        extra = ["--base-name", base] if base else []
+        ctr(args.address, args.namespace, "images", "import", *extra, str(path))
+        print(f"imported {path.name}: {' '.join(names) or '(unnamed)'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
