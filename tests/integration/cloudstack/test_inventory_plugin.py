@@ -110,3 +110,21 @@ def test_sample_config_and_unknown_cluster(cloudsim: CloudSim, tmp_path: Path) -
     )
     # No cluster "sample" anywhere: ansible reports the plugin's clear message.
     assert "no VMs tagged koral-cluster=sample" in out.stderr
+
+
+def test_cache_serves_when_the_cloud_is_gone(koral_home: Paths, tmp_path: Path) -> None:
+    from tests.cloudsim import SimConfig
+
+    config = tmp_path / "demo.koral.yml"
+    config.write_text(
+        "plugin: koral\ncluster: demo\nsource: cloud\ncache: true\ncache_plugin: ansible.builtin.jsonfile\n"
+        f"cache_connection: {tmp_path / 'cache'}\ncache_timeout: 3600\n"
+    )
+    with CloudSim(SimConfig(job_latency=0.01)) as sim:
+        h = harness(sim, koral_home, control_nodes=1, size=1)
+        h.provider.provision(h.spec)
+        env = _env(sim, tmp_path / "none")
+        first = _list(config, env)
+    assert first["kube_node"]["hosts"] == ["demo-node-1"]
+    second = _list(config, env)  # the test cloud is stopped: only the cache can answer
+    assert second == first
