@@ -10,6 +10,7 @@ already exists, so a re-run resumes and a destroy finds everything.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from koral_ansible.spec import ClusterSpec
 from koral_ansible.state import NodeRecord
 
 GONE_STATES = ("Destroyed", "Expunging", "Error")
+TRANSITIONAL_STATES = ("Starting", "Stopping", "Creating", "Migrating")
 
 
 class CloudStackProvider(Provider):
@@ -178,10 +180,10 @@ class CloudStackProvider(Provider):
         names = [name] + ([res.keypair] if res.keypair else [])
         if not self.ctx.ssh_public_key.strip():
             return names[1:]
+        self._record("ssh_keypair", name)  # before it exists: delete tolerates "not found"
         pairs = self.client.list("listSSHKeyPairs", name=name)
         if not any(p.get("name") == name for p in pairs):
             self.client.call("registerSSHKeyPair", name=name, publickey=self.ctx.ssh_public_key.strip())
-        self._record("ssh_keypair", name)
         return names
 
     # ---- VMs ----------------------------------------------------------------------------------
@@ -198,7 +200,7 @@ class CloudStackProvider(Provider):
         keypairs: list[str],
     ) -> list[NodeRecord]:
         nid = str(network["id"])
-        present = self._cluster_vms(nid)
+        present = self._settled_vms(nid)
         recorded = {n.name: n for n in self.ctx.store.nodes(self.cluster)}
         # VMs left in Error by an earlier failed run are destroyed and deployed again.
         broken = [
@@ -209,13 +211,18 @@ class CloudStackProvider(Provider):
         if broken:
             self._destroy_vms([str(v["id"]) for v in broken], "failed VMs of an earlier run")
         jobs: list[tuple[plan.Slot, Job]] = []
+        untagged: list[tuple[plan.Slot, str]] = []
         ordered = sorted(slots, key=lambda s: (s.role != "control", s.idx))
         for slot in ordered:
             vm = present.get(slot.name)
             if vm is not None:
                 self._record("vm", str(vm["id"]), name=slot.name)
-                if slot.name not in recorded or recorded[slot.name].provider_id != vm["id"]:
-                    self._save_node(slot, vm, "Running" if vm["state"] == "Running" else str(vm["state"]))
+                if not _has_tag(vm, plan.TAG_CLUSTER, self.cluster):
+                    untagged.append((slot, str(vm["id"])))
+                if vm["state"] == "Stopped":  # e.g. deployed by a run that failed to start it
+                    jobs.append((slot, self.client.submit("startVirtualMachine", slot.name, id=vm["id"])))
+                elif slot.name not in recorded or recorded[slot.name].provider_id != vm["id"]:
+                    self._save_node(slot, vm, "Running")
                 continue
             params: dict[str, Any] = {
                 "zoneid": res.zone_id,
@@ -239,12 +246,10 @@ class CloudStackProvider(Provider):
                     ),
                 )
             jobs.append((slot, job))
+        failed = []
         if jobs:
             self.ctx.report(f"deploying {len(jobs)} VM(s) concurrently")
-            done = self.client.wait(
-                [j for _, j in jobs], f"{len(jobs)} VM deployment(s)", raise_on_failure=False
-            )
-            failed = []
+            self.client.wait([j for _, j in jobs], f"{len(jobs)} VM deployment(s)", raise_on_failure=False)
             for slot, job in jobs:
                 if job.error is not None:
                     failed.append(f"{slot.name}: {job.error.errortext}")
@@ -260,17 +265,26 @@ class CloudStackProvider(Provider):
                     )
                     continue
                 vm = job.result.get("virtualmachine") or {}
-                self._record("vm", str(vm.get("id") or job.id), name=slot.name)
+                vid = str(vm.get("id") or job.id)
+                self._record("vm", vid, name=slot.name)
                 self._save_node(slot, vm, "Running")
-            if failed:
-                raise OperationError(
-                    f"{len(failed)} of {len(done)} VM deployment(s) failed: " + "; ".join(failed)
-                )
-            new_ids = [str((j.result.get("virtualmachine") or {}).get("id") or j.id) for _, j in jobs]
-            for role in ("control", "worker"):
-                ids = [i for (s, _), i in zip(jobs, new_ids, strict=True) if s.role == role]
-                if ids:
-                    self.client.run(
+                if job.command == "deployVirtualMachine":
+                    untagged.append((slot, vid))
+        # Tag what exists before reporting failures: the cloud-side inventory finds VMs by tag.
+        self._tag_vms(untagged)
+        if failed:
+            raise OperationError(
+                f"{len(failed)} of {len(jobs)} VM deployment(s) failed: " + "; ".join(failed)
+            )
+        return self.ctx.store.nodes(self.cluster)
+
+    def _tag_vms(self, vms: Sequence[tuple[plan.Slot, str]]) -> None:
+        jobs = []
+        for role in ("control", "worker"):
+            ids = [vid for slot, vid in vms if slot.role == role]
+            if ids:
+                jobs.append(
+                    self.client.submit(
                         "createTags",
                         f"tag {role} VMs",
                         resourceids=",".join(ids),
@@ -280,7 +294,26 @@ class CloudStackProvider(Provider):
                             {"key": plan.TAG_ROLE, "value": role},
                         ],
                     )
-        return self.ctx.store.nodes(self.cluster)
+                )
+        self.client.wait(jobs, "tagging the VMs")
+
+    def _settled_vms(self, network_id: str) -> dict[str, dict[str, Any]]:
+        """The cluster's VMs once none is still being deployed by an earlier (killed) run."""
+        deadline = time.monotonic() + self.config.job_timeout
+        delay = self.config.poll_interval
+        while True:
+            present = self._cluster_vms(network_id)
+            busy = sorted(n for n, v in present.items() if v.get("state") in TRANSITIONAL_STATES)
+            if not busy:
+                return present
+            if time.monotonic() + delay > deadline:
+                raise OperationError(
+                    f"timed out after {self.config.job_timeout:g}s waiting for VM(s) {', '.join(busy)} of an "
+                    "earlier run to leave Starting/Stopping; re-run the command later"
+                )
+            self.ctx.report(f"waiting for {len(busy)} VM(s) of an earlier run: {', '.join(busy)}")
+            time.sleep(delay)
+            delay = min(delay * self.config.poll_backoff, self.config.poll_max)
 
     def _save_node(self, slot: plan.Slot, vm: dict[str, Any], state: str) -> None:
         nics = vm.get("nic") or [{}]

@@ -144,6 +144,11 @@ def test_failure_is_clear_and_nothing_leaks(
     assert cloudsim.config.secret not in str(err.value)
     cloudsim.wait_idle()
     _assert_all_recorded(h, cloudsim)
+    for vm in cloudsim.cloud.vms.values():  # what was made is findable by tag (cloud-side inventory)
+        assert (
+            vm["state"] == "Error"
+            or {"key": "koral-cluster", "value": "demo"}.items() <= vm["tags"][0].items()
+        )
     # resume: the fault is gone, create finishes without duplicates
     cloudsim.faults.clear()
     h.provider.provision(h.spec)
@@ -163,6 +168,26 @@ def test_failed_create_then_delete_leaves_nothing(cloudsim: CloudSim, koral_home
     _assert_all_recorded(h, cloudsim)
     h.provider.destroy(h.spec)
     assert cloudsim.counts() == EMPTY
+
+
+def test_resume_starts_a_stopped_vm_and_waits_for_busy_ones(cloudsim: CloudSim, koral_home: Paths) -> None:
+    h = harness(cloudsim, koral_home, size=1)
+    h.provider.provision(h.spec)
+    vms = list(cloudsim.cloud.vms.values())
+    vms[0]["state"] = "Stopped"
+    vms[1]["state"] = "Starting"  # an earlier run's deploy still in progress ...
+
+    def finish() -> None:
+        time.sleep(0.3)
+        vms[1]["state"] = "Running"  # ... which completes a moment later
+
+    import threading
+
+    threading.Thread(target=finish).start()
+    h.provider.provision(h.spec)
+    assert {v["state"] for v in cloudsim.cloud.vms.values()} == {"Running"}
+    assert len(cloudsim.cloud.vms) == 2
+    assert any("waiting for 1 VM(s) of an earlier run" in m for m in h.messages)
 
 
 def test_job_timeout_is_clear(cloudsim: CloudSim, koral_home: Paths) -> None:
