@@ -243,3 +243,27 @@ def test_vm_rules_and_cleanup_through_cs(sim: CloudSim) -> None:
     assert c.listPortForwardingRules(ipaddressid=ip["id"]) == {}
     c.deleteNetwork(id=net["id"], fetch_result=True)
     assert sim.counts() == dict.fromkeys(sim.counts(), 0)
+
+
+def test_runs_as_a_module() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.cloudsim", "--port", "0", "--latency", "0"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        endpoint = line.split("CLOUDSTACK_ENDPOINT=")[1].split()[0]
+        assert endpoint.startswith("http://127.0.0.1:")
+        c = CloudStack(endpoint=endpoint, key="koral-test-key", secret="koral-test-secret")
+        assert c.listZones()["zone"][0]["name"] == "zone1"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
