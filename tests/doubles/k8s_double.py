@@ -3346,6 +3346,7 @@ def apiserver_main(argv: list[str]) -> int:
         )
         handler.proxy_client.ctx.check_hostname = False
     ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.request_queue_size = 128
     srv = ThreadingHTTPServer((opts.get("bind-address", "0.0.0.0"), int(opts["secure-port"])), handler)
     srv.daemon_threads = True
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
@@ -3779,10 +3780,30 @@ def _poll_nodes(client: ApiClient, names: list[str] | None, timeout: float) -> i
         time.sleep(1)
 
 
+def _kubectl_command(argv: list[str]) -> tuple[str, list[str]]:
+    """The command is the first argument that is not a global flag (kubectl --kubeconfig F get ...)."""
+    before: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("-"):
+            return a, before + argv[i + 1 :]
+        name = a.lstrip("-").split("=", 1)[0]
+        name = {"n": "namespace"}.get(name, name)
+        if name not in KUBECTL_GLOBAL:
+            raise DoubleError(f"unknown flag: {a.split('=', 1)[0]}")
+        before.append(a)
+        if "=" not in a:
+            if i + 1 >= len(argv):
+                raise DoubleError(f"flag needs an argument: {a}")
+            before.append(argv[i + 1])
+            i += 1
+        i += 1
+    raise DoubleError("kubectl controls the Kubernetes cluster manager (koral test double): no command given")
+
+
 def kubectl_main(argv: list[str]) -> int:
-    if not argv:
-        raise DoubleError("kubectl controls the Kubernetes cluster manager (koral test double)")
-    cmd, rest = argv[0], argv[1:]
+    cmd, rest = _kubectl_command(argv)
     short = {"n": "namespace", "o": "output", "f": "filename", "A": "all-namespaces"}
     specs: dict[str, dict[str, str]] = {
         "get": {

@@ -351,6 +351,11 @@ def test_kubeadm_refuses_flags_it_does_not_know_or_mixing_config(
     )
     assert _run(bins["kubeadm"], "version", "-o", "short", env=env, check=True).stdout.strip() == "v1.31.4"
     assert "unknown flag: --bogus" in _run(bins["kubectl"], "get", "nodes", "--bogus", env=env).stderr
+    assert "unknown flag: --bogus" in _run(bins["kubectl"], "--bogus", "get", "nodes", env=env).stderr
+    global_first = _run(
+        bins["kubectl"], "--kubeconfig", "/nonexistent", "version", "--client", env=env, check=True
+    )
+    assert global_first.stdout.startswith("Client Version: v1.31.4")
     assert _run(bins["kubectl"], "version", "--client", env=env, check=True).stdout.startswith(
         "Client Version: v1.31.4"
     )

@@ -39,6 +39,8 @@ def _set_env(container: dict[str, Any], name: str, entry: dict[str, Any]) -> Non
 
 
 def cni_manifest(text: str, plugin: str, pod_cidr: str, password_secret: str = "") -> str:
+    # Ansible passes tagged str subclasses: plain str for the YAML dumper.
+    text, plugin, pod_cidr, password_secret = (str(v) for v in (text, plugin, pod_cidr, password_secret))
     if plugin not in _TARGETS:
         raise AnsibleFilterError(
             f"cni_manifest: plugin must be one of {', '.join(_TARGETS)} (got {plugin!r})"
