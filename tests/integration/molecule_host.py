@@ -24,29 +24,6 @@ from koral_ansible.providers.local.podman import podman_env
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = ("preflight", "container_runtime", "firewall")
-# Each scenario's podman network (name kmol-<scenario with dashes>) and subnet: the platforms use
-# fixed addresses in it. Outside the local provider's 10.213.0.0/16 pool.
-SUBNETS = {"preflight": "10.214.1.0/24", "container_runtime": "10.214.2.0/24", "firewall": "10.214.3.0/24"}
-
-
-def network_name(scenario: str) -> str:
-    return "kmol-" + scenario.replace("_", "-")
-
-
-def ensure_network(scenario: str, env: dict[str, str]) -> None:
-    """Create the scenario's network with its subnet (Molecule's podman driver cannot set one)."""
-    name = network_name(scenario)
-    if subprocess.run(["podman", "network", "exists", name], env=env, check=False).returncode == 0:
-        return
-    subprocess.run(
-        ["podman", "network", "create", "--subnet", SUBNETS[scenario], "--label", "koral.molecule=1", name],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-
-
 def molecule_env(paths: Paths | None = None) -> dict[str, str]:
     """Environment for ``molecule`` (the node image is built first when missing)."""
     paths = paths or Paths.resolve()
@@ -67,8 +44,6 @@ def run_molecule(
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}")
     env = env or molecule_env()
-    if command in ("test", "create", "converge"):
-        ensure_network(scenario, env)
     start = time.monotonic()
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "molecule"), command, "-s", scenario, *(extra or [])],
@@ -87,8 +62,6 @@ def main(argv: list[str]) -> int:
         return 2
     env = molecule_env()
     command = argv[1] if len(argv) > 1 else "test"
-    if command in ("test", "create", "converge"):
-        ensure_network(argv[0], env)
     cmd = [str(Path(sys.executable).parent / "molecule"), command, "-s", argv[0]]
     return subprocess.call([*cmd, *argv[2:]], cwd=REPO, env=env)
 
