@@ -51,6 +51,11 @@ DOUBLE_VERSION = "1.31.4"
 STATE_DIR = Path(os.environ.get("KORAL_DOUBLE_STATE", "/var/lib/kubeadm-double"))
 K8S_DIR = Path(os.environ.get("KORAL_DOUBLE_K8S_DIR", "/etc/kubernetes"))
 KUBELET_DIR = Path(os.environ.get("KORAL_DOUBLE_KUBELET_DIR", "/var/lib/kubelet"))
+ETCD_DIR = Path(os.environ.get("KORAL_DOUBLE_ETCD_DIR", "/var/lib/etcd"))
+# Commands that change a node: always recorded. Read-only ones (version, config images list) are
+# recorded only once the state directory exists, so that running the double on a build host
+# (e.g. a bundle build listing images) leaves nothing behind.
+_RECORD_ALWAYS = {"init", "join", "reset", "upgrade", "token"}
 DEFAULT_CRI = "unix:///var/run/containerd/containerd.sock"
 
 
@@ -1294,6 +1299,8 @@ def wait_healthy(client: ApiClient, timeout: float) -> None:
 
 
 def record_call(argv: list[str], config: Any, rc: int, note: str = "") -> None:
+    if not STATE_DIR.is_dir() and not (argv and argv[0] in _RECORD_ALWAYS):
+        return
     try:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         with open(STATE_DIR / "calls.jsonl", "a") as fh:
@@ -1596,7 +1603,7 @@ class ClusterParams:
         self.taints = nr.get("taints")
         etcd = cc.get("etcd") or {}
         self.external_etcd = etcd.get("external")
-        self.etcd_dir = ((etcd.get("local") or {}).get("dataDir")) or "/var/lib/etcd"
+        self.etcd_dir = ((etcd.get("local") or {}).get("dataDir")) or str(ETCD_DIR)
 
     @property
     def endpoint(self) -> str:
@@ -2734,7 +2741,7 @@ def cmd_reset(argv: list[str], rec: dict[str, Any]) -> int:
         K8S_DIR / "manifests",
         Path(flags.get("cert-dir") or K8S_DIR / "pki"),
         K8S_DIR / "tmp",
-        Path("/var/lib/etcd"),
+        ETCD_DIR,
     ):
         if d.exists():
             for child in d.iterdir():
@@ -3335,7 +3342,8 @@ def apiserver_main(argv: list[str]) -> int:
     ctx.load_verify_locations(opts["client-ca-file"])
     if opts.get("requestheader-client-ca-file"):
         ctx.load_verify_locations(opts["requestheader-client-ca-file"])
-    state = ApiState(STATE_DIR / "apiserver-state.json", node.get("version") or DOUBLE_VERSION)
+    version = os.environ.get("KORAL_DOUBLE_APISERVER_VERSION") or node.get("version") or DOUBLE_VERSION
+    state = ApiState(STATE_DIR / "apiserver-state.json", version)
     handler = type("H", (ApiHandler,), {"state": state, "opts": opts, "primary": primary})
     if primary:
         handler.proxy_client = ApiClient(
@@ -3419,20 +3427,23 @@ class StaticPods:
             if cur is None:
                 self.pods[name] = {
                     "digest": digest,
-                    "proc": self._start(name, cmd),
+                    "proc": self._start(name, cmd, str(c.get("image") or "")),
                     "started": time.monotonic(),
                 }
         for name in list(self.pods):
             if name not in seen:
                 self._stop(name)
 
-    def _start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes] | None:
+    def _start(self, name: str, cmd: list[str], image: str) -> subprocess.Popen[bytes] | None:
         if not cmd:
             return None
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         if cmd[0] == "kube-apiserver":
             env = {**os.environ, "KORAL_DOUBLE_PROG": "kube-apiserver"}
+            tag = image.rsplit(":", 1)[-1] if ":" in image else ""
+            if re.match(r"^v\d+\.\d+\.\d+$", tag):
+                env["KORAL_DOUBLE_APISERVER_VERSION"] = tag[1:]
             sys.stderr.write(f"kubelet: starting static pod {name} (apiserver double)\n")
             return subprocess.Popen(
                 [sys.executable, os.path.abspath(__file__), *cmd[1:]], env=env, stdout=log, stderr=log
@@ -3520,9 +3531,7 @@ def kubelet_main(argv: list[str]) -> int:
         )
     )
     _serve_kubelet_api(int(cfg.get("port") or 10250))
-    pods = StaticPods(
-        Path(cfg.get("staticPodPath") or K8S_DIR / "manifests"), Path("/var/log/kubeadm-double")
-    )
+    pods = StaticPods(Path(cfg.get("staticPodPath") or K8S_DIR / "manifests"), STATE_DIR / "pods")
     kubeconfig = Path(flags.get("kubeconfig") or K8S_DIR / "kubelet.conf")
     name = flags.get("hostname-override") or _hostname()
     ip = flags.get("node-ip") or _default_ip()

@@ -292,6 +292,7 @@ def _env(root: Path, **extra: str) -> dict[str, str]:
         "KORAL_DOUBLE_STATE": str(root / "state"),
         "KORAL_DOUBLE_K8S_DIR": str(root / "etc"),
         "KORAL_DOUBLE_KUBELET_DIR": str(root / "kubelet"),
+        "KORAL_DOUBLE_ETCD_DIR": str(root / "etcd"),
         "HOME": str(root),
         **extra,
     }
@@ -317,6 +318,7 @@ def _calls(root: Path) -> list[dict[str, Any]]:
 def test_kubeadm_rejects_unknown_field_with_a_clear_message_and_records_the_call(
     bins: dict[str, Path], tmp_path: Path
 ) -> None:
+    (tmp_path / "state").mkdir()  # a node: read-only calls are recorded too
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(V1BETA4_OK.replace("  podSubnet:", "  podCIDR: 10.1.0.0/16\n  podSubnet:"))
     proc = _run(bins["kubeadm"], "config", "images", "list", "--config", str(cfg), env=_env(tmp_path))
@@ -331,11 +333,18 @@ def test_kubeadm_accepts_a_good_config_and_lists_private_registry_images(
 ) -> None:
     cfg = tmp_path / "good.yaml"
     cfg.write_text(V1BETA4_OK)
+    (tmp_path / "state").mkdir()
     proc = _run(
         bins["kubeadm"], "config", "images", "list", "--config", str(cfg), env=_env(tmp_path), check=True
     )
     assert "registry.local:5000/kube-apiserver:v1.31.4" in proc.stdout.splitlines()
     assert _calls(tmp_path)[0]["config"][1]["controlPlaneEndpoint"] == "192.0.2.10:6443"
+
+
+def test_read_only_calls_leave_nothing_on_a_build_host(bins: dict[str, Path], tmp_path: Path) -> None:
+    _run(bins["kubeadm"], "config", "images", "list", env=_env(tmp_path), check=True)
+    _run(bins["kubeadm"], "version", "-o", "short", env=_env(tmp_path), check=True)
+    assert not (tmp_path / "state").exists()
 
 
 def test_kubeadm_refuses_flags_it_does_not_know_or_mixing_config(
@@ -629,6 +638,29 @@ nodeRegistration: {{name: loop-w1, criSocket: "unix://{cri_socket}", ignorePrefl
         bad = tmp_path / "bad.yaml"
         bad.write_text("metadata:\n  name: x\n")
         assert "apiVersion not set" in _run(bins["kubectl"], "apply", "-f", str(bad), env=kenv).stderr
+
+        # Upgrades: one minor at a time, confirmation required, the API server restarts on the new tag.
+        newer = write_doubles(tmp_path / "bin132", "1.32.0")
+        refused_upgrade = _run(newer["kubeadm"], "upgrade", "apply", "v1.32.0", env=env)
+        assert refused_upgrade.returncode == 1 and "won't proceed" in refused_upgrade.stderr
+        too_new = _run(bins["kubeadm"], "upgrade", "apply", "v1.32.0", "--yes", env=env)
+        assert too_new.returncode == 1 and "Upgrade kubeadm first" in too_new.stderr
+        _run(newer["kubeadm"], "upgrade", "apply", "v1.32.0", "--yes", env=env, check=True)
+        assert "kube-apiserver:v1.32.0" in (etc / "manifests" / "kube-apiserver.yaml").read_text()
+        deadline = time.monotonic() + 60
+        server = ""
+        while time.monotonic() < deadline and server != "v1.32.0":
+            out = _run(bins["kubectl"], "version", "-o", "json", env=kenv)
+            server = json.loads(out.stdout)["serverVersion"]["gitVersion"] if out.returncode == 0 else ""
+            time.sleep(0.5)
+        assert server == "v1.32.0"
+        skip = write_doubles(tmp_path / "bin134", "1.34.0")
+        two_minors = _run(skip["kubeadm"], "upgrade", "apply", "v1.34.0", "--yes", env=env)
+        assert two_minors.returncode == 1 and "1 minor version at a time" in two_minors.stderr
+
+        reset = _run(bins["kubeadm"], "reset", "-f", env=env, check=True)
+        assert "Deleted contents" in reset.stdout
+        assert not (etc / "admin.conf").exists() and not any((etc / "pki").iterdir())
     finally:
         init.kill() if init.poll() is None else None
         if kubelet is not None:
