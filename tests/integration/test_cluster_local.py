@@ -1,0 +1,132 @@
+"""End to end on local nodes, through the CLI: create 1+2, routes, kubeconfig, converge again, delete.
+
+The Kubernetes binaries in the bundle are the test doubles from tests/doubles (no real kubeadm
+can exist here); everything else is real: podman nodes with systemd, sshd, containerd, nftables
+port forwards, haproxy, the ansible-runner run of playbooks/create.yml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from koral_ansible.cli import root
+from koral_ansible.cli.common import run_cli
+from koral_ansible.operations.context import Env
+from koral_ansible.operations.create import converge
+from koral_ansible.operations.context import OperationFrame
+from koral_ansible.providers.local.podman import podman_env
+from koral_ansible.state import ClusterState
+from tests.bundle_fixtures import make_test_bundle
+from tests.doubles import write_doubles
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
+
+VERSION = "1.31.4"
+REGISTRY_SECRET = "it-registry-pass-1234"
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root_dir = tmp_path_factory.mktemp("bundle")
+    bins = write_doubles(root_dir / "bin", VERSION)
+    result = make_test_bundle(
+        root_dir, VERSION, kubeadm=bins["kubeadm"], kubelet=bins["kubelet"], kubectl=bins["kubectl"], iso=True
+    )
+    assert result.iso is not None
+    return Path(result.iso)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    h = tmp_path_factory.mktemp("koral-home")
+    old = os.environ.get("KORAL_HOME")
+    os.environ["KORAL_HOME"] = str(h)
+    yield h
+    run_cli(root, ["delete", "itest", "--yes"])
+    if old is None:
+        os.environ.pop("KORAL_HOME", None)
+    else:
+        os.environ["KORAL_HOME"] = old
+
+
+def ssh(env: Env, port: int, command: str) -> str:
+    record = env.store.get_cluster("itest")
+    host = record.endpoint["public_ip"]
+    proc = subprocess.run(
+        ["ssh", "-i", str(env.paths.ssh_key("itest")), "-p", str(port),
+         "-o", f"UserKnownHostsFile={env.paths.known_hosts('itest')}", "-o", "StrictHostKeyChecking=yes",
+         "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{host}", command],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_cli(
+        root,
+        ["create", "itest", "--size", "2", "--bundle", str(bundle), "--allowed-cidrs", "10.0.0.0/8,127.0.0.0/8"],
+    )
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    env = Env.open(str(home), quiet=True)
+    record = env.store.get_cluster("itest")
+    assert record.state is ClusterState.RUNNING
+    assert [n.name for n in record.nodes] == ["itest-control-1", "itest-node-1", "itest-node-2"]
+    assert all(n.state == "Running" for n in record.nodes)
+
+    # Koral's port convention: 2222 -> control, 2223.. -> workers, over host keys recorded on first contact.
+    for i, node in enumerate(record.nodes):
+        assert ssh(env, 2222 + i, "hostname") == node.name
+    # The API load balancer reaches the (double) API server on the control node.
+    ep = record.endpoint
+    with socket.create_connection((ep["public_ip"], ep["api_port"]), timeout=5):
+        pass
+
+    # kubeconfig: 0600, server = public endpoint; the Node objects registered through the LB.
+    kc = env.paths.kubeconfig("itest")
+    assert stat.S_IMODE(kc.stat().st_mode) == 0o600
+    cfg = yaml.safe_load(kc.read_text())
+    assert cfg["clusters"][0]["cluster"]["server"] == f"https://{ep['public_ip']}:{ep['api_port']}"
+    nodes = json.loads(ssh(env, 2222, "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o json"))
+    assert sorted(i["metadata"]["name"] for i in nodes["items"]) == [n.name for n in record.nodes]
+
+    # Events and show.
+    code = run_cli(root, ["show", "itest", "-o", "json"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and json.loads(out)["state"] == "Running"
+    phases = {(e.phase, e.result) for e in env.store.events("itest")}
+    assert ("provision", "Completed") in phases and ("configure", "Completed") in phases
+
+    # A second converge of the unchanged cluster changes nothing.
+    with OperationFrame(env, "itest", "converge", busy=None, failed=None) as frame:
+        result = converge(env, frame, record, "create.yml")
+    assert result.changed == 0, result.stats
+
+    # Delete leaves nothing behind.
+    code = run_cli(root, ["delete", "itest", "--yes"])
+    assert code == 0
+    assert env.store.find_cluster("itest") is None
+    penv = {**os.environ, **podman_env(env.paths)}
+    ps = subprocess.run(["podman", "ps", "-a", "--filter", "label=koral.cluster=itest", "-q"],
+                        capture_output=True, text=True, env=penv, check=True)
+    assert ps.stdout.strip() == ""
+    nets = subprocess.run(["podman", "network", "ls", "-q"], capture_output=True, text=True, env=penv, check=True)
+    assert "koral-itest" not in nets.stdout.split()
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+    assert "koral_itest" not in tables
+    assert not env.paths.cluster_dir("itest").exists()
+    assert run_cli(root, ["delete", "itest", "--yes"]) == 0  # twice is fine
+
+    # No secret in any runner artifact.
+    grep = subprocess.run(["grep", "-rl", REGISTRY_SECRET, str(home)], capture_output=True, text=True, check=False)
+    assert grep.stdout == ""
