@@ -37,6 +37,9 @@ def cluster_vars(spec: ClusterSpec, endpoint: Endpoint) -> dict[str, Any]:
         "koral_control_plane_endpoint": endpoint.control_plane_endpoint
         or f"{endpoint.public_ip}:{endpoint.api_port}",
         "koral_allowed_cidrs": list(spec.allowed_cidrs),
+        # The nodes' network: cluster-internal firewall rules allow it as a whole, so adding a
+        # node never needs a firewall change on the others (scale touches only new nodes).
+        "koral_node_cidr": str(endpoint.extra.get("subnet", "")),
         "koral_registry_url": reg.url if reg else "",
         "koral_registry_username": (reg.username or "") if reg else "",
         "koral_registry_insecure_skip_verify": reg.insecure_skip_verify if reg else False,
