@@ -2444,7 +2444,8 @@ def cmd_join(argv: list[str], rec: dict[str, Any]) -> int:
             _write(p.pki / name, content, 0o600 if name.endswith(".key") else 0o644)
         _write_certs(p, with_cas=False)
         _write_kubeconfigs(p, init=False)
-        _write_manifests(p, f"{node_name}=https://{p.advertise}:2380", "new")
+        initial, cluster_state = _etcd_member_add(p, node_name, primary)
+        _write_manifests(p, initial, cluster_state)
     else:
         _save_node_state(
             {"role": "worker", "primary_server": primary, "node_name": node_name, "version": DOUBLE_VERSION}
@@ -2481,6 +2482,37 @@ def cmd_join(argv: list[str], rec: dict[str, Any]) -> int:
             "response was received.\n* The Kubelet was informed of the new secure connection details."
         )
     return 0
+
+
+def _etcd_member_add(p: ClusterParams, node_name: str, primary: str | None) -> tuple[str, str]:
+    """Add this node to the first control-plane node's etcd (etcd-join phase), like kubeadm does.
+
+    Returns (--initial-cluster, --initial-cluster-state). Without etcdctl on the node the new
+    etcd runs as a single-member cluster (a warning says so).
+    """
+    alone = (f"{node_name}=https://{p.advertise}:2380", "new")
+    if p.external_etcd or not primary:
+        return alone
+    etcdctl = shutil.which("etcdctl")
+    if etcdctl is None:
+        print("[etcd-join] WARNING: no etcdctl on this node: the local etcd runs as a single-member cluster")
+        return alone
+    pki = p.pki / "etcd"
+    argv = [
+        etcdctl, f"--endpoints=https://{urlparse(primary).hostname}:2379", f"--cacert={pki}/ca.crt",
+        f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key",
+        "--command-timeout=15s", "member", "add", node_name, f"--peer-urls=https://{p.advertise}:2380",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env={**os.environ, "ETCDCTL_API": "3"}, check=False
+    )
+    m = re.search(r'^ETCD_INITIAL_CLUSTER="([^"]+)"', proc.stdout, re.M)
+    if proc.returncode != 0 or not m:
+        raise DoubleError(
+            f"[etcd-join] adding etcd member {node_name} failed: {proc.stderr.strip() or proc.stdout}"
+        )
+    print(f"[etcd-join] Added etcd member {node_name} to the cluster")
+    return m.group(1), "existing"
 
 
 def _node_ready(node: dict[str, Any]) -> bool:
@@ -4059,7 +4091,8 @@ def _get_object(client: ApiClient, pos: list[str], flags: dict[str, Any], ns: st
         "serviceaccount": "ServiceAccount",
         "namespace": "Namespace",
     }
-    k = kinds.get(pos[0].lower().rstrip("s").split(".")[0], pos[0])
+    word = pos[0].lower().split(".")[0]
+    k = kinds.get(word) or kinds.get(word.rstrip("s")) or pos[0]
     obj = client.request("GET", f"/apis/double.koral/v1/objects?kind={k}&namespace={ns}&name={pos[1]}")
     if flags.get("output") == "json":
         print(json.dumps(obj, indent=4))
