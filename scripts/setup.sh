@@ -27,4 +27,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/pip install -q -e '.[test]'
   touch "$stamp"
 fi
+# A Kubernetes bundle for the default version, so `koral-play create` works with no network:
+# the recorded one if any, else the demo bundle (test-double control plane; see the script).
+.venv/bin/python scripts/offline_bundle.py >/dev/null
 echo "setup: ready ($(.venv/bin/koral-play --version))" >&2
