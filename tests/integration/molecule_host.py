@@ -23,7 +23,9 @@ from koral_ansible.providers.local.image import ensure_image
 from koral_ansible.providers.local.podman import podman_env
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("preflight", "container_runtime", "firewall")
+SCENARIOS = ("preflight", "container_runtime", "firewall", "etcd_backup")
+
+
 def molecule_env(paths: Paths | None = None) -> dict[str, str]:
     """Environment for ``molecule`` (the node image is built first when missing)."""
     paths = paths or Paths.resolve()
@@ -40,7 +42,7 @@ def molecule_env(paths: Paths | None = None) -> dict[str, str]:
 def run_molecule(
     scenario: str, command: str = "test", extra: list[str] | None = None, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """``molecule <command> -s <scenario>`` from the repository root; returns the process and seconds taken."""
+    """``molecule <command> -s <scenario>`` from the repository root; the process and seconds taken."""
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}")
     env = env or molecule_env()
@@ -58,7 +60,8 @@ def run_molecule(
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in SCENARIOS:
-        print(f"usage: molecule_host.py {{{'|'.join(SCENARIOS)}}} [molecule-command [args...]]", file=sys.stderr)
+        choices = "|".join(SCENARIOS)
+        print(f"usage: molecule_host.py {{{choices}}} [molecule-command [args...]]", file=sys.stderr)
         return 2
     env = molecule_env()
     command = argv[1] if len(argv) > 1 else "test"

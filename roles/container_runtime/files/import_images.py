@@ -18,7 +18,10 @@ SUFFIXES = (".tar", ".oci", ".oci.tar", ".docker.tar")
 
 
 def normalize(ref: str) -> str:
-    """Docker-style short names to the full names containerd lists (busybox -> docker.io/library/busybox:latest)."""
+    """Docker-style short name to the full name containerd lists.
+
+    busybox -> docker.io/library/busybox:latest
+    """
     name, _, digest = ref.partition("@")
     last = name.rsplit("/", 1)[-1]
     if ":" not in last and not digest:
