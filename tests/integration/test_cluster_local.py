@@ -20,9 +20,8 @@ import yaml
 
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
-from koral_ansible.operations.context import Env
+from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge
-from koral_ansible.operations.context import OperationFrame
 from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_test_bundle
@@ -62,10 +61,27 @@ def ssh(env: Env, port: int, command: str) -> str:
     record = env.store.get_cluster("itest")
     host = record.endpoint["public_ip"]
     proc = subprocess.run(
-        ["ssh", "-i", str(env.paths.ssh_key("itest")), "-p", str(port),
-         "-o", f"UserKnownHostsFile={env.paths.known_hosts('itest')}", "-o", "StrictHostKeyChecking=yes",
-         "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", f"root@{host}", command],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "ssh",
+            "-i",
+            str(env.paths.ssh_key("itest")),
+            "-p",
+            str(port),
+            "-o",
+            f"UserKnownHostsFile={env.paths.known_hosts('itest')}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            f"root@{host}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
@@ -74,7 +90,16 @@ def ssh(env: Env, port: int, command: str) -> str:
 def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = run_cli(
         root,
-        ["create", "itest", "--size", "2", "--bundle", str(bundle), "--allowed-cidrs", "10.0.0.0/8,127.0.0.0/8"],
+        [
+            "create",
+            "itest",
+            "--size",
+            "2",
+            "--bundle",
+            str(bundle),
+            "--allowed-cidrs",
+            "10.0.0.0/8,127.0.0.0/8",
+        ],
     )
     _, err = capsys.readouterr()
     assert code == 0, err
@@ -117,10 +142,17 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
     assert code == 0
     assert env.store.find_cluster("itest") is None
     penv = {**os.environ, **podman_env(env.paths)}
-    ps = subprocess.run(["podman", "ps", "-a", "--filter", "label=koral.cluster=itest", "-q"],
-                        capture_output=True, text=True, env=penv, check=True)
+    ps = subprocess.run(
+        ["podman", "ps", "-a", "--filter", "label=koral.cluster=itest", "-q"],
+        capture_output=True,
+        text=True,
+        env=penv,
+        check=True,
+    )
     assert ps.stdout.strip() == ""
-    nets = subprocess.run(["podman", "network", "ls", "-q"], capture_output=True, text=True, env=penv, check=True)
+    nets = subprocess.run(
+        ["podman", "network", "ls", "-q"], capture_output=True, text=True, env=penv, check=True
+    )
     assert "koral-itest" not in nets.stdout.split()
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
     assert "koral_itest" not in tables
@@ -128,5 +160,7 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
     assert run_cli(root, ["delete", "itest", "--yes"]) == 0  # twice is fine
 
     # No secret in any runner artifact.
-    grep = subprocess.run(["grep", "-rl", REGISTRY_SECRET, str(home)], capture_output=True, text=True, check=False)
+    grep = subprocess.run(
+        ["grep", "-rl", REGISTRY_SECRET, str(home)], capture_output=True, text=True, check=False
+    )
     assert grep.stdout == ""
