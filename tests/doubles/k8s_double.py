@@ -2681,7 +2681,11 @@ def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
     if "config" in flags:
         _by_kind, docs = _load_config_file(flags["config"])
         rec["config"] = docs
-    _kc, client = _admin_client(flags.get("kubeconfig"))
+    kubeconfig = flags.get("kubeconfig")
+    if sub == "node" and not kubeconfig and not (K8S_DIR / "manifests" / "kube-apiserver.yaml").exists():
+        # kubeadm upgrade node on a worker talks to the API with the kubelet's kubeconfig.
+        kubeconfig = str(K8S_DIR / "kubelet.conf")
+    _kc, client = _admin_client(kubeconfig)
     current = _cluster_version(client)
     mine = DOUBLE_VERSION
     if sub == "plan":
@@ -2760,6 +2764,10 @@ def cmd_reset(argv: list[str], rec: dict[str, Any]) -> int:
             raise DoubleError("aborted reset operation")
     if _systemd_running():
         subprocess.run(["systemctl", "stop", "kubelet"], check=False)
+        # the static pods (containers of a real node) are removed too
+        subprocess.run(["systemctl", "stop", "kubelet-static-*"], check=False)
+        for marker in (STATE_DIR / "pods").glob("*.digest"):
+            marker.unlink()
     for f in (
         "admin.conf",
         "super-admin.conf",
@@ -3429,9 +3437,17 @@ KUBELET_FLAGS = {
 
 
 class StaticPods:
+    """Runs the static pods of a manifest directory.
+
+    Under systemd each pod is a transient service ``kubelet-static-<name>`` (``systemd-run``), so,
+    like containers under containerd, it keeps running when the kubelet restarts and is adopted
+    again when the manifest did not change. Without systemd (tests on a host) pods are children.
+    """
+
     def __init__(self, path: Path, log_dir: Path) -> None:
         self.path, self.log_dir = path, log_dir
         self.pods: dict[str, dict[str, Any]] = {}
+        self.systemd = _systemd_running()
 
     def sync(self) -> None:
         seen = set()
@@ -3448,50 +3464,123 @@ class StaticPods:
             seen.add(name)
             digest = hashlib.sha256(text.encode()).hexdigest()
             cur = self.pods.get(name)
+            if cur is None and self._adopt(name, digest):
+                continue
             if cur and cur["digest"] != digest:
                 self._stop(name)
                 cur = None
-            if cur and cur["proc"] is not None and cur["proc"].poll() is not None:
+            if cur and not self._alive(name, cur):
                 if time.monotonic() - cur["started"] < 10:
                     continue
                 self._stop(name)
                 cur = None
             if cur is None:
-                self.pods[name] = {
+                new = {
                     "digest": digest,
-                    "proc": self._start(name, cmd, str(c.get("image") or "")),
                     "started": time.monotonic(),
+                    "checked": 0.0,
+                    "proc": None,
+                    "unit": None,
                 }
+                self.pods[name] = new
+                self._start(name, cmd, str(c.get("image") or ""), new)
         for name in list(self.pods):
             if name not in seen:
                 self._stop(name)
+        if self.systemd and self.log_dir.is_dir():
+            for marker in self.log_dir.glob("*.digest"):
+                if marker.stem not in seen:
+                    self._stop_unit(marker.stem)
 
-    def _start(self, name: str, cmd: list[str], image: str) -> subprocess.Popen[bytes] | None:
+    @staticmethod
+    def _unit(name: str) -> str:
+        return f"kubelet-static-{name}.service"
+
+    def _unit_active(self, name: str) -> bool:
+        proc = subprocess.run(
+            ["systemctl", "is-active", self._unit(name)], capture_output=True, text=True, check=False
+        )
+        return proc.stdout.strip() in ("active", "activating", "reloading")
+
+    def _adopt(self, name: str, digest: str) -> bool:
+        """A pod still running from before a kubelet restart, with the same manifest, is kept."""
+        marker = self.log_dir / f"{name}.digest"
+        if not self.systemd or not marker.exists() or marker.read_text() != digest:
+            return False
+        if not self._unit_active(name):
+            return False
+        now = time.monotonic()
+        self.pods[name] = {
+            "digest": digest,
+            "started": now,
+            "checked": now,
+            "proc": None,
+            "unit": self._unit(name),
+        }
+        sys.stderr.write(f"kubelet: static pod {name} already running, adopted\n")
+        return True
+
+    def _alive(self, name: str, pod: dict[str, Any]) -> bool:
+        if pod["proc"] is not None:
+            return bool(pod["proc"].poll() is None)
+        if pod["unit"] is None:
+            return True  # a pretended pod
+        if time.monotonic() - pod["checked"] < 5:
+            return True
+        pod["checked"] = time.monotonic()
+        return self._unit_active(name)
+
+    def _start(self, name: str, cmd: list[str], image: str, pod: dict[str, Any]) -> None:
         if not cmd:
-            return None
+            return
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        env: dict[str, str] = {}
         if cmd[0] == "kube-apiserver":
-            env = {**os.environ, "KORAL_DOUBLE_PROG": "kube-apiserver"}
+            env["KORAL_DOUBLE_PROG"] = "kube-apiserver"
             tag = image.rsplit(":", 1)[-1] if ":" in image else ""
             if re.match(r"^v\d+\.\d+\.\d+$", tag):
                 env["KORAL_DOUBLE_APISERVER_VERSION"] = tag[1:]
-            sys.stderr.write(f"kubelet: starting static pod {name} (apiserver double)\n")
-            return subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), *cmd[1:]], env=env, stdout=log, stderr=log
-            )
-        exe = shutil.which(cmd[0])
-        if exe is None:
-            sys.stderr.write(
-                f"kubelet: static pod {name}: no {cmd[0]} binary on this node, pretending it runs\n"
-            )
-            return None
-        sys.stderr.write(f"kubelet: starting static pod {name} ({exe})\n")
-        return subprocess.Popen([exe, *cmd[1:]], stdout=log, stderr=log)
+            argv, what = [sys.executable, os.path.abspath(__file__), *cmd[1:]], "apiserver double"
+        else:
+            exe = shutil.which(cmd[0])
+            if exe is None:
+                sys.stderr.write(
+                    f"kubelet: static pod {name}: no {cmd[0]} binary on this node, pretending it runs\n"
+                )
+                return
+            argv, what = [exe, *cmd[1:]], exe
+        log = self.log_dir / f"{name}.log"
+        sys.stderr.write(f"kubelet: starting static pod {name} ({what})\n")
+        if self.systemd:
+            unit = self._unit(name)
+            subprocess.run(["systemctl", "stop", unit], capture_output=True, check=False)
+            subprocess.run(["systemctl", "reset-failed", unit], capture_output=True, check=False)
+            run = [
+                "systemd-run", f"--unit={unit}", "--collect", "--quiet",
+                f"--property=StandardOutput=append:{log}", f"--property=StandardError=append:{log}",
+                *[f"--setenv={k}={v}" for k, v in env.items()], "--", *argv,
+            ]  # fmt: skip
+            proc = subprocess.run(run, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                sys.stderr.write(f"kubelet: cannot start static pod {name}: {proc.stderr.strip()}\n")
+                return
+            pod["unit"], pod["checked"] = unit, time.monotonic()
+            (self.log_dir / f"{name}.digest").write_text(pod["digest"])
+            return
+        with open(log, "ab") as fh:
+            pod["proc"] = subprocess.Popen(argv, env={**os.environ, **env}, stdout=fh, stderr=fh)
+
+    def _stop_unit(self, name: str) -> None:
+        subprocess.run(["systemctl", "stop", self._unit(name)], capture_output=True, check=False)
+        (self.log_dir / f"{name}.digest").unlink(missing_ok=True)
 
     def _stop(self, name: str) -> None:
         pod = self.pods.pop(name, None)
-        proc = pod and pod["proc"]
+        if pod is None:
+            return
+        if pod["unit"] is not None:
+            self._stop_unit(name)
+        proc = pod["proc"]
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:
@@ -3500,7 +3589,8 @@ class StaticPods:
                 proc.kill()
 
     def stop_all(self) -> None:
-        for name in list(self.pods):
+        """On kubelet exit: children die with it; systemd pods keep running (like containers)."""
+        for name in [n for n, p in self.pods.items() if p["proc"] is not None]:
             self._stop(name)
 
 
