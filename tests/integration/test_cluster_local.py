@@ -88,19 +88,16 @@ def ssh(env: Env, port: int, command: str) -> str:
 
 
 def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = run_cli(
-        root,
-        [
-            "create",
-            "itest",
-            "--size",
-            "2",
-            "--bundle",
-            str(bundle),
-            "--allowed-cidrs",
-            "10.0.0.0/8,127.0.0.0/8",
-        ],
-    )
+    secret_file = home.parent / "registry-password"
+    secret_file.write_text(REGISTRY_SECRET)
+    # Images come from the bundle; the private registry is configured (hosts.toml + auth) but never needed.
+    create_args = [
+        "create", "itest", "--size", "2", "--bundle", str(bundle),
+        "--allowed-cidrs", "10.0.0.0/8,127.0.0.0/8",
+        "--registry-url", "http://registry.invalid:5000", "--registry-username", "koral",
+        "--registry-password-file", str(secret_file),
+    ]  # fmt: skip
+    code = run_cli(root, create_args)
     _, err = capsys.readouterr()
     assert code == 0, err
     env = Env.open(str(home), quiet=True)
