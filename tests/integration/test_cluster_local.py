@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from koral_ansible.bundle import verify_bundle
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env, OperationFrame
@@ -33,8 +34,17 @@ VERSION = "1.31.4"
 REGISTRY_SECRET = "it-registry-pass-1234"
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+REAL_BUNDLE_ENV = "KORAL_REAL_BUNDLE"
+
+
+@pytest.fixture(scope="module", params=["doubles", "real"])
+def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test bundle (test-double control plane), or a real bundle given by KORAL_REAL_BUNDLE."""
+    if request.param == "real":
+        real = os.environ.get(REAL_BUNDLE_ENV)
+        if not real:
+            pytest.skip(f"no real Kubernetes bundle: set {REAL_BUNDLE_ENV}=PATH (directory or ISO)")
+        return Path(real)
     root_dir = tmp_path_factory.mktemp("bundle")
     bins = write_doubles(root_dir / "bin", VERSION)
     result = make_test_bundle(
@@ -93,6 +103,7 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
     # Images come from the bundle; the private registry is configured (hosts.toml + auth) but never needed.
     create_args = [
         "create", "itest", "--size", "2", "--bundle", str(bundle),
+        "--kubernetes-version", verify_bundle(bundle, deep=False).kubernetes_version,
         "--allowed-cidrs", "10.0.0.0/8,127.0.0.0/8",
         "--registry-url", "http://registry.invalid:5000", "--registry-username", "koral",
         "--registry-password-file", str(secret_file),
