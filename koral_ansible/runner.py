@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,29 @@ def _base_env() -> dict[str, str]:
         # on first contact (accept-new, per-cluster known_hosts) and check them afterwards.
         "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
+
+
+SECRET_ENV_MARKERS = ("SECRET", "PASSWORD", "TOKEN", "PASSPHRASE", "CREDENTIAL")
+SECRET_ENV_NAMES = ("CLOUDSTACK_KEY", "CLOUDSTACK_SECRET", "KORAL_REGISTRY_PASSWORD")
+
+
+def is_secret_env(name: str) -> bool:
+    upper = name.upper()
+    return upper in SECRET_ENV_NAMES or any(marker in upper for marker in SECRET_ENV_MARKERS)
+
+
+@contextlib.contextmanager
+def _secret_env_removed(redactor: Redactor) -> Iterator[None]:
+    """ansible-runner copies the whole environment into artifacts/*/command: the plays need no cloud
+    or registry credentials from it, so secret-looking variables are taken out for the run."""
+    removed = {k: v for k, v in os.environ.items() if is_secret_env(k)}
+    redactor.add(*removed.values())
+    for key in removed:
+        del os.environ[key]
+    try:
+        yield
+    finally:
+        os.environ.update(removed)
 
 
 def tuned_env() -> dict[str, str]:
@@ -177,20 +202,21 @@ class PlaybookRunner:
 
             start = time.monotonic()
             env = tuned_env() if self.tuned else untuned_env()
-            r = ansible_runner.run(
-                private_data_dir=str(data_dir),
-                playbook=str(playbook(name)),
-                project_dir=str(ansible_root()),
-                inventory=str(inv_path),
-                extravars=extravars or {},
-                envvars=env,
-                cmdline=" ".join(cmdline) if cmdline else None,
-                limit=limit,
-                event_handler=on_event,
-                quiet=True,
-                suppress_env_files=False,
-                ident="run",
-            )
+            with _secret_env_removed(self.redactor):
+                r = ansible_runner.run(
+                    private_data_dir=str(data_dir),
+                    playbook=str(playbook(name)),
+                    project_dir=str(ansible_root()),
+                    inventory=str(inv_path),
+                    extravars=extravars or {},
+                    envvars=env,
+                    cmdline=" ".join(cmdline) if cmdline else None,
+                    limit=limit,
+                    event_handler=on_event,
+                    quiet=True,
+                    suppress_env_files=False,
+                    ident="run",
+                )
             stats = r.stats or {}
             result = RunResult(
                 playbook=name,

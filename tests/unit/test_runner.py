@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,8 +72,16 @@ def grep_secret(root: Path) -> list[str]:
     return proc.stdout.split()
 
 
-def test_success_counts_changes_and_keeps_secret_out(tmp_path: Path, playbook: Path) -> None:
+def test_success_counts_changes_and_keeps_secret_out(
+    tmp_path: Path, playbook: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLOUDSTACK_SECRET", "cloud-api-secret-0815")
     result, out = run(tmp_path, playbook, fail=False)
+    proc = subprocess.run(
+        ["grep", "-rl", "cloud-api-secret-0815", str(tmp_path)], capture_output=True, check=False
+    )
+    assert proc.stdout == b"", "the environment's cloud secret must not land in runner artifacts"
+    assert os.environ["CLOUDSTACK_SECRET"] == "cloud-api-secret-0815", "restored after the run"
     assert result.ok, result.summary()  # type: ignore[attr-defined]
     env = (result.data_dir / "artifacts" / "run" / "command").read_text()  # type: ignore[attr-defined]
     assert '"ANSIBLE_HOST_KEY_CHECKING": "True"' in env
