@@ -456,7 +456,12 @@ class CloudStackProvider(Provider):
             api_port=API_PORT,
             control_plane_endpoint=cpe,
             ssh_user="root",
-            extra={"network_id": nid, "public_ip_id": ip_id, "zone": str(network.get("zonename", ""))},
+            extra={
+                "network_id": nid,
+                "public_ip_id": ip_id,
+                "zone": str(network.get("zonename", "")),
+                "subnet": str(network.get("cidr", "")),  # koral_node_cidr for the node firewall
+            },
         )
         self.ctx.store.set_endpoint(self.cluster, endpoint.to_dict())
         return endpoint
