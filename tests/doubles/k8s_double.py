@@ -2515,6 +2515,30 @@ def _etcd_member_add(p: ClusterParams, node_name: str, primary: str | None) -> t
     return m.group(1), "existing"
 
 
+def _etcd_member_remove() -> None:
+    """reset on a joined control-plane node: remove its etcd member through the first node's etcd."""
+    node = _node_state()
+    primary, name = node.get("primary_server"), node.get("node_name")
+    pki = K8S_DIR / "pki" / "etcd"
+    etcdctl = shutil.which("etcdctl")
+    if not (
+        primary and name and node.get("role") == "control-plane" and etcdctl and (pki / "ca.crt").exists()
+    ):
+        return
+    base = [
+        etcdctl, f"--endpoints=https://{urlparse(primary).hostname}:2379", f"--cacert={pki}/ca.crt",
+        f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key",
+        "--command-timeout=15s",
+    ]  # fmt: skip
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    listed = subprocess.run([*base, "member", "list"], capture_output=True, text=True, env=env, check=False)
+    for line in listed.stdout.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) > 2 and fields[2] == name:
+            subprocess.run([*base, "member", "remove", fields[0]], capture_output=True, env=env, check=False)
+            print(f"[reset] Removed etcd member {name}")
+
+
 def _node_ready(node: dict[str, Any]) -> bool:
     for c in (node.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
@@ -2762,6 +2786,7 @@ def cmd_reset(argv: list[str], rec: dict[str, Any]) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             raise DoubleError("aborted reset operation")
+    _etcd_member_remove()
     if _systemd_running():
         subprocess.run(["systemctl", "stop", "kubelet"], check=False)
         # the static pods (containers of a real node) are removed too
