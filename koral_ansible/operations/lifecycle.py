@@ -19,6 +19,8 @@ from koral_ansible.spec import ClusterSpec, max_cluster_size, validate_spec
 from koral_ansible.state import ClusterRecord, ClusterState, NodeRecord
 
 SCALABLE = {ClusterState.RUNNING, ClusterState.ALERT, ClusterState.SCALING}
+# Node state of a worker whose machine exists but which has not joined Kubernetes yet.
+JOINING = "Joining"
 
 
 def _refuse_state(record: ClusterRecord, allowed: set[ClusterState], operation: str) -> None:
@@ -41,6 +43,7 @@ def scale(env: Env, name: str, size: int | str, max_size: int | None = None) -> 
     record = env.store.get_cluster(name)
     target = _resize(record, size, max_cluster_size() if max_size is None else max_size)
     _refuse_state(record, SCALABLE, "scale")
+    members = _members_before(env, record)
     progress = env.progress("scale")
     with OperationFrame(
         env,
@@ -48,16 +51,19 @@ def scale(env: Env, name: str, size: int | str, max_size: int | None = None) -> 
         "scale",
         busy=ClusterState.SCALING,
         failed=ClusterState.ALERT,
-        params={"size": target.size},
+        params={"size": target.size, "members": members},
         progress=progress,
     ) as frame:
         provider = provider_for(env, record.spec, report=progress.message)
         workers = record.workers
         if target.size > len(workers):
             with frame.phase("provision"):
-                provider.add_workers(record.spec, target.size - len(workers))
+                for node in provider.add_workers(record.spec, target.size - len(workers)):
+                    env.store.set_node_state(name, node.name, JOINING)
         record = env.store.get_cluster(name)
-        pending = [n for n in record.workers if n.state != "Running"]
+        # Node state says whether the machine runs (the provider sets Running); membership is
+        # ours: workers this scale added (not members when it first started) or left Joining.
+        pending = [n for n in record.workers if n.name not in members or n.state == JOINING]
         if pending:
             with frame.phase("join"):
                 converge(env, frame, record, "scale.yml", limit=_limit(record, pending))
@@ -72,6 +78,19 @@ def scale(env: Env, name: str, size: int | str, max_size: int | None = None) -> 
         env.store.set_spec(target)
         env.store.set_state(name, ClusterState.RUNNING)
     return env.store.get_cluster(name)
+
+
+def _members_before(env: Env, record: ClusterRecord) -> list[str]:
+    """Nodes that were cluster members when this scale first started (kept across resumes)."""
+    last = env.store.last_operation(record.name)
+    if (
+        last is not None
+        and last.operation == "scale"
+        and last.status in ("running", "failed", "interrupted")
+        and isinstance(last.params.get("members"), list)
+    ):
+        return [str(n) for n in last.params["members"]]
+    return [n.name for n in record.nodes if n.state != JOINING]
 
 
 def _resize(record: ClusterRecord, size: int | str, max_size: int) -> ClusterSpec:
@@ -215,8 +234,9 @@ def upgrade(env: Env, name: str, version: str) -> ClusterRecord:
         params={"version": target},
         progress=progress,
     ) as frame:
-        with frame.phase("etcd-backup", skip_if_done=True):
-            converge(env, frame, record, "etcd-backup.yml", limit=_limit(record, []))
+        with frame.phase("etcd-backup", skip_if_done=True) as needed:
+            if needed:  # one snapshot per upgrade: a resumed upgrade keeps the first one
+                converge(env, frame, record, "etcd-backup.yml", limit=_limit(record, []))
         with frame.phase("upgrade"):
             extra: dict[str, Any] = {"koral_kubernetes_version": target}
             if bundle is not None:

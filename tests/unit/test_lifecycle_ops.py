@@ -1,0 +1,78 @@
+"""Day-2 operations without nodes: refusals before anything changes, scale membership on resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from koral_ansible.errors import InputError
+from koral_ansible.operations import lifecycle
+from koral_ansible.operations.context import Env
+from koral_ansible.paths import Paths
+from koral_ansible.spec import validate_spec
+from koral_ansible.state import ClusterState, NodeRecord, StateStore
+
+
+@pytest.fixture
+def env(koral_home: Paths) -> Env:
+    e = Env(paths=koral_home, store=StateStore(koral_home), quiet=True)
+    e.store.add_cluster(validate_spec({"name": "demo", "size": 2}), ClusterState.RUNNING)
+    for idx, (name, role) in enumerate(
+        [("demo-control-1", "control"), ("demo-node-1", "worker"), ("demo-node-2", "worker")]
+    ):
+        e.store.upsert_node("demo", NodeRecord(name=name, role=role, idx=idx, state="Running"))
+    return e
+
+
+def test_limit_is_first_control_plus_nodes(env: Env) -> None:
+    record = env.store.get_cluster("demo")
+    assert lifecycle._limit(record, record.workers[1:]) == "demo-control-1,demo-node-2"
+    assert lifecycle._limit(record, []) == "demo-control-1"
+
+
+def test_scale_members_survive_a_killed_run(env: Env) -> None:
+    record = env.store.get_cluster("demo")
+    assert lifecycle._members_before(env, record) == ["demo-control-1", "demo-node-1", "demo-node-2"]
+    # A scale that added demo-node-3 and was killed: the re-run still knows node-3 is new,
+    # although the provider recorded its machine as Running.
+    op = env.store.begin_operation("demo", "scale", {"size": 3, "members": ["demo-control-1", "demo-node-1"]})
+    env.store.finish_operation(op.id, "interrupted")
+    env.store.upsert_node("demo", NodeRecord(name="demo-node-3", role="worker", idx=3, state="Running"))
+    assert lifecycle._members_before(env, env.store.get_cluster("demo")) == ["demo-control-1", "demo-node-1"]
+    # Once that scale finished, a new one starts from the nodes that joined (not Joining ones).
+    env.store.finish_operation(op.id, "succeeded")
+    env.store.set_node_state("demo", "demo-node-3", lifecycle.JOINING)
+    assert "demo-node-3" not in lifecycle._members_before(env, env.store.get_cluster("demo"))
+
+
+@pytest.mark.parametrize(
+    ("version", "words"),
+    [("1.33.0", "allowed targets"), ("1.30.9", "only forward"), ("1.31.4", "only forward"), ("2.0", "X.Y.Z")],
+)
+def test_upgrade_refusals_change_nothing(env: Env, version: str, words: str) -> None:
+    with pytest.raises(InputError, match=words):
+        lifecycle.upgrade(env, "demo", version)
+    assert env.store.last_operation("demo") is None
+    assert env.store.get_cluster("demo").state is ClusterState.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("node", "words"),
+    [("ghost", "has no node"), ("demo-control-1", "last control-plane node")],
+)
+def test_remove_node_refusals(env: Env, node: str, words: str) -> None:
+    with pytest.raises(InputError, match=words):
+        lifecycle.remove_node(env, "demo", node)
+    assert env.store.last_operation("demo") is None
+
+
+def test_remove_last_worker_refused(env: Env) -> None:
+    env.store.remove_node("demo", "demo-node-2")
+    with pytest.raises(InputError, match="last worker"):
+        lifecycle.remove_node(env, "demo", "demo-node-1", ungraceful=True)
+
+
+def test_scale_refused_while_stopped(env: Env) -> None:
+    env.store.set_state("demo", ClusterState.STOPPED)
+    with pytest.raises(InputError, match="Stopped; scale needs"):
+        lifecycle.scale(env, "demo", 3)
+    assert env.store.last_operation("demo") is None
