@@ -117,12 +117,14 @@ def tuned_env() -> dict[str, str]:
     return env
 
 
-def untuned_env() -> dict[str, str]:
+def untuned_env(data_dir: Path) -> dict[str, str]:
     """Ansible's defaults (no pipelining, no ControlPersist, 5 forks): for the benchmark ratio."""
     root = ansible_root()
+    empty = data_dir / "ansible-defaults.cfg"
+    empty.write_text("[defaults]\n")
     return {
         **_base_env(),
-        "ANSIBLE_CONFIG": os.devnull,
+        "ANSIBLE_CONFIG": str(empty),
         "ANSIBLE_ROLES_PATH": str(root / "roles"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_PIPELINING": "False",
@@ -201,7 +203,7 @@ class PlaybookRunner:
                 return True
 
             start = time.monotonic()
-            env = tuned_env() if self.tuned else untuned_env()
+            env = tuned_env() if self.tuned else untuned_env(data_dir)
             with _secret_env_removed(self.redactor):
                 r = ansible_runner.run(
                     private_data_dir=str(data_dir),

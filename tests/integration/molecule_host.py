@@ -23,7 +23,7 @@ from koral_ansible.providers.local.image import ensure_image
 from koral_ansible.providers.local.podman import podman_env
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = ("preflight", "container_runtime", "firewall", "etcd_backup")
+SCENARIOS = ("preflight", "container_runtime", "firewall", "etcd_backup", "kubeadm")
 
 
 def molecule_env(paths: Paths | None = None) -> dict[str, str]:

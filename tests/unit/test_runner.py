@@ -100,3 +100,17 @@ def test_failure_names_host_task_and_redacts(tmp_path: Path, playbook: Path) -> 
     assert SECRET not in summary and SECRET not in out
     assert "FAILED node-a" in out
     assert grep_secret(tmp_path) == [], "a secret printed by a task is scrubbed from the artifacts"
+
+
+def test_untuned_run_uses_ansible_defaults(tmp_path: Path, playbook: Path) -> None:
+    """The benchmark's baseline: same playbook, Ansible's own defaults instead of ansible.cfg."""
+    runner = PlaybookRunner(Paths.resolve(tmp_path / "home"), "demo", "create", tuned=False)
+    result = runner.run(
+        str(playbook),
+        inventory(),
+        extravars={"greeting": "x", "fail_now": False},
+        secrets={"registry_password": SECRET},
+    )
+    assert result.ok, result.summary()
+    command = (result.data_dir / "artifacts" / "run" / "command").read_text()
+    assert '"ANSIBLE_PIPELINING": "False"' in command and "ansible-defaults.cfg" in command
