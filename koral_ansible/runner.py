@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -132,6 +133,46 @@ def untuned_env(data_dir: Path) -> dict[str, str]:
         "ANSIBLE_FORKS": "5",
         "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
     }
+
+
+def _pids_using(path: Path) -> list[int]:
+    """Ansible processes whose command line names a path under ``path`` (Linux /proc)."""
+    needle = (str(path).rstrip("/") + "/").encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline and b"ansible" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def stop_orphans(runs_dir: Path, grace: float = 10.0) -> list[int]:
+    """Stop Ansible runs of a cluster whose koral-play died (SIGKILL leaves them running).
+
+    Call only while holding the cluster's lock: then no live koral-play runs playbooks for the
+    cluster, and every process still using its runs directory is an orphan that would keep
+    changing nodes behind the re-run's back. SIGTERM to each (ansible-playbook and its forked
+    workers share its command line), SIGKILL to what is left after ``grace`` seconds. Returns
+    the pids found.
+    """
+    pids = _pids_using(runs_dir)
+    if not pids:
+        return []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in _pids_using(runs_dir):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _pids_using(runs_dir):
+            time.sleep(0.2)
+        if not _pids_using(runs_dir):
+            break
+    return pids
 
 
 class PlaybookRunner:

@@ -27,6 +27,7 @@ from koral_ansible.errors import KoralError, OperationError
 from koral_ansible.paths import Paths
 from koral_ansible.progress import NullProgress, Progress, make_progress
 from koral_ansible.redact import Redactor
+from koral_ansible.runner import stop_orphans
 from koral_ansible.state import ClusterState, Operation, StateStore
 
 
@@ -84,11 +85,14 @@ class OperationFrame:
     def __enter__(self) -> OperationFrame:
         self._lock.__enter__()
         try:
+            orphans = stop_orphans(self.env.paths.runs(self.cluster))
             self.op = self.store.begin_operation(self.cluster, self.operation, self.params)
             self._old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
             if self.busy is not None and self.store.find_cluster(self.cluster) is not None:
                 self.store.set_state(self.cluster, self.busy)
             self.event("start", "Started", "resumed" if self.op.done_phases else "")
+            if orphans:
+                self.event("start", "Cleaned", f"stopped Ansible left by a killed run (pids {orphans})")
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from koral_ansible.errors import InputError
 from koral_ansible.operations import lifecycle
 from koral_ansible.operations.context import Env
 from koral_ansible.paths import Paths
+from koral_ansible.runner import stop_orphans
 from koral_ansible.spec import validate_spec
 from koral_ansible.state import ClusterState, NodeRecord, StateStore
 
@@ -76,3 +82,28 @@ def test_scale_refused_while_stopped(env: Env) -> None:
     with pytest.raises(InputError, match="Stopped; scale needs"):
         lifecycle.scale(env, "demo", 3)
     assert env.store.last_operation("demo") is None
+
+
+def test_stop_orphans_stops_only_ansible_of_that_cluster(tmp_path: Path) -> None:
+    runs = tmp_path / "runs" / "demo"
+    run_dir = runs / "20260101T000000-scale-scale"
+    run_dir.mkdir(parents=True)
+    code = "import time; time.sleep(120)"
+    # An orphaned "ansible-playbook" of this cluster, one of another cluster, a log viewer.
+    orphan = subprocess.Popen(
+        [sys.executable, "-c", code, "ansible-playbook", f"{run_dir}/inventory/hosts.yml"]
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", code, "ansible-playbook", f"{tmp_path}/runs/other/x/hosts.yml"]
+    )
+    viewer = subprocess.Popen([sys.executable, "-c", code, f"{run_dir}/artifacts/run/stdout"])
+    try:
+        time.sleep(0.3)
+        assert stop_orphans(runs, grace=5) == [orphan.pid]
+        assert orphan.wait(5) is not None
+        assert other.poll() is None and viewer.poll() is None
+        assert stop_orphans(runs) == []
+    finally:
+        for p in (orphan, other, viewer):
+            p.kill()
+            p.wait()
