@@ -1,0 +1,327 @@
+"""Day-2 operations end to end on local nodes, through the CLI, on one cluster reused step by step.
+
+The tests run in file order on one module-scoped cluster (1 control + 1 worker to start):
+scale up to 3 (koral-play killed with SIGKILL mid-join and re-run; a second operation refused
+by the lock meanwhile; only the first control node and the new nodes contacted), scale down to
+2, upgrade refusals, an upgrade that fails on the second worker and resumes from it, removal of
+a dead worker, stop/start, reset. The Kubernetes binaries are the test doubles (tests/doubles).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from koral_ansible.bundle import record_bundle
+from koral_ansible.cli import root
+from koral_ansible.cli.common import run_cli
+from koral_ansible.operations.context import Env, OperationFrame
+from koral_ansible.operations.create import converge
+from koral_ansible.providers.local.nodes import container_name
+from koral_ansible.providers.local.podman import podman_env
+from koral_ansible.state import ClusterState
+from tests.bundle_fixtures import make_test_bundle
+from tests.doubles import write_doubles
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
+
+NAME = "ltest"
+VERSION = "1.31.4"
+TARGET = "1.32.0"
+CONTROL = f"{NAME}-control-1"
+KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+
+
+def _bundle(tmp: pytest.TempPathFactory, version: str) -> tuple[Path, object]:
+    root_dir = tmp.mktemp(f"bundle-{version}")
+    bins = write_doubles(root_dir / "bin", version)
+    result = make_test_bundle(
+        root_dir, version, kubeadm=bins["kubeadm"], kubelet=bins["kubelet"], kubectl=bins["kubectl"], iso=True
+    )
+    assert result.iso is not None
+    return Path(result.iso), result.manifest
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    h = tmp_path_factory.mktemp("koral-home")
+    old = os.environ.get("KORAL_HOME")
+    os.environ["KORAL_HOME"] = str(h)
+    yield h
+    run_cli(root, ["delete", NAME, "--yes"])
+    if old is None:
+        os.environ.pop("KORAL_HOME", None)
+    else:
+        os.environ["KORAL_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def cluster(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Env:
+    """A 1+1 cluster made with `koral-play create`, and the upgrade bundle recorded beside it."""
+    iso, _ = _bundle(tmp_path_factory, VERSION)
+    target_iso, target_manifest = _bundle(tmp_path_factory, TARGET)
+    record_bundle(home, target_manifest, None, target_iso)  # type: ignore[arg-type]
+    started = time.monotonic()
+    code = run_cli(
+        root, ["create", NAME, "--size", "1", "--bundle", str(iso), "--allowed-cidrs", "10.0.0.0/8"]
+    )
+    assert code == 0
+    print(f"create 1+1: {time.monotonic() - started:.0f}s")
+    return Env.open(str(home), quiet=True)
+
+
+def node_exec(env: Env, node: str, command: str, check: bool = True) -> str:
+    proc = subprocess.run(
+        ["podman", "exec", container_name(node), "sh", "-c", command],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **podman_env(env.paths)},
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert proc.returncode == 0, f"{node}: {command}: {proc.stderr}"
+    return proc.stdout.strip()
+
+
+def api_nodes(env: Env) -> dict[str, dict[str, object]]:
+    items = json.loads(node_exec(env, CONTROL, f"{KUBECTL} get nodes -o json"))["items"]
+    return {i["metadata"]["name"]: i for i in items}
+
+
+def run_hosts(env: Env, playbook_stem: str) -> list[set[str]]:
+    """Hosts that had events in each run of ``playbook_stem`` (oldest first)."""
+    out = []
+    for run in sorted(env.paths.runs(NAME).glob(f"*-{playbook_stem}*")):
+        hosts = set()
+        for f in (run / "artifacts" / "run" / "job_events").glob("*.json"):
+            host = (json.loads(f.read_text()).get("event_data") or {}).get("host")
+            if host:
+                hosts.add(host)
+        out.append(hosts)
+    return out
+
+
+def _processes_using(path: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(path) in cmdline and "ansible" in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+def koral(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    started = time.monotonic()
+    code = run_cli(root, list(args))
+    _, err = capsys.readouterr()
+    print(f"koral-play {' '.join(args)}: exit {code} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    return code, err
+
+
+def test_scale_up_killed_locked_resumed_limited(cluster: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    env = cluster
+    koral_play = Path(sys.executable).parent / "koral-play"
+    proc = subprocess.Popen(
+        [str(koral_play), "--quiet", "scale", NAME, "--size", "3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            op = env.store.last_operation(NAME)
+            runs = list(env.paths.runs(NAME).glob("*-scale-scale*"))
+            if op and op.operation == "scale" and op.phase == "join" and runs:
+                break
+            time.sleep(1)
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        time.sleep(10)  # well inside the join play
+        # A second scale (which a Scaling cluster accepts, to resume) is refused by the lock at
+        # once; an operation the state forbids is refused by the state check. Nothing changes.
+        code, err = koral(capsys, "scale", NAME, "--size", "3")
+        assert code == 1 and "is busy" in err and "scale (pid" in err, err
+        code, err = koral(capsys, "stop", NAME)
+        assert code == 2 and "Scaling" in err, err
+        assert env.store.get_cluster(NAME).state is ClusterState.SCALING
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # SIGKILL leaves the run's ansible-playbook orphaned; the re-run (holding the lock) stops it
+    # before anything else, so nothing keeps changing the nodes behind its back.
+    killed_run = sorted(env.paths.runs(NAME).glob("*-scale-scale*"))[-1]
+    orphans = _processes_using(killed_run)
+    assert env.store.last_operation(NAME).status == "interrupted"  # type: ignore[union-attr]
+
+    code, err = koral(capsys, "scale", NAME, "--size", "3")
+    assert code == 0, err
+    record = env.store.get_cluster(NAME)
+    assert record.state is ClusterState.RUNNING and record.spec.size == 3
+    names = [n.name for n in record.nodes]
+    assert names == [CONTROL, f"{NAME}-node-1", f"{NAME}-node-2", f"{NAME}-node-3"]
+    assert all(n.state == "Running" for n in record.nodes)
+    nodes = api_nodes(env)
+    assert sorted(nodes) == sorted(names)
+    # Both scale runs (killed and resumed) touched only the first control node and the new nodes.
+    for hosts in run_hosts(env, "scale-scale"):
+        assert hosts <= {CONTROL, f"{NAME}-node-2", f"{NAME}-node-3"}, hosts
+        assert f"{NAME}-node-1" not in hosts
+    assert not _processes_using(killed_run)
+    # SIGKILL leaves no event; the re-run says it resumed the interrupted operation.
+    events = [(e.phase, e.result, e.message) for e in env.store.events(NAME) if e.operation == "scale"]
+    assert ("start", "Started", "resumed") in events, events
+    assert not orphans or any(e[:2] == ("start", "Cleaned") for e in events), (orphans, events)
+    assert events[-1][:2] == ("end", "Completed")
+
+
+def test_scale_down_drains_and_removes_newest(cluster: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    env = cluster
+    code, err = koral(capsys, "scale", NAME, "--size", "2")
+    assert code == 0, err
+    record = env.store.get_cluster(NAME)
+    assert [n.name for n in record.workers] == [f"{NAME}-node-1", f"{NAME}-node-2"]
+    assert sorted(api_nodes(env)) == sorted(n.name for n in record.nodes)
+    ps = subprocess.run(
+        ["podman", "ps", "-a", "-q", "--filter", f"name={container_name(NAME + '-node-3')}"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **podman_env(env.paths)},
+        check=True,
+    )
+    assert ps.stdout.strip() == ""
+    hosts = run_hosts(env, "scale-remove-node")[-1]
+    assert hosts <= {CONTROL, f"{NAME}-node-3"}, hosts
+
+
+def test_upgrade_refusals_change_nothing(cluster: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    env = cluster
+    before = env.store.last_operation(NAME)
+    events_before = len(env.store.events(NAME))
+    refused = (("1.33.0", "allowed targets"), ("1.30.9", "only forward"), ("1.31.4", "only forward"))
+    for version, words in refused:
+        code, err = koral(capsys, "upgrade", NAME, "--version", version)
+        assert code == 2, err
+        assert words in err, err
+    assert env.store.last_operation(NAME) == before
+    assert len(env.store.events(NAME)) == events_before
+    record = env.store.get_cluster(NAME)
+    assert record.state is ClusterState.RUNNING and record.spec.kubernetes_version == VERSION
+
+
+def test_upgrade_fails_on_second_worker_then_resumes(
+    cluster: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = cluster
+    second = f"{NAME}-node-2"
+    # Break the second worker the way a node breaks: its kubelet kubeconfig is gone, so
+    # `kubeadm upgrade node` there cannot reach the cluster.
+    node_exec(env, second, "mv /etc/kubernetes/kubelet.conf /root/kubelet.conf.saved")
+    code, err = koral(capsys, "upgrade", NAME, "--version", TARGET)
+    assert code == 1, err
+    assert second in err, err
+    record = env.store.get_cluster(NAME)
+    assert record.state is ClusterState.ALERT and record.spec.kubernetes_version == VERSION
+    nodes = api_nodes(env)
+    versions = {n: i["status"]["nodeInfo"]["kubeletVersion"] for n, i in nodes.items()}  # type: ignore[index]
+    assert versions[CONTROL] == versions[f"{NAME}-node-1"] == f"v{TARGET}", versions
+    assert versions[second] == f"v{VERSION}", versions
+
+    node_exec(env, second, "mv /root/kubelet.conf.saved /etc/kubernetes/kubelet.conf")
+    code, err = koral(capsys, "upgrade", NAME, "--version", TARGET)
+    assert code == 0, err
+    record = env.store.get_cluster(NAME)
+    assert record.state is ClusterState.RUNNING and record.spec.kubernetes_version == TARGET
+    nodes = api_nodes(env)
+    assert {i["status"]["nodeInfo"]["kubeletVersion"] for i in nodes.values()} == {f"v{TARGET}"}  # type: ignore[index]
+    assert not any(i["spec"].get("unschedulable") for i in nodes.values())  # type: ignore[attr-defined]
+
+    # The resume did not redo finished nodes: one `upgrade apply` on the control node, one
+    # `upgrade node` on the first worker; the etcd snapshot was taken once, before the first run.
+    def upgrade_calls(node: str) -> list[list[str]]:
+        lines = node_exec(env, node, "cat /var/lib/kubeadm-double/calls.jsonl").splitlines()
+        calls = [json.loads(x)["argv"] for x in lines]
+        return [c for c in calls if "upgrade" in c and c[-1] != "plan"]
+
+    assert len([c for c in upgrade_calls(CONTROL) if "apply" in c]) == 1
+    assert len(upgrade_calls(f"{NAME}-node-1")) == 1
+    phases = [(e.phase, e.result) for e in env.store.events(NAME) if e.operation == "upgrade"]
+    assert phases.count(("etcd-backup", "Completed")) == 1, phases
+    assert node_exec(env, CONTROL, "ls /var/backups/koral/etcd | grep -c 'db$'") == "1"
+
+
+def test_remove_dead_worker(cluster: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    env = cluster
+    dead = f"{NAME}-node-2"
+    subprocess.run(
+        ["podman", "stop", "-t", "2", container_name(dead)],
+        env={**os.environ, **podman_env(env.paths)},
+        capture_output=True,
+        check=True,
+    )
+    code, err = koral(capsys, "remove-node", NAME, dead, "--ungraceful")
+    assert code == 0, err
+    record = env.store.get_cluster(NAME)
+    assert [n.name for n in record.nodes] == [CONTROL, f"{NAME}-node-1"] and record.spec.size == 1
+    assert sorted(api_nodes(env)) == [CONTROL, f"{NAME}-node-1"]
+    assert run_hosts(env, "remove-node-remove-node")[-1] == {CONTROL}
+    # The last worker and the control node are refused before anything changes.
+    code, err = koral(capsys, "remove-node", NAME, f"{NAME}-node-1")
+    assert code == 2 and "last worker" in err, err
+    code, err = koral(capsys, "remove-node", NAME, CONTROL)
+    assert code == 2 and "control-plane" in err, err
+
+
+def test_stop_start(cluster: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    env = cluster
+    code, err = koral(capsys, "stop", NAME)
+    assert code == 0, err
+    assert env.store.get_cluster(NAME).state is ClusterState.STOPPED
+    code, err = koral(capsys, "start", NAME)
+    assert code == 0, err
+    record = env.store.get_cluster(NAME)
+    assert record.state is ClusterState.RUNNING
+    nodes = api_nodes(env)
+    for item in nodes.values():
+        ready = [c for c in item["status"]["conditions"] if c["type"] == "Ready"]  # type: ignore[index]
+        assert ready and ready[0]["status"] == "True"
+    assert run_hosts(env, "start-wait-ready")[-1] == {CONTROL}
+
+
+def test_reset(cluster: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    env = cluster
+    record = env.store.get_cluster(NAME)
+    # Without the confirmation the playbook refuses before touching a node.
+    with (
+        pytest.raises(Exception, match="reset_confirmation=true"),
+        OperationFrame(env, NAME, "converge", busy=None, failed=None) as frame,
+    ):
+        converge(env, frame, record, "reset.yml")
+    assert node_exec(env, CONTROL, "test -f /etc/kubernetes/admin.conf && echo yes") == "yes"
+
+    code, err = koral(capsys, "reset", NAME, "--yes")
+    assert code == 0, err
+    record = env.store.get_cluster(NAME)
+    assert record.state is ClusterState.CREATED
+    for node in record.nodes:
+        left = node_exec(
+            env, node.name, "ls -d /etc/kubernetes /var/lib/etcd /etc/cni/net.d 2>/dev/null; true"
+        )
+        assert left == "", (node.name, left)
+        assert node_exec(env, node.name, "systemctl is-active kubelet", check=False) != "active"
+    # Machines stay; a second reset changes nothing.
+    with OperationFrame(env, NAME, "converge", busy=None, failed=None) as frame:
+        result = converge(env, frame, record, "reset.yml", extra={"reset_confirmation": True})
+    assert result.changed == 0, result.stats
