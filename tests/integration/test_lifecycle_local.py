@@ -127,7 +127,11 @@ def koral(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     started = time.monotonic()
     code = run_cli(root, list(args))
     _, err = capsys.readouterr()
-    print(f"koral-play {' '.join(args)}: exit {code} in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    with capsys.disabled():
+        print(
+            f"\nkoral-play {' '.join(args)}: exit {code} in {time.monotonic() - started:.0f}s",
+            file=sys.stderr,
+        )
     return code, err
 
 
