@@ -81,15 +81,20 @@ class ProgressState:
 
 
 def failure_message(event: dict[str, Any]) -> str:
-    """The useful part of a failed task's result: msg, stderr or the module's message."""
+    """The useful part of a failed task's result: its message plus the command's stderr/stdout tail."""
     res = (event.get("event_data") or {}).get("res") or {}
-    for key in ("msg", "stderr", "reason", "module_stderr", "stdout"):
-        val = res.get(key)
-        if isinstance(val, str) and val.strip():
-            return " ".join(val.strip().splitlines()[-3:])[:500]
     if res.get("censored"):
         return str(res["censored"])
-    return "task failed"
+    parts: list[str] = []
+    for key in ("msg", "reason", "stderr", "module_stderr", "stdout"):
+        val = res.get(key)
+        if isinstance(val, str) and val.strip():
+            tail = " ".join(val.strip().splitlines()[-3:])
+            if tail not in parts:
+                parts.append(tail)
+        if len(parts) == 2 or (parts and key == "msg" and val != "non-zero return code"):
+            break
+    return ": ".join(parts)[:500] if parts else "task failed"
 
 
 class LiveProgress:

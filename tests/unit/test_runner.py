@@ -114,3 +114,12 @@ def test_untuned_run_uses_ansible_defaults(tmp_path: Path, playbook: Path) -> No
     assert result.ok, result.summary()
     command = (result.data_dir / "artifacts" / "run" / "command").read_text()
     assert '"ANSIBLE_PIPELINING": "False"' in command and "ansible-defaults.cfg" in command
+
+
+def test_failure_message_keeps_command_stderr() -> None:
+    from koral_ansible.progress import failure_message
+
+    ev = {"event_data": {"res": {"msg": "non-zero return code", "stderr": "line1\nkubeadm: bad flag --x"}}}
+    assert failure_message(ev) == "non-zero return code: line1 kubeadm: bad flag --x"
+    assert failure_message({"event_data": {"res": {"msg": "boom", "stderr": "ignored"}}}) == "boom"
+    assert failure_message({"event_data": {"res": {"censored": "hidden"}}}) == "hidden"
