@@ -10,8 +10,6 @@ operation can always be re-run.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import sqlite3
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from koral_ansible.errors import LockedError, NotFoundError, OperationError
+from koral_ansible.locks import BusyLock, held_lock
 from koral_ansible.paths import Paths, private_dir, write_private
 from koral_ansible.spec import ClusterSpec, restore_spec
 
@@ -440,29 +439,16 @@ class StateStore:
     def lock(self, cluster: str, operation: str) -> Iterator[None]:
         """Hold the cluster's lock for one operation, or raise LockedError at once."""
         private_dir(self.paths.locks)
-        path = self.paths.locks / f"{cluster}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another operation"
-                raise LockedError(
-                    f"cluster {cluster!r} is busy: {holder} holds its lock; "
-                    "wait for it to finish (or stop it) and retry"
-                ) from None
-            info = f"{operation} (pid {os.getpid()}, since {now()})"
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, info.encode(), 0)
-            try:
+            with held_lock(
+                self.paths.locks / f"{cluster}.lock", f"{operation} (pid {os.getpid()}, since {now()})"
+            ):
                 yield
-            finally:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+        except BusyLock as busy:
+            raise LockedError(
+                f"cluster {cluster!r} is busy: {busy.holder or 'another operation'} holds its lock; "
+                "wait for it to finish (or stop it) and retry"
+            ) from None
 
 
 def _op(r: sqlite3.Row) -> Operation:

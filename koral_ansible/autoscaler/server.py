@@ -27,8 +27,6 @@ generated ``_pb2_grpc`` module (the tests use it as the client stub).
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -50,6 +48,7 @@ from koral_ansible.autoscaler.scaler import (
     SizeLimitError,
 )
 from koral_ansible.errors import InputError, LockedError, OperationError
+from koral_ansible.locks import BusyLock, held_lock
 
 LOG = logging.getLogger("koral.autoscaler")
 SERVICE_NAME = "CloudProvider"
@@ -335,26 +334,14 @@ def serve(
 def single_instance(path: Path) -> Iterator[None]:
     """Hold ``path``'s lock while serving: one service per cluster, so the per-cluster request
     lock of :class:`CloudProviderService` really serializes every change the autoscaler asks for."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise OperationError(
-                f"an autoscaler service already serves this cluster ({holder}); stop it first"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        try:
+        with held_lock(path, f"pid {os.getpid()}"):
             yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    except BusyLock as busy:
+        raise OperationError(
+            f"an autoscaler service already serves this cluster ({busy.holder or 'another process'}); "
+            "stop it first"
+        ) from None
 
 
 def cloud_config(
