@@ -8,6 +8,7 @@ allowed values.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import os
 import re
@@ -248,19 +249,21 @@ class ClusterSpec(BaseModel):
     def public_dict(self) -> dict[str, Any]:
         """The spec as plain data with every secret replaced by a marker (safe to store/show)."""
         data = self.model_dump(mode="json")
-        if data.get("registry") and data["registry"].get("password") is not None:
-            data["registry"]["password"] = "********"
-        if data.get("weave_password") is not None:
-            data["weave_password"] = "********"
+        for field in SECRET_FIELDS:
+            parent, leaf = _secret_slot(data, field)
+            if parent is not None and parent.get(leaf) is not None:
+                parent[leaf] = "********"
         return data
 
     def secrets(self) -> dict[str, str]:
         """Secret values by dotted field name, for the secret store and for redaction."""
+        data = self.model_dump(mode="python")
         out: dict[str, str] = {}
-        if self.registry and self.registry.password is not None:
-            out["registry.password"] = self.registry.password.get_secret_value()
-        if self.weave_password is not None:
-            out["weave_password"] = self.weave_password.get_secret_value()
+        for field in SECRET_FIELDS:
+            parent, leaf = _secret_slot(data, field)
+            value = parent.get(leaf) if parent is not None else None
+            if isinstance(value, SecretStr):
+                out[field] = value.get_secret_value()
         return out
 
     def replace(self, **changes: Any) -> ClusterSpec:
@@ -270,14 +273,24 @@ class ClusterSpec(BaseModel):
         return validate_spec(data)
 
 
+def _secret_slot(data: dict[str, Any], field: str) -> tuple[dict[str, Any] | None, str]:
+    """The mapping holding dotted ``field`` inside ``data`` (None when a parent is absent) and its key."""
+    *parents, leaf = field.split(".")
+    node: Any = data
+    for key in parents:
+        node = node.get(key)
+        if not isinstance(node, dict):
+            return None, leaf
+    return node, leaf
+
+
 def restore_spec(public: dict[str, Any], secrets: dict[str, str]) -> ClusterSpec:
     """Rebuild a stored spec: the public data with its secrets put back in place."""
-    data = dict(public)
-    if isinstance(data.get("registry"), dict):
-        reg = dict(data["registry"])
-        reg["password"] = secrets.get("registry.password")
-        data["registry"] = reg
-    data["weave_password"] = secrets.get("weave_password")
+    data = copy.deepcopy(public)
+    for field in SECRET_FIELDS:
+        parent, leaf = _secret_slot(data, field)
+        if parent is not None:
+            parent[leaf] = secrets.get(field)
     return validate_spec(data, max_size=10**6)
 
 
