@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from koral_ansible.autoscaler import settings
+from koral_ansible.cli import root
+from koral_ansible.cli.common import run_cli
 from koral_ansible.errors import InputError
 from koral_ansible.operations import lifecycle
 from koral_ansible.operations.context import Env
@@ -107,3 +110,18 @@ def test_stop_orphans_stops_only_ansible_of_that_cluster(tmp_path: Path) -> None
         for p in (orphan, other, viewer):
             p.kill()
             p.wait()
+
+
+def test_manual_scale_refused_while_autoscaling(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    settings.enable(env.paths, "demo", 1, 4)
+    assert run_cli(root, ["scale", "demo", "--size", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "autoscaled (workers 1..4)" in err and "autoscale demo --disable" in err, err
+    assert env.store.last_operation("demo") is None and env.store.get_cluster("demo").spec.size == 2
+    # Once autoscaling is off, the same command passes the refusal (it then fails on the stopped
+    # cluster's state, before anything changes: no nodes exist in this test).
+    settings.disable(env.paths, "demo")
+    env.store.set_state("demo", ClusterState.STOPPED)
+    assert run_cli(root, ["scale", "demo", "--size", "3"]) == 2
+    assert "Stopped; scale needs" in capsys.readouterr().err
+    assert env.store.last_operation("demo") is None
