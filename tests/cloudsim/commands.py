@@ -1356,3 +1356,7 @@ def list_volumes(api: Api, req: Request) -> tuple[str, list[Record]]:
             }
         )
     return "volume", _filter(out, req, {"id": "id", "type": "type", "zoneid": "zoneid"})
+
+
+# ISOs and Kubernetes supported versions live in their own module; importing it registers them.
+from tests.cloudsim import iso_commands  # noqa: E402, F401
