@@ -2,7 +2,8 @@
 
 Each runs in an :class:`OperationFrame` (lock, phases, events; Alert on failure like CKS) and
 is driven by recorded state rather than by what the last run remembered, so any of them can be
-re-run after a failure or a kill and continues: scale joins the nodes that are not Running yet,
+re-run after a failure or a kill and continues: scale joins the workers it added or left Joining
+(stop, start and recover keep a worker Joining, so a later scale still finishes its join),
 upgrade skips nodes already at the target version (the roles check), stop/start are idempotent.
 """
 
@@ -161,8 +162,7 @@ def stop(env: Env, name: str) -> ClusterRecord:
     ) as frame:
         with frame.phase("stop-nodes"):
             provider_for(env, record.spec, report=progress.message).stop(record.spec)
-        for node in record.nodes:
-            env.store.set_node_state(name, node.name, "Stopped")
+        _set_machine_state(env, record, "Stopped")
         env.store.set_state(name, ClusterState.STOPPED)
     return env.store.get_cluster(name)
 
@@ -181,10 +181,17 @@ def start(env: Env, name: str, operation: str = "start") -> ClusterRecord:
             provider_for(env, record.spec, report=progress.message).start(record.spec)
         with frame.phase("wait-ready"):
             converge(env, frame, env.store.get_cluster(name), "wait-ready.yml", limit=_limit(record, []))
-        for node in record.nodes:
-            env.store.set_node_state(name, node.name, "Running")
+        _set_machine_state(env, record, "Running")
         env.store.set_state(name, ClusterState.RUNNING)
     return env.store.get_cluster(name)
+
+
+def _set_machine_state(env: Env, record: ClusterRecord, state: str) -> None:
+    """Record every node's machine state, except workers still Joining: that is membership, which
+    only scale settles (it joins them on its next run), so stop/start/recover must not erase it."""
+    for node in record.nodes:
+        if node.state != JOINING:
+            env.store.set_node_state(record.name, node.name, state)
 
 
 def recover(env: Env, name: str) -> ClusterRecord:

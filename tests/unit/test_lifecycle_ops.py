@@ -125,3 +125,15 @@ def test_manual_scale_refused_while_autoscaling(env: Env, capsys: pytest.Capture
     assert run_cli(root, ["scale", "demo", "--size", "3"]) == 2
     assert "Stopped; scale needs" in capsys.readouterr().err
     assert env.store.last_operation("demo") is None
+
+
+def test_stop_start_keep_a_joining_worker_joining(env: Env) -> None:
+    # A scale that failed or was killed left demo-node-2 Joining; stop/start/recover record machine
+    # states but must keep it Joining, so the next scale still joins it.
+    env.store.set_node_state("demo", "demo-node-2", lifecycle.JOINING)
+    for state in ("Stopped", "Running"):
+        lifecycle._set_machine_state(env, env.store.get_cluster("demo"), state)
+        nodes = {n.name: n.state for n in env.store.get_cluster("demo").nodes}
+        assert nodes == {"demo-control-1": state, "demo-node-1": state, "demo-node-2": lifecycle.JOINING}
+    record = env.store.get_cluster("demo")
+    assert "demo-node-2" not in lifecycle._members_before(env, record)
