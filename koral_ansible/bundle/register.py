@@ -7,7 +7,11 @@ without it) the ISO is registered with ``registerIso`` instead. The cloud downlo
 itself, so ``url`` must be reachable from the cloud's secondary storage; the checksum is the
 ISO's sha256 in CloudStack's ``{SHA-256}hex`` form, so a tampered download is refused by the
 cloud as well. Registration is idempotent: an existing entry with the same name and version
-is returned, not duplicated.
+(and, where the cloud shows it, the same ISO checksum) is returned, not duplicated. Another
+entry of the same Kubernetes version (a different name or ISO) is refused with exit 2: the cloud
+itself would accept the duplicate and clusters could no longer pick the version unambiguously.
+Versions koral cannot install, and the cloud's own "invalid parameter" answers (431), are input
+errors (exit 2) as well.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ from urllib.parse import urlsplit
 from koral_ansible.bundle.iso import is_iso
 from koral_ansible.bundle.verify import verify_bundle
 from koral_ansible.errors import InputError, OperationError
+from koral_ansible.versions import check_supported
 
-# CloudStack: 432 = the command does not exist or is not available to this account.
+# CloudStack: 432 = the command does not exist or is not available to this account;
+# 431 = a parameter the cloud refused (InvalidParameterValueException, missing parameter).
 UNKNOWN_COMMAND = 432
+PARAM_ERROR = 431
 MIN_CPU = 2
 MIN_MEMORY_MB = 2048
 
@@ -69,6 +76,55 @@ def _unknown_command(exc: Exception) -> bool:
     code = getattr(exc, "errorcode", None)
     text = str(getattr(exc, "errortext", exc)).lower()
     return code == UNKNOWN_COMMAND or "does not exist or it is not available" in text
+
+
+def _param_error(exc: Exception) -> bool:
+    return getattr(exc, "errorcode", None) == PARAM_ERROR
+
+
+def _refused(exc: Exception) -> InputError:
+    return InputError("PATH", f"must be accepted by the cloud: {getattr(exc, 'errortext', exc)}")
+
+
+def _iso_checksum_of(client: Client, iso_id: object) -> str | None:
+    """The checksum the cloud recorded for a version's ISO (None when it does not say)."""
+    if not iso_id:
+        return None
+    try:
+        items = client.list("listIsos", id=str(iso_id), isofilter="all")
+    except OperationError:
+        return None
+    for item in items:
+        if item.get("id") == iso_id and item.get("checksum"):
+            return str(item["checksum"]).lower()
+    return None
+
+
+def _same_scope(item: dict[str, Any], zone_id: str | None) -> bool:
+    """Two entries compete when either is for all zones or both are for the same zone."""
+    other = item.get("zoneid")
+    return not other or not zone_id or other == zone_id
+
+
+def _existing_version(
+    client: Client, version: str, display: str, zone_id: str | None, checksum: str
+) -> dict[str, Any] | None:
+    """The entry to reuse for this bundle, None to add one; InputError for a competing entry."""
+    for item in client.list("listKubernetesSupportedVersions"):
+        if item.get("semanticversion") != version or not _same_scope(item, zone_id):
+            continue
+        recorded = _iso_checksum_of(client, item.get("isoid"))
+        if item.get("name") == display and recorded in (None, checksum.lower()):
+            return item
+        what = "from a different ISO" if item.get("name") == display else f"as {item.get('name')!r}"
+        raise InputError(
+            "PATH",
+            f"must be a Kubernetes version not yet registered in the cloud: {version} is already "
+            f"registered {what} (id {item.get('id')}, zone {item.get('zonename') or 'all zones'}); "
+            "delete that version first (deleteKubernetesSupportedVersion) or register with the same "
+            "--name and ISO",
+        )
+    return None
 
 
 def _from_version(item: dict[str, Any]) -> RegisteredVersion:
@@ -119,12 +175,16 @@ def register_bundle(
     manifest = verify_bundle(path)
     display = name or manifest.name
     version = manifest.kubernetes_version
+    try:
+        check_supported(version)
+    except ValueError as exc:
+        raise InputError("PATH", f"must be a bundle of a Kubernetes version koral installs ({exc})") from None
     zone_id = _zone_id(client, zone)
     checksum = iso_checksum(path)
     try:
-        for item in client.list("listKubernetesSupportedVersions"):
-            if item.get("semanticversion") == version and item.get("name") == display:
-                return _from_version(item)
+        existing = _existing_version(client, version, display, zone_id, checksum)
+        if existing is not None:
+            return _from_version(existing)
         params: dict[str, Any] = {
             "name": display,
             "semanticversion": version,
@@ -138,20 +198,28 @@ def register_bundle(
         created = client.call("addKubernetesSupportedVersion", **params)
         return _from_version(created.get("kubernetessupportedversion", created))
     except OperationError as exc:
+        if _param_error(exc):
+            raise _refused(exc) from None
         if not _unknown_command(exc):
             raise
     for item in client.list("listIsos", isofilter="self", name=display):
         if item.get("name") == display:
             return _from_iso(item, version)
-    created = client.call(
-        "registerIso",
-        name=display,
-        displaytext=f"Kubernetes {version} binaries ({manifest.arch}, koral bundle {manifest.checksum[:12]})",
-        url=url,
-        zoneid=zone_id or "-1",
-        bootable=False,
-        checksum=checksum,
-    )
+    text = f"Kubernetes {version} binaries ({manifest.arch}, koral bundle {manifest.checksum[:12]})"
+    try:
+        created = client.call(
+            "registerIso",
+            name=display,
+            displaytext=text,
+            url=url,
+            zoneid=zone_id or "-1",
+            bootable=False,
+            checksum=checksum,
+        )
+    except OperationError as exc:
+        if _param_error(exc):
+            raise _refused(exc) from None
+        raise
     isos = created.get("iso", created)
     item = isos[0] if isinstance(isos, list) and isos else isos
     return _from_iso(item if isinstance(item, dict) else {}, version)
