@@ -3453,6 +3453,7 @@ KUBELET_FLAGS = {
     "runtime-request-timeout": "str",
     "fail-swap-on": "bool",
     "cloud-provider": "str",
+    "provider-id": "str",
     "root-dir": "str",
     "cert-dir": "str",
     "rotate-certificates": "bool",
@@ -3692,7 +3693,9 @@ def kubelet_main(argv: list[str]) -> int:
                 try:
                     client = Kubeconfig(kubeconfig).client(timeout=5)
                     if not registered:
-                        registered = _register(client, name, ip, flags.get("node-labels", ""))
+                        registered = _register(
+                            client, name, ip, flags.get("node-labels", ""), flags.get("provider-id", "")
+                        )
                     if registered:
                         client.request(
                             "PATCH",
@@ -3738,7 +3741,7 @@ def _os_image() -> str:
     return "Linux"
 
 
-def _register(client: ApiClient, name: str, ip: str, labels: str) -> bool:
+def _register(client: ApiClient, name: str, ip: str, labels: str, provider_id: str = "") -> bool:
     lab = {
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
@@ -3753,7 +3756,7 @@ def _register(client: ApiClient, name: str, ip: str, labels: str) -> bool:
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": lab},
-        "spec": {},
+        "spec": {"providerID": provider_id} if provider_id else {},
         "status": {
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
             "nodeInfo": _node_info(),
