@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import ipaddress
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -64,12 +65,16 @@ class Api:
     backend: MachineBackend
     jobs: JobRunner
     extra: dict[str, Any] = field(default_factory=dict)
+    _publishing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def publish(self) -> None:
-        """Hand the backend the whole current rule set (called after every rule change)."""
-        with self.cloud.lock:
-            view = self.cloud.network_view()
-        self.backend.apply_network(view)
+        """Hand the backend the whole current rule set (called after every rule change).
+
+        Serialized, view taken inside: concurrent rule jobs never apply an older view last."""
+        with self._publishing:
+            with self.cloud.lock:
+                view = self.cloud.network_view()
+            self.backend.apply_network(view)
 
 
 def _filter(records: list[Record], req: Request, fields: dict[str, str]) -> list[Record]:

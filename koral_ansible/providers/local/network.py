@@ -111,7 +111,9 @@ def koral_used_networks(podman: Podman) -> list[IPv4Network]:
 
 
 @contextlib.contextmanager
-def _alloc_lock(podman: Podman) -> Iterator[None]:
+def alloc_lock(podman: Podman) -> Iterator[None]:
+    """Serializes subnet allocation among every user of this podman store (hold it from choosing a
+    subnet until the network or host address that makes it visible exists)."""
     path = podman_base(podman.paths) / "network.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -127,7 +129,7 @@ def _alloc_lock(podman: Podman) -> Iterator[None]:
 def ensure_network(podman: Podman, cluster: str, home_id: str, subnet: IPv4Network | None = None) -> NodeNet:
     """The cluster's network: the existing one, or a new one (on ``subnet`` if given, else a free /24)."""
     name = network_name(cluster)
-    with _alloc_lock(podman):
+    with alloc_lock(podman):
         existing = inspect_network(podman, name)
         if existing is not None:
             owner = (existing.get("labels") or {}).get(LABEL_HOME)

@@ -48,6 +48,25 @@ def allowed_networks(allowed_cidrs: Iterable[str], node_subnet: IPv4Network) -> 
     return list(ipaddress.collapse_addresses([*nets, node_subnet]))
 
 
+@dataclass(frozen=True)
+class Dnat:
+    """``public_ip:port`` -> ``target_ip:target_port`` (TCP)."""
+
+    public_ip: IPv4Address
+    port: int
+    target_ip: IPv4Address
+    target_port: int = SSH_PORT
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Drop TCP packets to ``public_ip`` on ``ports`` whose source is not in ``allowed`` (before DNAT)."""
+
+    public_ip: IPv4Address
+    ports: tuple[int, ...]
+    allowed: tuple[IPv4Network, ...]
+
+
 def render(
     cluster: str,
     public_ip: IPv4Address,
@@ -57,24 +76,53 @@ def render(
     api_port: int = 6443,
 ) -> str:
     """The nft script replacing the cluster's table (create-if-missing, delete, recreate)."""
-    table = table_name(cluster)
-    pub = str(public_ip)
-    fwd = sorted(forwards, key=lambda f: f.port)
-    ports = ", ".join(str(p) for p in [*(f.port for f in fwd), api_port])
-    allowed = ", ".join(str(n) for n in allowed_networks(allowed_cidrs, node_subnet))
-    dnat = [f"    ip daddr {pub} tcp dport {f.port} dnat to {f.node_ip}:{SSH_PORT}" for f in fwd]
+    ports = (*sorted(f.port for f in forwards), api_port)
+    return render_table(
+        table_name(cluster),
+        f"port forwards and firewall of cluster {cluster}",
+        [Dnat(public_ip, f.port, f.node_ip) for f in forwards],
+        [Guard(public_ip, ports, tuple(allowed_networks(allowed_cidrs, node_subnet)))],
+        [node_subnet],
+    )
+
+
+def render_table(
+    table: str,
+    title: str,
+    dnats: Sequence[Dnat],
+    guards: Sequence[Guard],
+    hairpin_subnets: Sequence[IPv4Network],
+) -> str:
+    """The nft script replacing ``table``: guards (filter, prerouting), DNAT for traffic arriving
+    and for traffic the host sends, and masquerade of DNAT'd traffic inside each hairpin subnet (pure).
+    The first guard's source set is ``allowed_sources``, the next ones ``allowed_sources_<i>``."""
+    fwd = sorted(dnats, key=lambda d: (int(d.public_ip), d.port))
+    dnat = [
+        f"    ip daddr {d.public_ip} tcp dport {d.port} dnat to {d.target_ip}:{d.target_port}" for d in fwd
+    ]
+    sets: list[str] = []
+    drops: list[str] = []
+    for i, guard in enumerate(guards):
+        name = "allowed_sources" if i == 0 else f"allowed_sources_{i}"
+        allowed = ", ".join(str(n) for n in ipaddress.collapse_addresses(guard.allowed))
+        sets += [
+            f"  set {name} {{",
+            "    type ipv4_addr; flags interval;",
+            *([f"    elements = {{ {allowed} }}"] if allowed else []),
+            "  }",
+        ]
+        ports = ", ".join(str(p) for p in guard.ports)
+        drops.append(f"    ip daddr {guard.public_ip} tcp dport {{ {ports} }} ip saddr != @{name} drop")
+    hairpin = [f"    ip saddr {s} ip daddr {s} ct status dnat masquerade" for s in hairpin_subnets]
     lines = [
-        f"# koral-ansible: port forwards and firewall of cluster {cluster} (generated, do not edit)",
+        f"# koral-ansible: {title} (generated, do not edit)",
         f"table ip {table} {{}}",
         f"delete table ip {table}",
         f"table ip {table} {{",
-        "  set allowed_sources {",
-        "    type ipv4_addr; flags interval;",
-        f"    elements = {{ {allowed} }}",
-        "  }",
+        *sets,
         "  chain firewall {",
         "    type filter hook prerouting priority -150; policy accept;",
-        f"    ip daddr {pub} tcp dport {{ {ports} }} ip saddr != @allowed_sources drop",
+        *drops,
         "  }",
         "  chain forward_in {",
         "    type nat hook prerouting priority dstnat; policy accept;",
@@ -86,7 +134,7 @@ def render(
         "  }",
         "  chain hairpin {",
         "    type nat hook postrouting priority srcnat; policy accept;",
-        f"    ip saddr {node_subnet} ip daddr {node_subnet} ct status dnat masquerade",
+        *hairpin,
         "  }",
         "}",
     ]

@@ -42,6 +42,7 @@ class NodeSpec:
     image: str
     cpus: int
     memory_mib: int
+    hostname: str = ""  # the node name when empty
 
 
 def node_dir(paths: Paths, cluster: str, node: str) -> Path:
@@ -65,7 +66,7 @@ def run_args(node: NodeSpec, home: str, dirs: dict[str, Path], keys: Path, limit
         "--name",
         container_name(node.name),
         "--hostname",
-        node.name,
+        node.hostname or node.name,
         *labels(node.cluster, home, node.name),
         "--network",
         node.network,
