@@ -102,6 +102,12 @@ class ClusterSpec(BaseModel):
     zone: str = Field(default="local", min_length=1, max_length=255, description="Zone name or id")
     kubernetes_version: str = Field(default=versions.DEFAULT_VERSION, description="Kubernetes version X.Y.Z")
     compute_offering: str | None = Field(default=None, description="CloudStack compute offering name or id")
+    template: str | None = Field(
+        default=None,
+        max_length=255,
+        description="CloudStack node VM template name or id "
+        "(default: KORAL_CLOUDSTACK_TEMPLATE or the cloudstack.ini key koral_template)",
+    )
     cpu: int = Field(default=2, description="vCPUs per node (local nodes), >= 2")
     memory: int = Field(default=2048, description="Memory per node in MiB (local nodes), >= 2048")
     root_disk_size: int = Field(default=8, description="Node root disk size in GB, >= 8")
@@ -221,7 +227,7 @@ class ClusterSpec(BaseModel):
             return tuple(out)
         return v
 
-    @field_validator("compute_offering", "network", "ssh_keypair", "bundle")
+    @field_validator("compute_offering", "template", "network", "ssh_keypair", "bundle")
     @classmethod
     def _nonempty(cls, v: str | None) -> str | None:
         if v is not None and not v.strip():
@@ -235,6 +241,8 @@ class ClusterSpec(BaseModel):
             raise ValueError(f"pod_cidr: {pod} overlaps service_cidr {svc}; choose two disjoint CIDRs")
         if self.provider == "cloudstack" and not self.compute_offering:
             raise ValueError("compute_offering: is required for provider cloudstack (an offering name or id)")
+        if self.template is not None and self.provider != "cloudstack":
+            raise ValueError("template: is only used by provider cloudstack (leave it unset)")
         return self
 
     # ---- derived values -------------------------------------------------------------------

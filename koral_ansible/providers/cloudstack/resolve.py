@@ -62,6 +62,8 @@ def read_settings(client: CloudClient) -> dict[str, str]:
 
 
 def resolve(client: CloudClient, spec: ClusterSpec, template: str | None) -> Resolved:
+    """Check the cloud's settings and every name of the spec; ``template`` is the configured fallback
+    (``KORAL_CLOUDSTACK_TEMPLATE`` / ``koral_template``) used when the spec has no ``template``."""
     settings = read_settings(client)
     if settings.get("cloud.kubernetes.service.enabled", "true").lower() != "true":
         raise InputError(
@@ -101,15 +103,19 @@ def resolve(client: CloudClient, spec: ClusterSpec, template: str | None) -> Res
         for t in client.list("listTemplates", templatefilter="executable", zoneid=zone["id"])
         if t.get("isready", True)
     ]
+    # The spec's field first, then the configured fallback; errors name where the value came from.
+    source = "template" if spec.template else TEMPLATE_ENV
+    template = spec.template or template
     if not template:
         raise InputError(
-            TEMPLATE_ENV,
-            f"must name the node template (ready templates in zone {zone['name']}: {_names(templates)})",
+            "template",
+            f"must name the node template (or set {TEMPLATE_ENV} / cloudstack.ini koral_template; "
+            f"ready templates in zone {zone['name']}: {_names(templates)})",
         )
     tmpl = _pick(templates, template)
     if tmpl is None:
         raise InputError(
-            TEMPLATE_ENV,
+            source,
             f"no ready template {template!r} in zone {zone['name']} (allowed: {_names(templates)})",
         )
     size_gb = -(-int(tmpl.get("size") or 0) // 1024**3)
