@@ -9,6 +9,7 @@ apart from the state database so that autoscaling needs no schema change. A miss
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from koral_ansible.spec import max_cluster_size
 from koral_ansible.state import now
 
 FILE_NAME = "autoscaling.json"
+#: Directory (in the cluster's directory) of the autoscaler's CA, server and client certificates.
+CERTS_DIR = "autoscaler"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ class AutoscaleSettings:
     min_size: int = 0
     max_size: int = 0
     updated: str = ""
+    #: HOST:PORT cluster-autoscaler dials (where ``koral-play autoscaler serve`` listens).
+    service_address: str = ""
 
     def public_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +56,7 @@ def load_settings(paths: Paths, cluster: str) -> AutoscaleSettings:
             min_size=int(data["min_size"]),
             max_size=int(data["max_size"]),
             updated=str(data.get("updated", "")),
+            service_address=str(data.get("service_address", "")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise OperationError(f"autoscaling settings {path} are malformed ({exc!r})") from None
@@ -85,22 +91,32 @@ def validate_bounds(
 
 
 def enable(
-    paths: Paths, cluster: str, min_size: int | str, max_size: int | str, limit: int | None = None
+    paths: Paths,
+    cluster: str,
+    min_size: int | str,
+    max_size: int | str,
+    limit: int | None = None,
+    service_address: str = "",
 ) -> AutoscaleSettings:
-    """Validate (against ``limit``, default the max cluster size) and record min/max, enabled."""
+    """Validate (against ``limit``, default the max cluster size) and record min/max, enabled,
+    and the service address (kept from the previous record when not given)."""
     low, high = validate_bounds(min_size, max_size, limit)
-    return save(paths, cluster, AutoscaleSettings(True, low, high, now()))
+    address = service_address or load_settings(paths, cluster).service_address
+    return save(paths, cluster, AutoscaleSettings(True, low, high, now(), address))
 
 
 def disable(paths: Paths, cluster: str) -> AutoscaleSettings:
     """Turn autoscaling off; min/max are kept for a later --enable to show."""
     old = load_settings(paths, cluster)
-    return save(paths, cluster, AutoscaleSettings(False, old.min_size, old.max_size, now()))
+    return save(
+        paths, cluster, AutoscaleSettings(False, old.min_size, old.max_size, now(), old.service_address)
+    )
 
 
 def forget(paths: Paths, cluster: str) -> None:
-    """Drop the record (cluster deleted)."""
+    """Drop the record and the cluster's autoscaler certificates (cluster deleted)."""
     settings_path(paths, cluster).unlink(missing_ok=True)
+    shutil.rmtree(paths.cluster_dir(cluster) / CERTS_DIR, ignore_errors=True)
 
 
 def manual_scale_refusal(paths: Paths, cluster: str) -> InputError | None:

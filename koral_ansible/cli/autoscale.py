@@ -17,11 +17,12 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
-from koral_ansible.autoscaler import settings
+from koral_ansible.autoscaler import deploy, settings
 from koral_ansible.autoscaler.settings import AutoscaleSettings
 from koral_ansible.cli.common import emit, output_option, pass_env
 from koral_ansible.errors import InputError, OperationError
@@ -31,7 +32,7 @@ from koral_ansible.spec import max_cluster_size
 #: Called as ``hook(env, cluster, new_settings)`` after ``autoscale`` changed the record
 #: (outside the cluster lock, so a hook may run an OperationFrame). Deploying and removing
 #: cluster-autoscaler in the cluster belongs here.
-ON_CHANGE: list[Callable[[Env, str, AutoscaleSettings], None]] = []
+ON_CHANGE: list[Callable[[Env, str, AutoscaleSettings], None]] = [deploy.apply_autoscaler]
 
 DEFAULT_LISTEN = "127.0.0.1:8086"
 
@@ -53,6 +54,11 @@ def _show(name: str, s: AutoscaleSettings, workers: int) -> dict[str, Any]:
 @click.option("--disable", is_flag=True, help="Turn autoscaling off; manual scale works again.")
 @click.option("--min", "min_size", help="Fewest workers, >= 1.")
 @click.option("--max", "max_size", help="Most workers, <= the max cluster size (default 10).")
+@click.option(
+    "--service-address",
+    help="HOST:PORT where 'koral-play autoscaler serve' listens, reachable from the cluster's nodes "
+    "(local clusters: default the cluster network's gateway, port 8086; required on clouds).",
+)
 @output_option
 @pass_env
 def autoscale(
@@ -62,6 +68,7 @@ def autoscale(
     disable: bool,
     min_size: str | None,
     max_size: str | None,
+    service_address: str | None,
     output: str,
 ) -> None:
     """Enable or disable autoscaling of a cluster's workers by cluster-autoscaler, or show it.
@@ -73,20 +80,23 @@ def autoscale(
     """
     if enable_ and disable:
         raise InputError("--enable/--disable", "give one of them, not both")
-    if not enable_ and (min_size is not None or max_size is not None):
-        field = "--min" if min_size is not None else "--max"
+    if not enable_ and (min_size is not None or max_size is not None or service_address is not None):
+        field = "--min" if min_size is not None else "--max" if max_size is not None else "--service-address"
         raise InputError(field, "only goes with --enable")
     limit = _max_size()
     bounds = settings.validate_bounds(min_size, max_size, limit) if enable_ else None
     record = env.store.get_cluster(name)
     workers = len(record.workers)
     old = settings.load_settings(env.paths, name)
+    address = (
+        deploy.service_address(record, service_address or old.service_address) if bounds is not None else ""
+    )
     if bounds is None and not disable:
         emit(_show(name, old, workers), output)
         return
     with env.store.lock(name, "autoscale"):
         new = (
-            settings.enable(env.paths, name, *bounds, limit=limit)
+            settings.enable(env.paths, name, *bounds, limit=limit, service_address=address)
             if bounds is not None
             else settings.disable(env.paths, name)
         )
@@ -176,9 +186,8 @@ def scale_operations(home: str | None) -> tuple[Callable[[str, int], None], Call
 @click.option("--cluster", "name", required=True, help="The cluster whose workers this service scales.")
 @click.option(
     "--listen",
-    default=DEFAULT_LISTEN,
-    show_default=True,
-    help="HOST:PORT to listen on; the host goes into the server certificate.",
+    help="HOST:PORT to listen on; the host goes into the server certificate. Default: the service "
+    f"address recorded by 'autoscale --enable', else {DEFAULT_LISTEN}.",
 )
 @click.option(
     "--san",
@@ -187,7 +196,7 @@ def scale_operations(home: str | None) -> tuple[Callable[[str, int], None], Call
     help="Extra host name or IP for the server certificate (the address cluster-autoscaler dials).",
 )
 @pass_env
-def serve(env: Env, name: str, listen: str, sans: tuple[str, ...]) -> None:
+def serve(env: Env, name: str, listen: str | None, sans: tuple[str, ...]) -> None:
     """Serve cluster-autoscaler's externalgrpc CloudProvider for one cluster, over mTLS.
 
     Certificates (CA, server, client for cluster-autoscaler) are created on first start in
@@ -199,8 +208,9 @@ def serve(env: Env, name: str, listen: str, sans: tuple[str, ...]) -> None:
     from koral_ansible.autoscaler.server import single_instance
     from koral_ansible.autoscaler.state_scaler import StateScaler
 
-    host, _port = parse_listen(listen)
     env.store.get_cluster(name)
+    listen = listen or settings.load_settings(env.paths, name).service_address or DEFAULT_LISTEN
+    host, _port = parse_listen(listen)
     hosts = [h for h in (host, *sans) if not _is_wildcard(h)]
     scale_to, remove_node = scale_operations(str(env.paths.home))
     certs = ensure_certs(env.paths, name, hosts)
@@ -223,3 +233,34 @@ def serve(env: Env, name: str, listen: str, sans: tuple[str, ...]) -> None:
 
     with single_instance(certs.dir / "serve.lock"):
         run_server(scaler, certs, listen, stop=threading.Event(), runner=runner, on_ready=ready)
+
+
+@autoscaler.command()
+@click.option("--cluster", "name", required=True, help="The cluster whose workers the service scales.")
+@click.option("--listen", help="HOST:PORT (default: the service address recorded by 'autoscale --enable').")
+@click.option("--san", "sans", multiple=True, help="Extra host name or IP for the server certificate.")
+@click.option(
+    "--koral-play",
+    "koral_play",
+    default=None,
+    help="Path of koral-play in the unit (default: this koral-play).",
+)
+@pass_env
+def unit(env: Env, name: str, listen: str | None, sans: tuple[str, ...], koral_play: str | None) -> None:
+    """Print a systemd unit running 'autoscaler serve' for one cluster on this host.
+
+    Install it on a host with systemd (the one holding koral's state), e.g.:
+
+        koral-play autoscaler unit --cluster demo > /etc/systemd/system/koral-autoscaler-demo.service
+        systemctl daemon-reload && systemctl enable --now koral-autoscaler-demo
+    """
+    import shutil
+    import sys
+
+    from koral_ansible.autoscaler.unit import systemd_unit
+
+    env.store.get_cluster(name)
+    listen = listen or settings.load_settings(env.paths, name).service_address or DEFAULT_LISTEN
+    parse_listen(listen)
+    exe = koral_play or shutil.which("koral-play") or str(Path(sys.executable).parent / "koral-play")
+    click.echo(systemd_unit(name, listen, sans, koral_play=exe, home=str(env.paths.home)), nl=False)

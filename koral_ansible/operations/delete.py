@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from koral_ansible.autoscaler import settings as autoscaling
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import provider_for
 from koral_ansible.state import ClusterState
@@ -24,5 +25,6 @@ def delete(env: Env, name: str) -> bool:
         with frame.phase("forget"):
             env.store.set_state(name, ClusterState.DESTROYED)
             env.store.forget_cluster(name)
+            autoscaling.forget(env.paths, name)
             shutil.rmtree(env.paths.cluster_dir(name), ignore_errors=True)
     return True

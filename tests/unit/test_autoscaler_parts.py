@@ -38,9 +38,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
     h = tmp_path / "home"
     monkeypatch.setenv("KORAL_HOME", str(h))
     monkeypatch.delenv("KORAL_CLUSTER_MAX_SIZE", raising=False)
+    monkeypatch.setattr(cli_autoscale, "ON_CHANGE", [])  # no Ansible run against the fake cluster
     paths = Paths.resolve(h, tmp_path / "cache")
     store = StateStore(paths)
     store.add_cluster(validate_spec({"name": "demo", "size": 2}))
+    store.set_endpoint("demo", {"public_ip": "10.1.0.1"})
     store.upsert_node("demo", NodeRecord("demo-control-1", "control", 0, state="Running"))
     for i in (1, 2):
         store.upsert_node("demo", NodeRecord(f"demo-node-{i}", "worker", i, state="Running"))
