@@ -331,8 +331,8 @@ def _format_error(exc: ValidationError, data: dict[str, Any]) -> InputError:
         msg = msg.replace("Input should be", "must be")
     elif etype in ("string_type", "bool_parsing", "bool_type"):
         msg = f"{msg.replace('Input should be', 'must be')} ({allowed.get(field, '')})"
-    elif etype == "string_too_long":
-        msg = msg.replace("String should have", "must have")
+    elif etype in ("string_too_long", "string_too_short"):
+        msg = f"{msg.replace('String should have', 'must have')} ({allowed.get(field, '')})"
     if field not in SECRET_FIELDS and "input" in err and not isinstance(err["input"], dict | list):
         shown = repr(err["input"])
         if len(shown) <= 60 and "got " not in msg:

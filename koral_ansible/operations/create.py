@@ -23,8 +23,14 @@ from koral_ansible.state import ClusterRecord, ClusterState
 RESUMABLE = {ClusterState.CREATED, ClusterState.STARTING, ClusterState.ERROR}
 
 
-def provider_for(env: Env, spec: ClusterSpec, report: Any = None) -> Provider:
-    _key, pub = ensure_keypair(env.paths, spec.name)
+def provider_for(
+    env: Env, spec: ClusterSpec, report: Any = None, ssh_public_key: str | None = None
+) -> Provider:
+    """The spec's provider; ``ssh_public_key=""`` gives one for validation only (no key pair written)."""
+    if ssh_public_key is None:
+        _key, pub = ensure_keypair(env.paths, spec.name)
+    else:
+        pub = ssh_public_key
     ctx = ProviderContext(
         store=env.store,
         paths=env.paths,
@@ -112,9 +118,10 @@ def check_resume(env: Env, spec: ClusterSpec) -> ClusterRecord | None:
 def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
     check_resume(env, spec)
     resolve_spec_bundle(env, spec, deep=True)  # a bad bundle is refused before anything is created
+    # Refused before anything (even the cluster's SSH key pair) is written.
+    provider_for(env, spec, ssh_public_key="").validate(spec)
     progress = env.progress("create")
     provider = provider_for(env, spec, report=progress.message)
-    provider.validate(spec)
     for value in spec.secrets().values():
         env.redactor.add(value)
     with OperationFrame(
