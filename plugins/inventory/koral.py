@@ -12,6 +12,9 @@ description:
     and C(k8s_cluster), and the host variables C(ansible_host) (public IP), C(ansible_port) (2222 + node
     index), C(koral_node_ip), C(koral_node_index), C(koral_node_role) plus the cluster-wide C(koral_*)
     variables, exactly as C(koral-play) writes them (the same Python code builds both).
+  - From the state store it also gives what C(koral-play) passes as extra variables (the kubeconfig
+    destination C(kubeadm_kubeconfig_dest), the bundle's C(koral_bundle*) variables), so plain
+    C(ansible-playbook) and AWX runs need nothing else (secrets such as a registry password excepted).
   - The source is koral's state store (C(KORAL_HOME)) when the cluster is recorded there; otherwise, for
     CloudStack / Mold, the cloud itself, found by the C(koral-cluster) tag, with the credentials of the
     C(cs) conventions (C(CLOUDSTACK_ENDPOINT)/C(CLOUDSTACK_KEY)/C(CLOUDSTACK_SECRET) or cloudstack.ini).
@@ -101,6 +104,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
             record = self._record(paths, cluster) if source in ("auto", "state") else None
             if record is not None:
                 data = record_inventory(record, paths)
+                # What koral-play passes as extra vars (kubeconfig destination, the bundle): plain
+                # ansible-playbook and AWX runs install and write exactly what koral-play does.
+                data["all"]["vars"].update(self._playbook_vars(paths, record))
                 if not self.get_option("connection_vars"):
                     for var in ("ansible_ssh_private_key_file", "ansible_ssh_common_args"):
                         data["all"]["vars"].pop(var, None)
@@ -119,6 +125,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):  # type: i
             return cloud_inventory(CloudClient(load_config()), cluster, connection=connection)
         except KoralError as exc:
             raise AnsibleParserError(f"koral inventory: {exc}") from None
+
+    @staticmethod
+    def _playbook_vars(paths: Any, record: Any) -> dict[str, Any]:
+        from koral_ansible.operations.context import Env
+        from koral_ansible.operations.create import playbook_vars
+        from koral_ansible.state import StateStore
+
+        store = StateStore(paths)
+        try:
+            return playbook_vars(Env(paths=paths, store=store, quiet=True), record.spec)
+        finally:
+            store.close()
 
     @staticmethod
     def _record(paths: Any, cluster: str) -> Any:
