@@ -94,6 +94,8 @@ def test_ansible_inventory_list(cloudsim: CloudSim, koral_home: Paths, tmp_path:
         ):
             assert _plain(shown[host][var]) == hv[var], (source, host, var)
     assert _plain(shown["demo-node-2"]["ansible_port"]) == 2226
+    if source == "state":  # what koral-play passes as extra vars comes with the inventory too
+        assert _plain(shown["demo-node-2"]["kubeadm_kubeconfig_dest"]) == str(koral_home.kubeconfig("demo"))
     assert not (tmp_path / "empty-home").exists()  # reading never creates a state store
     StateStore(koral_home).close()
 
