@@ -45,6 +45,24 @@ def play_durations(result: RunResult) -> list[tuple[str, float]]:
     return [(name, events[i + 1][0] - t) for i, (t, name) in enumerate(events[:-1])]
 
 
+def task_durations(result: RunResult, top: int = 12) -> list[tuple[str, float]]:
+    """The slowest tasks of a run by wall time (task start to the next task or play start)."""
+    events = []
+    for path in (result.data_dir / "artifacts" / "run" / "job_events").glob("*.json"):
+        ev = json.loads(path.read_text())
+        kind = ev.get("event")
+        if kind in ("playbook_on_task_start", "playbook_on_play_start", "playbook_on_stats"):
+            stamp = datetime.fromisoformat(ev["created"]).timestamp()
+            data = ev.get("event_data", {})
+            label = (
+                f"{data.get('play', '')[:18]} / {data.get('task', '')}" if kind.endswith("task_start") else ""
+            )
+            events.append((stamp, label))
+    events.sort()
+    spans = [(label, events[i + 1][0] - t) for i, (t, label) in enumerate(events[:-1]) if label]
+    return sorted(spans, key=lambda item: -item[1])[:top]
+
+
 def phase_seconds(env: Env, cluster: str, phase: str) -> float:
     started = completed = None
     for e in env.store.events(cluster):
@@ -90,6 +108,8 @@ def main() -> int:
         out["second_converge_seconds"] = second_s
         out["second_converge_changed"] = second.changed
         out["second_vs_first_ratio"] = second_s / out["configure_seconds"]
+        out["second_plays"] = play_durations(second)
+        out["second_slowest_tasks"] = task_durations(second)
 
         env.tuned = False
         if args.untuned_full:
@@ -114,6 +134,11 @@ def main() -> int:
     for play, secs in out["plays"]:
         print(f"  play: {play[:38]:38} {secs:10.1f}")
     print(f"{'second converge changed (must be 0)':44} {out['second_converge_changed']:10d}")
+    print(f"{'second converge seconds':44} {out['second_converge_seconds']:10.1f}")
+    for play, secs in out["second_plays"]:
+        print(f"  play: {play[:38]:38} {secs:10.1f}")
+    for task, secs in out["second_slowest_tasks"]:
+        print(f"    task: {task[:36]:36} {secs:10.1f}")
     print(f"{'second converge / first configure':44} {out['second_vs_first_ratio']:10.2f}")
     print(f"{'ansible defaults / our settings':44} {out['untuned_vs_tuned_ratio']:10.2f}")
     return 0 if out["second_converge_changed"] == 0 else 1
