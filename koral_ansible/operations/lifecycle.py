@@ -156,13 +156,20 @@ def stop(env: Env, name: str) -> ClusterRecord:
         {ClusterState.RUNNING, ClusterState.STOPPED, ClusterState.STOPPING, ClusterState.ALERT},
         "stop",
     )
+    joining = _joining_workers(env, record)
     progress = env.progress("stop")
     with OperationFrame(
-        env, name, "stop", busy=ClusterState.STOPPING, failed=ClusterState.ALERT, progress=progress
+        env,
+        name,
+        "stop",
+        busy=ClusterState.STOPPING,
+        failed=ClusterState.ALERT,
+        params={"joining": joining},
+        progress=progress,
     ) as frame:
         with frame.phase("stop-nodes"):
             provider_for(env, record.spec, report=progress.message).stop(record.spec)
-        _set_machine_state(env, record, "Stopped")
+        _set_machine_state(env, name, "Stopped", joining)
         env.store.set_state(name, ClusterState.STOPPED)
     return env.store.get_cluster(name)
 
@@ -172,26 +179,47 @@ def start(env: Env, name: str, operation: str = "start") -> ClusterRecord:
     record = env.store.get_cluster(name)
     allowed = {ClusterState.STOPPED, ClusterState.STARTING, ClusterState.RUNNING, ClusterState.ALERT}
     _refuse_state(record, allowed, operation)
+    joining = _joining_workers(env, record)
     progress = env.progress(operation)
     busy = ClusterState.RECOVERING if operation == "recover" else ClusterState.STARTING
     with OperationFrame(
-        env, name, operation, busy=busy, failed=ClusterState.ALERT, progress=progress
+        env,
+        name,
+        operation,
+        busy=busy,
+        failed=ClusterState.ALERT,
+        params={"joining": joining},
+        progress=progress,
     ) as frame:
         with frame.phase("start-nodes"):
             provider_for(env, record.spec, report=progress.message).start(record.spec)
+        _set_machine_state(env, name, "Running", joining)
         with frame.phase("wait-ready"):
             converge(env, frame, env.store.get_cluster(name), "wait-ready.yml", limit=_limit(record, []))
-        _set_machine_state(env, record, "Running")
         env.store.set_state(name, ClusterState.RUNNING)
     return env.store.get_cluster(name)
 
 
-def _set_machine_state(env: Env, record: ClusterRecord, state: str) -> None:
-    """Record every node's machine state, except workers still Joining: that is membership, which
-    only scale settles (it joins them on its next run), so stop/start/recover must not erase it."""
-    for node in record.nodes:
-        if node.state != JOINING:
-            env.store.set_node_state(record.name, node.name, state)
+def _joining_workers(env: Env, record: ClusterRecord) -> list[str]:
+    """Workers that scale added but has not joined yet: Joining now, or Joining when a stop, start
+    or recover that did not finish began (providers record machine states over node states)."""
+    names = {n.name for n in record.workers if n.state == JOINING}
+    last = env.store.last_operation(record.name)
+    if (
+        last is not None
+        and last.operation in ("stop", "start", "recover")
+        and last.status in ("running", "failed", "interrupted")
+        and isinstance(last.params.get("joining"), list)
+    ):
+        names |= {str(n) for n in last.params["joining"]}
+    return sorted(names & {n.name for n in record.workers})
+
+
+def _set_machine_state(env: Env, name: str, state: str, joining: list[str]) -> None:
+    """Record every node's machine state, but keep ``joining`` workers Joining: that is membership,
+    which only scale settles (it joins them on its next run); stop/start/recover must not erase it."""
+    for node in env.store.get_cluster(name).nodes:
+        env.store.set_node_state(name, node.name, JOINING if node.name in joining else state)
 
 
 def recover(env: Env, name: str) -> ClusterRecord:

@@ -129,11 +129,20 @@ def test_manual_scale_refused_while_autoscaling(env: Env, capsys: pytest.Capture
 
 def test_stop_start_keep_a_joining_worker_joining(env: Env) -> None:
     # A scale that failed or was killed left demo-node-2 Joining; stop/start/recover record machine
-    # states but must keep it Joining, so the next scale still joins it.
+    # states (the provider writes them over every node) but keep it Joining, so the next scale
+    # still joins it, even when a stop that recorded it was itself interrupted.
     env.store.set_node_state("demo", "demo-node-2", lifecycle.JOINING)
+    joining = lifecycle._joining_workers(env, env.store.get_cluster("demo"))
+    assert joining == ["demo-node-2"]
+    op = env.store.begin_operation("demo", "stop", {"joining": joining})
+    env.store.set_node_state("demo", "demo-node-2", "Stopped")  # what the provider's stop does
+    env.store.finish_operation(op.id, "interrupted")
+    assert lifecycle._joining_workers(env, env.store.get_cluster("demo")) == ["demo-node-2"]
     for state in ("Stopped", "Running"):
-        lifecycle._set_machine_state(env, env.store.get_cluster("demo"), state)
+        lifecycle._set_machine_state(env, "demo", state, joining)
         nodes = {n.name: n.state for n in env.store.get_cluster("demo").nodes}
         assert nodes == {"demo-control-1": state, "demo-node-1": state, "demo-node-2": lifecycle.JOINING}
+    env.store.finish_operation(op.id, "succeeded")
     record = env.store.get_cluster("demo")
     assert "demo-node-2" not in lifecycle._members_before(env, record)
+    assert lifecycle._joining_workers(env, record) == ["demo-node-2"]
