@@ -1,0 +1,240 @@
+"""Security of a cluster created through the CLI on local nodes.
+
+- ``--allowed-cidrs`` really restricts the public SSH ports (2222..) and the API (6443): from a
+  network namespace this test creates (an "outside" host with two addresses), the allowed
+  address connects and the other one does not;
+- the cluster's private key and kubeconfig are 0600 (their directory 0700) and the key type is
+  strong (ed25519, or RSA of at least 3072 bits);
+- host keys are recorded on first contact and checked afterwards: once a node's host key
+  changes, a converge is refused for that node; with the recorded key back, it passes again;
+- nothing in the product turns host key checking off (no StrictHostKeyChecking=no).
+
+Traffic goes only to the cluster this test creates and to the test's own namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from koral_ansible.cli import root
+from koral_ansible.cli.common import run_cli
+from koral_ansible.errors import OperationError
+from koral_ansible.operations.context import Env, OperationFrame
+from koral_ansible.operations.create import converge
+from koral_ansible.providers.local.podman import podman_env
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER = "sectest"
+
+# Run inside the client namespace: TCP connect from a source address; OPEN or FAILED.
+CONNECT = (
+    "import socket, sys\n"
+    "s = socket.socket(); s.settimeout(3); s.bind((sys.argv[1], 0))\n"
+    "try:\n"
+    "    s.connect((sys.argv[2], int(sys.argv[3]))); print('OPEN')\n"
+    "except OSError as e:\n"
+    "    print('FAILED', type(e).__name__)\n"
+)
+
+
+@dataclass
+class Outside:
+    """A network namespace playing a host outside the cloud, with an allowed and a denied address."""
+
+    netns: str
+    allowed: str
+    denied: str
+
+    def connect(self, source: str, host: str, port: int) -> str:
+        proc = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{self.netns}", "python3", "-c", CONNECT, source, host, str(port)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+        return proc.stdout.strip()
+
+
+def _free_test_subnet() -> str:
+    used = subprocess.run(
+        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True
+    ).stdout
+    used += subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+    for third in range(150, 200):
+        if f"10.214.{third}." not in used:
+            return f"10.214.{third}"
+    pytest.skip("no free 10.214.x.0/24 for the outside namespace")
+
+
+@pytest.fixture(scope="module")
+def outside() -> Iterator[Outside]:
+    tag = secrets.token_hex(3)
+    netns, host_if = f"ks-{tag}", f"ksv{tag}"
+    prefix = _free_test_subnet()
+    steps = [
+        ["ip", "netns", "add", netns],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns],
+        ["ip", "addr", "add", f"{prefix}.1/24", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "-n", netns, "link", "set", "lo", "up"],
+        ["ip", "-n", netns, "addr", "add", f"{prefix}.10/24", "dev", "eth0"],
+        ["ip", "-n", netns, "addr", "add", f"{prefix}.20/24", "dev", "eth0"],
+        ["ip", "-n", netns, "link", "set", "eth0", "up"],
+        ["ip", "-n", netns, "route", "add", "default", "via", f"{prefix}.1"],
+    ]
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+        yield Outside(netns, f"{prefix}.10", f"{prefix}.20")
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, outside: Outside) -> Iterator[Env]:
+    """A 1+1 cluster created through the CLI, reachable from outside only from ``outside.allowed``."""
+    home = tmp_path_factory.mktemp("koral-sec-home")
+    old = os.environ.get("KORAL_HOME")
+    os.environ["KORAL_HOME"] = str(home)
+    from scripts.offline_bundle import main as record_bundle  # the bundle setup.sh records
+
+    try:
+        record_bundle()
+        code = run_cli(
+            root, ["-q", "create", CLUSTER, "--size", "1", "--allowed-cidrs", f"{outside.allowed}/32"]
+        )
+        assert code == 0, "create failed"
+        yield Env.open(str(home), quiet=True)
+    finally:
+        run_cli(root, ["-q", "delete", CLUSTER, "--yes"])
+        if old is None:
+            os.environ.pop("KORAL_HOME", None)
+        else:
+            os.environ["KORAL_HOME"] = old
+
+
+def _public_ip(env: Env) -> str:
+    return str(env.store.get_cluster(CLUSTER).endpoint["public_ip"])
+
+
+def _ssh(env: Env, port: int, command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            "ssh", "-i", str(env.paths.ssh_key(CLUSTER)), "-p", str(port),
+            "-o", f"UserKnownHostsFile={env.paths.known_hosts(CLUSTER)}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+            f"root@{_public_ip(env)}", command,
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_allowed_cidrs_restrict_ssh_and_api(cluster: Env, outside: Outside) -> None:
+    pub = _public_ip(cluster)
+    ports = [n.ssh_port for n in cluster.store.nodes(CLUSTER)]
+    assert ports == [2222, 2223]
+    for port in [*ports, 6443]:
+        assert outside.connect(outside.allowed, pub, port) == "OPEN", f"allowed source refused on {port}"
+        assert outside.connect(outside.denied, pub, port).startswith("FAILED"), f"denied source got {port}"
+    # The allowed source really reaches sshd and the API server, not only a TCP port.
+    assert _ssh(cluster, 2222, "true").returncode == 0
+
+
+def test_keys_and_kubeconfig_are_private_and_strong(cluster: Env) -> None:
+    key = cluster.paths.ssh_key(CLUSTER)
+    kubeconfig = cluster.paths.kubeconfig(CLUSTER)
+    for path in (key, kubeconfig):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path} is not 0600"
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    info = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(key)], capture_output=True, text=True, check=True
+    ).stdout
+    bits, kind = int(info.split()[0]), info.strip().rsplit("(", 1)[1].rstrip(")")
+    assert kind == "ED25519" or (kind == "RSA" and bits >= 3072), info
+    # Host keys were recorded on first contact, one entry per node's public SSH port.
+    known = cluster.paths.known_hosts(CLUSTER)
+    pub = _public_ip(cluster)
+    for port in (2222, 2223):  # entries may be hashed: ask ssh-keygen
+        found = subprocess.run(["ssh-keygen", "-F", f"[{pub}]:{port}", "-f", str(known)], capture_output=True)
+        assert found.returncode == 0, f"no recorded host key for [{pub}]:{port}"
+
+
+def _converge(env: Env) -> tuple[bool, str]:
+    """Run create.yml over the cluster again: (passed, the failure line naming host and task)."""
+    record = env.store.get_cluster(CLUSTER)
+    try:
+        with OperationFrame(env, CLUSTER, "converge", busy=None, failed=None) as frame:
+            converge(env, frame, record, "create.yml")
+    except OperationError as exc:
+        return False, exc.message
+    return True, ""
+
+
+def test_changed_host_key_is_refused(cluster: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = f"{CLUSTER}-node-1"
+    # A fresh SSH control path directory: an SSH master connection still open from an earlier run
+    # (ControlPersist) was authenticated with the old key and would not check the new one.
+    # (A short directory: control socket paths must stay under 108 characters.)
+    control_dir = tempfile.mkdtemp(prefix="kcp-")
+    monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", control_dir)
+    # Give the worker a new host key (keeping the recorded one aside to put it back).
+    swap = (
+        "mkdir -p /root/hostkeys && mv /etc/ssh/ssh_host_* /root/hostkeys/ && ssh-keygen -q -A "
+        "&& systemctl restart ssh"
+    )
+    assert _ssh(cluster, 2223, swap).returncode == 0
+    try:
+        proc = _ssh(cluster, 2223, "true")
+        assert proc.returncode != 0 and "HOST IDENTIFICATION HAS CHANGED" in proc.stderr
+        ok, failures = _converge(cluster)
+        assert not ok
+        assert worker in failures, failures
+        assert re.search(r"host key|Host key|HOST IDENTIFICATION|UNREACHABLE|unreachable", failures), failures
+    finally:
+        restore = (
+            "podman exec {c} sh -c 'rm -f /etc/ssh/ssh_host_* && mv /root/hostkeys/* /etc/ssh/ "
+            "&& systemctl restart ssh'"
+        )
+        container = next(n.provider_id for n in cluster.store.nodes(CLUSTER) if n.name == worker)
+        subprocess.run(
+            ["sh", "-c", restore.format(c=container)],
+            env={**os.environ, **podman_env(cluster.paths)},
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    assert _ssh(cluster, 2223, "true").returncode == 0
+    ok, failures = _converge(cluster)
+    assert ok, failures
+    shutil.rmtree(control_dir, ignore_errors=True)
+
+
+def test_no_blanket_host_key_checking_off() -> None:
+    """Only tests may turn host key checking off; the product never does."""
+    offenders = []
+    for base in ("koral_ansible", "roles", "playbooks", "plugins", "inventories"):
+        for path in (REPO / base).rglob("*"):
+            if path.is_file() and path.suffix in (".py", ".yml", ".yaml", ".cfg", ".j2", ".ini"):
+                text = path.read_text(errors="replace")
+                if re.search(
+                    r"StrictHostKeyChecking[= ]+no|host_key_checking\s*[=:]\s*(False|false|no)", text
+                ):
+                    offenders.append(str(path.relative_to(REPO)))
+    cfg = (REPO / "ansible.cfg").read_text()
+    assert re.search(r"host_key_checking\s*=\s*True", cfg)
+    assert offenders == []
