@@ -5,9 +5,9 @@ containers, podman networks, nftables rendering, haproxy), so both kinds of node
 machines. One backend instance owns, all named or labelled with its id ``cs<hex>``:
 
 - one podman network per cloud network, with the cloud network's CIDR and gateway (the host plays
-  the virtual router; the first one is allocated at :meth:`PodmanBackend.open` and handed to the
-  simulator as its guest CIDR, see :meth:`PodmanBackend.sim_config`);
-- a /24 of public addresses, made local to the host by one address on ``lo`` (label
+  the virtual router; the first one is allocated from :data:`POOL` at :meth:`PodmanBackend.open`
+  and handed to the simulator as its guest CIDR, see :meth:`PodmanBackend.sim_config`);
+- a /24 of public addresses (from :data:`POOL` too), made local to the host by one address on ``lo`` (label
   ``lo:<id>``): on the loopback device an address makes its whole prefix local, so every public
   IP the simulator hands out exists on the host and nodes reach it through their gateway;
 - node containers ``koral-cs<hex>-<vm name>`` (hostname from the cloud-config user data, the key
@@ -34,6 +34,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from koral_ansible.errors import OperationError
 from koral_ansible.paths import Paths, write_private
 from koral_ansible.providers.local import lb, network, nft, nodes
 from koral_ansible.providers.local.image import ensure_image
@@ -41,7 +42,11 @@ from koral_ansible.providers.local.podman import LABEL_HOME, Podman
 from tests.cloudsim.backend import MachineSpec, NetworkView
 from tests.cloudsim.server import SimConfig
 
-SSH_TIMEOUT = 120.0
+SSH_TIMEOUT = 240.0
+# Apart from the local provider's 10.213.0.0/16: a local cluster of another podman store (another
+# KORAL_CACHE; its networks are invisible here and its bridge is gone while it is stopped) never
+# takes a subnet that a test cloud uses, and the other way round.
+POOL = IPv4Network("10.214.0.0/16")
 HOSTNAME_RE = re.compile(r"^hostname:\s*['\"]?([A-Za-z0-9.-]+)['\"]?\s*$", re.MULTILINE)
 
 
@@ -114,14 +119,15 @@ class PodmanBackend:
     def open(self) -> PodmanBackend:
         """Node image, the first guest network and the public /24 (each allocated atomically)."""
         self.image = ensure_image(self.paths, self.report)
-        first = network.ensure_network(self.podman, self.name, self.home)
-        self.guest = first.subnet
-        self._networks[str(first.subnet)] = first.name
         with network.alloc_lock(self.podman):
             used = [*network.koral_used_networks(self.podman), *network.host_used_networks()]
-            self.public = network.allocate_subnet(used)
+            guest = network.allocate_subnet(used, POOL)
+            self.public = network.allocate_subnet([*used, guest], POOL)
             gateway = f"{self.public.network_address + 1}/{self.public.prefixlen}"
             _ip("addr", "add", gateway, "dev", "lo", "label", self.lo_label)
+        first = network.ensure_network(self.podman, self.name, self.home, guest)
+        self.guest = first.subnet
+        self._networks[str(first.subnet)] = first.name
         self.report(f"cloudsim backend {self.name}: guest {self.guest}, public {self.public}")
         return self
 
@@ -203,7 +209,14 @@ class PodmanBackend:
     def _booted(self, vm_id: str) -> None:
         machine = self._machines[vm_id]
         network.enable_hairpin(self.podman, machine.network)
-        nodes.wait_ssh([(machine.spec.name, machine.spec.private_ip, 22)], SSH_TIMEOUT)
+        try:
+            nodes.wait_ssh([(machine.spec.name, machine.spec.private_ip, 22)], SSH_TIMEOUT)
+        except OperationError as exc:
+            cname = nodes.container_name(machine.node)
+            state = self.podman.container_state(cname)
+            logs = self.podman.run("logs", "--tail", "5", cname, check=False)
+            tail = " | ".join((logs.stdout + logs.stderr).strip().splitlines()[-5:])
+            raise OperationError(f"{exc} (container {cname} {state}: {tail})") from None
 
     def start(self, vm_id: str) -> None:
         machine = self._machines.get(vm_id)
