@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -202,6 +203,10 @@ def serve(env: Env, name: str, listen: str | None, sans: tuple[str, ...]) -> Non
     Certificates (CA, server, client for cluster-autoscaler) are created on first start in
     the cluster's directory under the koral home. Stops on SIGTERM or Ctrl-C.
     """
+    # Scale operations fork ansible-playbook while gRPC's threads run; gRPC's fork handlers then
+    # break the child (epoll on a closed fd, ansible exits 1). The children exec at once and
+    # never use gRPC, so its fork support is turned off (read when grpc is first imported).
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     from koral_ansible.autoscaler.certs import ensure_certs
     from koral_ansible.autoscaler.mainthread import MainThreadRunner
     from koral_ansible.autoscaler.server import serve as run_server
