@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,6 +111,58 @@ def run_hosts(env: Env, playbook_stem: str) -> list[set[str]]:
     return out
 
 
+# Actions that run on the controller only (no connection to the host they are recorded under).
+LOCAL_ACTIONS = {
+    f"ansible.builtin.{a}"
+    for a in (
+        "assert",
+        "debug",
+        "fail",
+        "group_by",
+        "include_role",
+        "include_tasks",
+        "meta",
+        "set_fact",
+        "validate_argument_spec",
+    )
+}
+GATHER_ACTIONS = {"ansible.builtin.setup", "ansible.builtin.gather_facts"}
+TOKEN_TASK = "join_worker | Create a bootstrap token for the joining workers"
+CNI_WAITS = {"wait | Wait for the CNI DaemonSet to roll out", "wait | Wait for every node to be Ready"}
+
+
+def run_events(run: Path) -> list[dict[str, Any]]:
+    """The event_data of every task result of one run (ok, changed, failed, unreachable)."""
+    out = []
+    for f in (run / "artifacts" / "run" / "job_events").glob("*.json"):
+        ev = json.loads(f.read_text())
+        if ev.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+            out.append({**ev["event_data"], "event": ev["event"]})
+    return out
+
+
+def control_touches(run: Path, control_port: int) -> tuple[set[str], int]:
+    """Tasks of a run that reached the first control node, and how often the join token was made.
+
+    A task reaches it when recorded under it with an action that connects, or when delegated to
+    its SSH port. The token task is no_log (its result, delegation included, is censored), so it
+    is counted by name: the kubeadm role delegates it to the first control node.
+    """
+    touched, tokens = set(), 0
+    for data in run_events(run):
+        res = data.get("res")
+        delegated = (res.get("_ansible_delegated_vars") if isinstance(res, dict) else None) or {}
+        action = str(data.get("resolved_action") or data.get("task_action"))
+        on_control = data["host"] == CONTROL and action not in LOCAL_ACTIONS
+        to_control = (
+            delegated.get("ansible_connection") != "local" and delegated.get("ansible_port") == control_port
+        )
+        if on_control or to_control:
+            touched.add(str(data["task"]))
+        tokens += data["task"] == TOKEN_TASK
+    return touched, tokens
+
+
 def _processes_using(path: Path) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
@@ -179,10 +232,25 @@ def test_scale_up_killed_locked_resumed_limited(cluster: Env, capsys: pytest.Cap
     assert all(n.state == "Running" for n in record.nodes)
     nodes = api_nodes(env)
     assert sorted(nodes) == sorted(names)
-    # Both scale runs (killed and resumed) touched only the first control node and the new nodes.
+    # Both scale runs (killed and resumed) touched only the first control node and the new nodes:
+    # the untouched worker has no event at all, no host gathered facts, and the first control
+    # node got only the join token (once) and the kubectl waits for the network and Ready nodes.
     for hosts in run_hosts(env, "scale-scale"):
         assert hosts <= {CONTROL, f"{NAME}-node-2", f"{NAME}-node-3"}, hosts
         assert f"{NAME}-node-1" not in hosts
+    control_port = record.control_nodes[0].ssh_port
+    scale_runs = sorted(env.paths.runs(NAME).glob("*-scale-scale*"))
+    for run in scale_runs:
+        gathered = [
+            e["host"]
+            for e in run_events(run)
+            if str(e.get("resolved_action") or e.get("task_action")) in GATHER_ACTIONS
+        ]
+        assert not gathered, (run.name, gathered)
+        touched, tokens = control_touches(run, control_port)
+        assert touched <= CNI_WAITS and tokens <= 1, (run.name, touched, tokens)
+    touched, tokens = control_touches(scale_runs[-1], control_port)
+    assert touched == CNI_WAITS and tokens == 1, (touched, tokens)
     assert not _processes_using(killed_run)
     # SIGKILL leaves no event; the re-run says it resumed the interrupted operation.
     events = [(e.phase, e.result, e.message) for e in env.store.events(NAME) if e.operation == "scale"]
