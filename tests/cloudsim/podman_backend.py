@@ -43,10 +43,10 @@ from tests.cloudsim.backend import MachineSpec, NetworkView
 from tests.cloudsim.server import SimConfig
 
 SSH_TIMEOUT = 240.0
-# Apart from the local provider's 10.213.0.0/16: a local cluster of another podman store (another
-# KORAL_CACHE; its networks are invisible here and its bridge is gone while it is stopped) never
-# takes a subnet that a test cloud uses, and the other way round.
-POOL = IPv4Network("10.214.0.0/16")
+# Apart from the local provider's 10.213.0.0/16 and the tests' 10.214.x networks (Molecule, outside
+# namespaces): a local cluster of another podman store (another KORAL_CACHE; its networks are invisible
+# here and its bridge is gone while it is stopped) never takes a subnet a test cloud uses, nor back.
+POOL = IPv4Network("10.215.0.0/16")
 HOSTNAME_RE = re.compile(r"^hostname:\s*['\"]?([A-Za-z0-9.-]+)['\"]?\s*$", re.MULTILINE)
 
 
