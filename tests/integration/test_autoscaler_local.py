@@ -119,6 +119,15 @@ def koral(*args: str) -> int:
     return code
 
 
+def last_playbook_event(env: Env) -> str:
+    """Summary of the last playbooks/autoscaler.yml run (``...: ok (Ns, changed=N)``)."""
+    runs = [
+        e for e in env.store.events(NAME) if e.operation == "autoscaler" and e.phase.startswith("ansible:")
+    ]
+    assert runs and runs[-1].result == "Completed", runs[-1:]
+    return runs[-1].message
+
+
 def free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -175,6 +184,10 @@ def test_autoscaling_end_to_end(cluster: Env, home: Path, tmp_path: Path) -> Non
         env, CONTROL, "stat -c %a /etc/kubernetes/koral/autoscaler/secret.yaml"
     ).stdout.strip()
     assert manifests == "600"
+
+    # the same settings again: the role changes nothing
+    assert koral("autoscale", NAME, "--enable", "--min", "1", "--max", "3") == 0
+    assert last_playbook_event(env).endswith("changed=0)")
 
     # while enabled, manual scale is refused (exit 2) and changes nothing
     assert koral("scale", NAME, "--size", "2") == 2
@@ -273,4 +286,6 @@ def test_autoscaling_end_to_end(cluster: Env, home: Path, tmp_path: Path) -> Non
     ):
         assert api_object(env, kind, name) is None, (kind, name)
     assert node_exec(env, CONTROL, "test -e /etc/kubernetes/koral/autoscaler", check=False).returncode != 0
+    assert koral("autoscale", NAME, "--disable") == 0
+    assert last_playbook_event(env).endswith("changed=0)")
     assert settings.manual_scale_refusal(env.paths, NAME) is None
