@@ -4,6 +4,8 @@ and, after delete, nothing left behind (containers, networks, nft table, haproxy
 - a corrupted bundle at create is refused (exit 2, the file named) before any node exists;
 - a worker lost mid-create (its container killed during the kubeadm play): create fails naming
   the worker, the cluster is recorded in Error, and re-running the same create completes;
+- one worker partitioned from the host (nft drops its traffic) during an upgrade: the upgrade
+  fails naming the worker, the cluster is in Alert; once healed, the same upgrade completes;
 - a full state directory (a tiny tmpfs as KORAL_HOME): a clear error, the database intact.
 
 The Kubernetes binaries are the test doubles (tests/doubles), like every local-node test.
@@ -17,13 +19,14 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from koral_ansible.bundle import verify_bundle
+from koral_ansible.bundle import record_bundle, verify_bundle
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env
@@ -38,6 +41,7 @@ from tests.doubles import write_doubles
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 VERSION = "1.31.4"
+TARGET = "1.32.0"
 NAME = "fault"
 KUBEADM_PLAY = "Install Kubernetes with kubeadm"
 
@@ -163,8 +167,72 @@ def test_node_lost_mid_create_then_rerun_completes(home: Path, bundle_dir: Path)
     assert record.state is ClusterState.RUNNING
     assert {n.name for n in record.nodes} == {f"{NAME}-control-1", worker}
 
+
+@pytest.fixture
+def partition() -> Iterator[Callable[[str], None]]:
+    """Cut one node off the host (the cloud): an nft table of the test's own dropping every
+    packet to or from the node's address; removed by healing or at teardown."""
+    table = "koral_test_partition"
+
+    def cut(ip: str) -> None:
+        rules = (
+            f"table inet {table} {{\n"
+            f"  chain input {{ type filter hook input priority -300; ip saddr {ip} drop; }}\n"
+            # after the DNAT of the host's own traffic to public_ip:port (nat output, -100)
+            f"  chain output {{ type filter hook output priority 0; ip daddr {ip} drop; }}\n"
+            f"  chain forward {{ type filter hook forward priority 0; ip saddr {ip} drop; "
+            f"ip daddr {ip} drop; }}\n"
+            "}\n"
+        )
+        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True, capture_output=True)
+
+    yield cut
+    subprocess.run(["nft", "delete", "table", "inet", table], check=False, capture_output=True)
+
+
+def test_partitioned_worker_fails_upgrade_then_resumes(
+    home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    partition: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = Env.open(str(home), quiet=True)
+    assert env.store.get_cluster(NAME).state is ClusterState.RUNNING  # made by the test above
+    root_dir = tmp_path_factory.mktemp("fault-bundle-target")
+    bins = write_doubles(root_dir / "bin", TARGET)
+    target = make_test_bundle(
+        root_dir, TARGET, kubeadm=bins["kubeadm"], kubelet=bins["kubelet"], kubectl=bins["kubectl"], iso=True
+    )
+    record_bundle(home, target.manifest, None, target.iso)
+    # No SSH master connection from an earlier run may outlive the cut (they would only hang).
+    monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", tempfile.mkdtemp(prefix="kcp-"))
+    worker = next(n for n in env.store.nodes(NAME) if n.role == "worker")
+    partition(worker.private_ip)
+    t0 = time.monotonic()
+    code = run_cli(root, ["-q", "upgrade", NAME, "--version", TARGET])
+    err = capsys.readouterr().err.strip().splitlines()
+    print(
+        f"\nupgrade with {worker.name} partitioned: exit {code} in {time.monotonic() - t0:.0f}s: {err[-1:]}"
+    )
+    assert code == 1 and err[-1].startswith("error: ") and worker.name in err[-1], err
+    record = env.store.get_cluster(NAME)
+    assert record.state is ClusterState.ALERT and record.spec.kubernetes_version == VERSION
+
+    subprocess.run(["nft", "delete", "table", "inet", "koral_test_partition"], check=True)  # heal
+    t0 = time.monotonic()
+    code = run_cli(root, ["-q", "upgrade", NAME, "--version", TARGET])
+    err = capsys.readouterr().err.strip().splitlines()
+    print(f"upgrade after healing: exit {code} in {time.monotonic() - t0:.0f}s")
+    assert code == 0, err
+    record = env.store.get_cluster(NAME)
+    assert record.state is ClusterState.RUNNING and record.spec.kubernetes_version == TARGET
+
+
+def test_delete_leaves_nothing(home: Path) -> None:
+    paths = Paths.resolve(home=home)
     assert run_cli(root, ["-q", "delete", NAME, "--yes"]) == 0
-    assert env.store.find_cluster(NAME) is None
+    assert Env.open(str(home), quiet=True).store.find_cluster(NAME) is None
     assert_nothing_left(paths, NAME)
 
 
