@@ -2503,9 +2503,17 @@ def _etcd_member_add(p: ClusterParams, node_name: str, primary: str | None) -> t
         f"--cert={pki}/healthcheck-client.crt", f"--key={pki}/healthcheck-client.key",
         "--command-timeout=15s", "member", "add", node_name, f"--peer-urls=https://{p.advertise}:2380",
     ]  # fmt: skip
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, env={**os.environ, "ETCDCTL_API": "3"}, check=False
-    )
+    # Like kubeadm, retry with backoff while etcd refuses a member change because the member
+    # added just before is not connected yet ("etcdserver: unhealthy cluster").
+    delay, deadline = 0.5, time.monotonic() + 60
+    while True:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env={**os.environ, "ETCDCTL_API": "3"}, check=False
+        )
+        if proc.returncode == 0 or "unhealthy cluster" not in proc.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(delay)
+        delay = min(delay * 2, 8.0)
     m = re.search(r'^ETCD_INITIAL_CLUSTER="([^"]+)"', proc.stdout, re.M)
     if proc.returncode != 0 or not m:
         raise DoubleError(
