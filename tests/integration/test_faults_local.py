@@ -6,7 +6,8 @@ and, after delete, nothing left behind (containers, networks, nft table, haproxy
   the worker, the cluster is recorded in Error, and re-running the same create completes;
 - one worker partitioned from the host (nft drops its traffic) during an upgrade: the upgrade
   fails naming the worker, the cluster is in Alert; once healed, the same upgrade completes;
-- a full state directory (a tiny tmpfs as KORAL_HOME): a clear error, the database intact.
+- a full state directory (a tiny tmpfs as KORAL_HOME): a clear error, the database intact and
+  nothing recorded; with space again the same create completes.
 
 The Kubernetes binaries are the test doubles (tests/doubles), like every local-node test.
 """
@@ -212,9 +213,9 @@ def test_partitioned_worker_fails_upgrade_then_resumes(
     t0 = time.monotonic()
     code = run_cli(root, ["-q", "upgrade", NAME, "--version", TARGET])
     err = capsys.readouterr().err.strip().splitlines()
-    print(
-        f"\nupgrade with {worker.name} partitioned: exit {code} in {time.monotonic() - t0:.0f}s: {err[-1:]}"
-    )
+    with capsys.disabled():
+        took = time.monotonic() - t0
+        print(f"\nupgrade with {worker.name} partitioned: exit {code} in {took:.0f}s: {err[-1:]}")
     assert code == 1 and err[-1].startswith("error: ") and worker.name in err[-1], err
     record = env.store.get_cluster(NAME)
     assert record.state is ClusterState.ALERT and record.spec.kubernetes_version == VERSION
@@ -223,7 +224,8 @@ def test_partitioned_worker_fails_upgrade_then_resumes(
     t0 = time.monotonic()
     code = run_cli(root, ["-q", "upgrade", NAME, "--version", TARGET])
     err = capsys.readouterr().err.strip().splitlines()
-    print(f"upgrade after healing: exit {code} in {time.monotonic() - t0:.0f}s")
+    with capsys.disabled():
+        print(f"upgrade after healing: exit {code} in {time.monotonic() - t0:.0f}s")
     assert code == 0, err
     record = env.store.get_cluster(NAME)
     assert record.state is ClusterState.RUNNING and record.spec.kubernetes_version == TARGET
@@ -271,7 +273,8 @@ def test_full_state_dir_clear_error_db_intact(
         os.close(fd)
     code = run_cli(root, ["-q", "create", "fdisk", "--size", "1", "--bundle", str(bundle_dir)])
     err = capsys.readouterr().err.strip().splitlines()
-    print(f"\nfull state dir: exit {code}: {err[-1] if err else ''}")
+    with capsys.disabled():
+        print(f"\nfull state dir: exit {code}: {err[-1] if err else ''}")
     assert code in (1, 2), err
     assert len(err) >= 1 and err[-1].startswith("error: "), err
     assert "Traceback" not in "\n".join(err)
@@ -283,8 +286,16 @@ def test_full_state_dir_clear_error_db_intact(
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         db.close()
-    # With space again, the state is readable and a delete of what was started leaves nothing.
+    assert env.store.find_cluster("fdisk") is None  # refused before anything was recorded
+    # With space again, the same create completes and delete leaves nothing.
     filler.unlink()
+    subprocess.run(["mount", "-o", "remount,size=1g", str(tiny_home)], check=True)
+    t0 = time.monotonic()
+    code = run_cli(root, ["-q", "create", "fdisk", "--size", "1", "--bundle", str(bundle_dir)])
+    with capsys.disabled():
+        print(f"re-run create with space: exit {code} in {time.monotonic() - t0:.0f}s")
+    assert code == 0, capsys.readouterr().err
+    assert env.store.get_cluster("fdisk").state is ClusterState.RUNNING
     assert run_cli(root, ["-q", "delete", "fdisk", "--yes"]) == 0
     assert_nothing_left(Paths.resolve(home=tiny_home), "fdisk")
     assert verify_bundle(bundle_dir, deep=False).kubernetes_version == VERSION
