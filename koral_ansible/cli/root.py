@@ -125,7 +125,7 @@ def create(env: Env, name: str | None, spec_file: str | None, ha: bool | None, *
     if password is not None:
         overrides["registry.password"] = password
     if ha and flags.get("control_nodes") is None:
-        overrides["control_nodes"] = 3
+        flags["control_nodes"] = 3  # in flags: overrides.update(flags) would put None back
     overrides.update(flags)
     spec = load_spec(spec_file, overrides, max_size=cli_max_size())
     record = operations.create(env, spec)

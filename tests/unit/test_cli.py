@@ -126,3 +126,29 @@ def test_delete_needs_yes_without_tty(home: Path, capsys: pytest.CaptureFixture[
     assert env.store.find_cluster("demo") is not None
     code, _, err = cli(["delete", "ghost", "--yes"], capsys)
     assert code == 0 and "nothing to delete" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"), [(["--ha"], 3), (["--ha", "--control-nodes", "5"], 5), ([], 1)]
+)
+def test_ha_means_three_control_nodes_unless_given(
+    args: list[str],
+    expected: int,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    asked: list[int] = []
+
+    def fake_create(_env: Env, spec: object) -> None:
+        asked.append(spec.control_nodes)  # type: ignore[attr-defined]
+        raise _Stop
+
+    monkeypatch.setattr("koral_ansible.operations.create", fake_create)
+    with pytest.raises(_Stop):
+        cli(["create", "demo", *args], capsys)
+    assert asked == [expected]
+
+
+class _Stop(Exception):
+    """Stops create right after the spec is built."""

@@ -24,7 +24,8 @@ from koral_ansible.providers.local.podman import LABEL_CLUSTER, LABEL_HOME, Podm
 from koral_ansible.spec import ClusterSpec
 from koral_ansible.state import NodeRecord
 
-SSH_TIMEOUT = 180.0
+# A node boots systemd and sshd; under heavy load (2 cores, many nodes) 180 s was seen to be short.
+SSH_TIMEOUT = 300.0
 MAX_PARALLEL = 4
 REQUIRED_TOOLS = ("podman", "runc", "nft", "haproxy", "ip")
 # Resource kinds recorded in the state store.
