@@ -386,3 +386,18 @@ def make_test_bundle(
         from_dir=sources.from_dir,
         iso=iso,
     )
+
+
+def make_double_bundle(root: Path, kubernetes_version: str = "1.31.4", *, iso: bool = True) -> BuildResult:
+    """:func:`make_test_bundle` with the test doubles as kubeadm, kubelet and kubectl."""
+    from tests.doubles import write_doubles
+
+    bins = write_doubles(root / "bin", kubernetes_version)
+    return make_test_bundle(
+        root,
+        kubernetes_version,
+        kubeadm=bins["kubeadm"],
+        kubelet=bins["kubelet"],
+        kubectl=bins["kubectl"],
+        iso=iso,
+    )

@@ -36,8 +36,8 @@ from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env
 from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import podman_env
-from tests.bundle_fixtures import make_test_bundle
-from tests.doubles import write_doubles
+from tests.bundle_fixtures import make_double_bundle
+from tests.integration.cli_home import cli_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -50,24 +50,14 @@ SCALE_TIMEOUT = 900.0
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    h = tmp_path_factory.mktemp("koral-home")
-    old = os.environ.get("KORAL_HOME")
-    os.environ["KORAL_HOME"] = str(h)
-    yield h
-    run_cli(root, ["delete", NAME, "--yes"])
-    if old is None:
-        os.environ.pop("KORAL_HOME", None)
-    else:
-        os.environ["KORAL_HOME"] = old
+    with cli_home(tmp_path_factory.mktemp("koral-home"), NAME) as h:
+        yield h
 
 
 @pytest.fixture(scope="module")
 def cluster(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Env:
     root_dir = tmp_path_factory.mktemp("bundle")
-    bins = write_doubles(root_dir / "bin", VERSION)
-    bundle = make_test_bundle(
-        root_dir, VERSION, kubeadm=bins["kubeadm"], kubelet=bins["kubelet"], kubectl=bins["kubectl"], iso=True
-    )
+    bundle = make_double_bundle(root_dir, VERSION, iso=True)
     assert bundle.iso is not None
     started = time.monotonic()
     code = run_cli(

@@ -19,8 +19,7 @@ import pytest
 
 from koral_ansible.paths import Paths
 from koral_ansible.providers.local.podman import Podman, podman_env
-from tests.bundle_fixtures import make_test_bundle
-from tests.doubles import write_doubles
+from tests.bundle_fixtures import make_double_bundle
 from tests.integration.bundle_nodes import start_node, stop_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
@@ -72,15 +71,7 @@ def node(paths: Paths) -> Iterator[Podman]:
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(good bundle directory, the same with one byte of k8s/kubectl changed)."""
     root = tmp_path_factory.mktemp("bundle")
-    bins = write_doubles(root / "bin", VERSION)
-    good = make_test_bundle(
-        root,
-        VERSION,
-        kubeadm=bins["kubeadm"],
-        kubelet=bins["kubelet"],
-        kubectl=bins["kubectl"],
-        iso=False,
-    ).directory
+    good = make_double_bundle(root, VERSION, iso=False).directory
     bad = root / "tampered" / good.name
     shutil.copytree(good, bad)
     target = bad / "k8s" / "kubectl"

@@ -25,8 +25,8 @@ from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge
 from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
-from tests.bundle_fixtures import make_test_bundle
-from tests.doubles import write_doubles
+from tests.bundle_fixtures import make_double_bundle
+from tests.integration.cli_home import cli_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -46,25 +46,15 @@ def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             pytest.skip(f"no real Kubernetes bundle: set {REAL_BUNDLE_ENV}=PATH (directory or ISO)")
         return Path(real)
     root_dir = tmp_path_factory.mktemp("bundle")
-    bins = write_doubles(root_dir / "bin", VERSION)
-    result = make_test_bundle(
-        root_dir, VERSION, kubeadm=bins["kubeadm"], kubelet=bins["kubelet"], kubectl=bins["kubectl"], iso=True
-    )
+    result = make_double_bundle(root_dir, VERSION, iso=True)
     assert result.iso is not None
     return Path(result.iso)
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    h = tmp_path_factory.mktemp("koral-home")
-    old = os.environ.get("KORAL_HOME")
-    os.environ["KORAL_HOME"] = str(h)
-    yield h
-    run_cli(root, ["delete", "itest", "--yes"])
-    if old is None:
-        os.environ.pop("KORAL_HOME", None)
-    else:
-        os.environ["KORAL_HOME"] = old
+    with cli_home(tmp_path_factory.mktemp("koral-home"), "itest") as h:
+        yield h
 
 
 def ssh(env: Env, port: int, command: str) -> str:

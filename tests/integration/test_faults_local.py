@@ -36,8 +36,8 @@ from koral_ansible.providers.local import lb, nft
 from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import LABEL_CLUSTER, LABEL_HOME, Podman, home_id, podman_env
 from koral_ansible.state import ClusterState
-from tests.bundle_fixtures import make_test_bundle
-from tests.doubles import write_doubles
+from tests.bundle_fixtures import make_double_bundle
+from tests.integration.cli_home import cli_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -51,29 +51,14 @@ KUBEADM_PLAY = "Install Kubernetes with kubeadm"
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A test bundle as a directory (so a test can corrupt a copy of it)."""
     root_dir = tmp_path_factory.mktemp("fault-bundle")
-    bins = write_doubles(root_dir / "bin", VERSION)
-    result = make_test_bundle(
-        root_dir,
-        VERSION,
-        kubeadm=bins["kubeadm"],
-        kubelet=bins["kubelet"],
-        kubectl=bins["kubectl"],
-        iso=False,
-    )
+    result = make_double_bundle(root_dir, VERSION, iso=False)
     return Path(result.directory)
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    h = tmp_path_factory.mktemp("koral-fault-home")
-    old = os.environ.get("KORAL_HOME")
-    os.environ["KORAL_HOME"] = str(h)
-    yield h
-    run_cli(root, ["-q", "delete", NAME, "--yes"])
-    if old is None:
-        os.environ.pop("KORAL_HOME", None)
-    else:
-        os.environ["KORAL_HOME"] = old
+    with cli_home(tmp_path_factory.mktemp("koral-fault-home"), NAME) as h:
+        yield h
 
 
 def assert_nothing_left(paths: Paths, name: str) -> None:
@@ -201,10 +186,7 @@ def test_partitioned_worker_fails_upgrade_then_resumes(
     env = Env.open(str(home), quiet=True)
     assert env.store.get_cluster(NAME).state is ClusterState.RUNNING  # made by the test above
     root_dir = tmp_path_factory.mktemp("fault-bundle-target")
-    bins = write_doubles(root_dir / "bin", TARGET)
-    target = make_test_bundle(
-        root_dir, TARGET, kubeadm=bins["kubeadm"], kubelet=bins["kubelet"], kubectl=bins["kubectl"], iso=True
-    )
+    target = make_double_bundle(root_dir, TARGET, iso=True)
     record_bundle(home, target.manifest, None, target.iso)
     # No SSH master connection from an earlier run may outlive the cut (they would only hang).
     monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", tempfile.mkdtemp(prefix="kcp-"))

@@ -28,8 +28,8 @@ from koral_ansible.providers.local.network import inspect_network, network_name
 from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import Podman, podman_env
 from koral_ansible.state import ClusterState
-from tests.bundle_fixtures import make_test_bundle
-from tests.doubles import write_doubles
+from tests.bundle_fixtures import make_double_bundle
+from tests.integration.cli_home import cli_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -41,25 +41,14 @@ KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    h = tmp_path_factory.mktemp("koral-home")
-    old = os.environ.get("KORAL_HOME")
-    os.environ["KORAL_HOME"] = str(h)
-    yield h
-    for name in NAMES:
-        run_cli(root, ["delete", name, "--yes"])
-    if old is None:
-        os.environ.pop("KORAL_HOME", None)
-    else:
-        os.environ["KORAL_HOME"] = old
+    with cli_home(tmp_path_factory.mktemp("koral-home"), *NAMES) as h:
+        yield h
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root_dir = tmp_path_factory.mktemp("bundle")
-    bins = write_doubles(root_dir / "bin", VERSION)
-    result = make_test_bundle(
-        root_dir, VERSION, kubeadm=bins["kubeadm"], kubelet=bins["kubelet"], kubectl=bins["kubectl"], iso=True
-    )
+    result = make_double_bundle(root_dir, VERSION, iso=True)
     assert result.iso is not None
     return Path(result.iso)
 

@@ -28,8 +28,8 @@ from koral_ansible.operations.context import Env
 from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
-from tests.bundle_fixtures import make_test_bundle
-from tests.doubles import write_doubles
+from tests.bundle_fixtures import make_double_bundle
+from tests.integration.cli_home import cli_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -43,10 +43,7 @@ KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
 def _bundle(tmp: pytest.TempPathFactory, version: str) -> tuple[Path, object]:
     root_dir = tmp.mktemp(f"bundle-{version}")
-    bins = write_doubles(root_dir / "bin", version)
-    result = make_test_bundle(
-        root_dir, version, kubeadm=bins["kubeadm"], kubelet=bins["kubelet"], kubectl=bins["kubectl"], iso=True
-    )
+    result = make_double_bundle(root_dir, version, iso=True)
     assert result.iso is not None
     return Path(result.iso), result.manifest
 
@@ -54,10 +51,7 @@ def _bundle(tmp: pytest.TempPathFactory, version: str) -> tuple[Path, object]:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """A 3+1 cluster made with `koral-play create --control-nodes 3`, the 1.32.0 bundle recorded beside it."""
-    home = tmp_path_factory.mktemp("koral-home")
-    old = os.environ.get("KORAL_HOME")
-    os.environ["KORAL_HOME"] = str(home)
-    try:
+    with cli_home(tmp_path_factory.mktemp("koral-home"), NAME) as home:
         iso, _ = _bundle(tmp_path_factory, VERSION)
         target_iso, target_manifest = _bundle(tmp_path_factory, TARGET)
         record_bundle(home, target_manifest, None, target_iso)  # type: ignore[arg-type]
@@ -67,12 +61,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         assert run_cli(root, args) == 0
         print(f"create 3+1: {time.monotonic() - started:.0f}s")
         yield Env.open(str(home), quiet=True)
-    finally:
-        run_cli(root, ["delete", NAME, "--yes"])
-        if old is None:
-            os.environ.pop("KORAL_HOME", None)
-        else:
-            os.environ["KORAL_HOME"] = old
 
 
 def node_exec(env: Env, node: str, command: str) -> str:

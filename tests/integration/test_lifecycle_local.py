@@ -29,8 +29,8 @@ from koral_ansible.operations.create import converge
 from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
-from tests.bundle_fixtures import make_test_bundle
-from tests.doubles import write_doubles
+from tests.bundle_fixtures import make_double_bundle
+from tests.integration.cli_home import cli_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -43,25 +43,15 @@ KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
 def _bundle(tmp: pytest.TempPathFactory, version: str) -> tuple[Path, object]:
     root_dir = tmp.mktemp(f"bundle-{version}")
-    bins = write_doubles(root_dir / "bin", version)
-    result = make_test_bundle(
-        root_dir, version, kubeadm=bins["kubeadm"], kubelet=bins["kubelet"], kubectl=bins["kubectl"], iso=True
-    )
+    result = make_double_bundle(root_dir, version, iso=True)
     assert result.iso is not None
     return Path(result.iso), result.manifest
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    h = tmp_path_factory.mktemp("koral-home")
-    old = os.environ.get("KORAL_HOME")
-    os.environ["KORAL_HOME"] = str(h)
-    yield h
-    run_cli(root, ["delete", NAME, "--yes"])
-    if old is None:
-        os.environ.pop("KORAL_HOME", None)
-    else:
-        os.environ["KORAL_HOME"] = old
+    with cli_home(tmp_path_factory.mktemp("koral-home"), NAME) as h:
+        yield h
 
 
 @pytest.fixture(scope="module")

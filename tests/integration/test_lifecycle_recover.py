@@ -28,8 +28,8 @@ from koral_ansible.operations.lifecycle import JOINING
 from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
-from tests.bundle_fixtures import make_test_bundle
-from tests.doubles import write_doubles
+from tests.bundle_fixtures import make_double_bundle
+from tests.integration.cli_home import cli_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -42,29 +42,12 @@ KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    home = tmp_path_factory.mktemp("koral-home")
-    old = os.environ.get("KORAL_HOME")
-    os.environ["KORAL_HOME"] = str(home)
-    try:
+    with cli_home(tmp_path_factory.mktemp("koral-home"), NAME) as home:
         root_dir = tmp_path_factory.mktemp("bundle")
-        bins = write_doubles(root_dir / "bin", VERSION)
-        bundle = make_test_bundle(
-            root_dir,
-            VERSION,
-            kubeadm=bins["kubeadm"],
-            kubelet=bins["kubelet"],
-            kubectl=bins["kubectl"],
-            iso=True,
-        )
+        bundle = make_double_bundle(root_dir, VERSION, iso=True)
         args = ["create", NAME, "--size", "1", "--bundle", str(bundle.iso), "--allowed-cidrs", "10.0.0.0/8"]
         assert run_cli(root, args) == 0
         yield Env.open(str(home), quiet=True)
-    finally:
-        run_cli(root, ["delete", NAME, "--yes"])
-        if old is None:
-            os.environ.pop("KORAL_HOME", None)
-        else:
-            os.environ["KORAL_HOME"] = old
 
 
 def podman(env: Env, *args: str) -> str:

@@ -11,7 +11,6 @@ access log, and: the password appears nowhere under the koral home (state, runne
 from __future__ import annotations
 
 import base64
-import os
 import re
 import secrets
 import subprocess
@@ -30,9 +29,9 @@ from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge
 from koral_ansible.paths import Paths
 from koral_ansible.providers.local.podman import Podman
-from tests.bundle_fixtures import make_test_bundle
-from tests.doubles import write_doubles
+from tests.bundle_fixtures import make_double_bundle
 from tests.integration.bundle_nodes import start_node, stop_node
+from tests.integration.cli_home import cli_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -91,15 +90,8 @@ class RegistryNode:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    h = tmp_path_factory.mktemp("koral-home")
-    old = os.environ.get("KORAL_HOME")
-    os.environ["KORAL_HOME"] = str(h)
-    yield h
-    run_cli(root, ["delete", CLUSTER, "--yes"])
-    if old is None:
-        os.environ.pop("KORAL_HOME", None)
-    else:
-        os.environ["KORAL_HOME"] = old
+    with cli_home(tmp_path_factory.mktemp("koral-home"), CLUSTER) as h:
+        yield h
 
 
 @pytest.fixture(scope="module")
@@ -139,15 +131,7 @@ def registry(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[R
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root_dir = tmp_path_factory.mktemp("bundle")
-    bins = write_doubles(root_dir / "bin", VERSION)
-    result = make_test_bundle(
-        root_dir,
-        VERSION,
-        kubeadm=bins["kubeadm"],
-        kubelet=bins["kubelet"],
-        kubectl=bins["kubectl"],
-        iso=False,
-    )
+    result = make_double_bundle(root_dir, VERSION, iso=False)
     return Path(result.directory)
 
 

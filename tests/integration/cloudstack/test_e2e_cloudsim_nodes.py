@@ -31,10 +31,9 @@ from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env
 from koral_ansible.resources import ansible_root
 from koral_ansible.state import ClusterState
-from tests.bundle_fixtures import make_test_bundle
+from tests.bundle_fixtures import make_double_bundle
 from tests.cloudsim import CloudSim
 from tests.cloudsim.podman_backend import PodmanBackend
-from tests.doubles import write_doubles
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -54,15 +53,7 @@ class Cloud:
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     bundle_root = tmp_path_factory.mktemp("bundle")
-    bins = write_doubles(bundle_root / "bin", VERSION)
-    made = make_test_bundle(
-        bundle_root,
-        VERSION,
-        kubeadm=bins["kubeadm"],
-        kubelet=bins["kubelet"],
-        kubectl=bins["kubectl"],
-        iso=True,
-    )
+    made = make_double_bundle(bundle_root, VERSION, iso=True)
     assert made.iso is not None
     home = tmp_path_factory.mktemp("koral-home")
     with (
@@ -75,7 +66,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
             mp.setenv(key, value)
         mp.setenv("KORAL_CLOUDSTACK_TEMPLATE", "koral-node-debian12")
         try:
-            yield Cloud(sim, backend, home, Path(made.iso), Path(bins["kubectl"]))
+            yield Cloud(sim, backend, home, Path(made.iso), Path(made.directory) / "k8s" / "kubectl")
         finally:
             run_cli(root, ["delete", NAME, "--yes"])
 
