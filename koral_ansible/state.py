@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -173,6 +175,9 @@ class Operation:
     finished: str | None
 
 
+OPEN_TIMEOUT = 30.0  # seconds to wait for another process holding the database
+
+
 class StateStore:
     """All reads and writes of koral's state go through here."""
 
@@ -184,15 +189,25 @@ class StateStore:
     # ---- plumbing ---------------------------------------------------------------------------
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise OperationError(f"cannot open state database {path}: {exc}") from None
+        # Switching a new database to WAL answers "database is locked" at once (no busy wait)
+        # while another process does the same, e.g. two `koral-play create` in a new home:
+        # retry the set-up for as long as the busy timeout would have waited.
+        deadline = time.monotonic() + OPEN_TIMEOUT
+        while True:
+            db = sqlite3.connect(str(path), timeout=OPEN_TIMEOUT, isolation_level=None)
+            try:
+                db.row_factory = sqlite3.Row
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(SCHEMA)
+                break
+            except sqlite3.Error as exc:
+                db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise OperationError(f"cannot open state database {path}: {exc}") from None
+                time.sleep(random.uniform(0.01, 0.1))
         with contextlib.suppress(OSError):
             path.chmod(0o600)
         return db

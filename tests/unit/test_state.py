@@ -8,6 +8,7 @@ import signal
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,3 +118,29 @@ def test_disk_errors_are_operation_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(OperationError, match="state database"):
         store.event("demo", "create", "x", "y")
+
+
+def _open_store(home: str, barrier: Any, errors: Any) -> None:
+    barrier.wait()
+    try:
+        StateStore(Paths.resolve(home=home))
+    except Exception as exc:  # reported to the parent
+        errors.put(str(exc))
+
+
+def test_processes_opening_a_new_home_at_once_all_succeed(tmp_path: Path) -> None:
+    """Two `koral-play create` in a new home raced on switching the new database to WAL."""
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    for round_ in range(15):
+        home = str(tmp_path / f"home{round_}")
+        barrier = ctx.Barrier(6)
+        procs = [ctx.Process(target=_open_store, args=(home, barrier, errors)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == []
