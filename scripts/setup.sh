@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(python3 python3-venv python3-dev gcc git openssh-client podman runc netavark aardvark-dns debootstrap nftables haproxy
+DEBS=(python3 python3-venv python3-dev gcc git openssh-client podman runc netavark aardvark-dns iptables debootstrap nftables haproxy
       iproute2 xorriso skopeo buildah busybox-static docker-registry sqlite3 uidmap ca-certificates curl)
 missing=()
 for p in "${DEBS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
