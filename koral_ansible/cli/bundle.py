@@ -16,6 +16,7 @@ from koral_ansible.bundle.iso import is_iso
 from koral_ansible.bundle.layout import ARCHES
 from koral_ansible.bundle.register import Client, register_bundle, registered_versions
 from koral_ansible.cli.common import emit, output_option
+from koral_ansible.cli.table import Column
 from koral_ansible.errors import InputError
 from koral_ansible.paths import Paths
 
@@ -233,7 +234,8 @@ def register(
 @click.pass_context
 def list_(ctx: click.Context, provider: str, output: str) -> None:
     """List bundles, newest Kubernetes version first: built or recorded on this machine, or the
-    Kubernetes versions registered in Mold / CloudStack (--provider cloudstack)."""
+    Kubernetes versions registered in Mold / CloudStack (--provider cloudstack).
+    -o wide adds the full sha256 checksum and when the bundle was recorded."""
     if _check_provider(provider) == "cloudstack":
         versions = [
             {
@@ -245,7 +247,7 @@ def list_(ctx: click.Context, provider: str, output: str) -> None:
             }
             for v in registered_versions(_cloud_client())
         ]
-        emit(versions, output, columns=["name", "version", "state", "zone", "id"])
+        emit(versions, output, CLOUD_COLUMNS, empty="No Kubernetes versions registered.")
         return
     rows = [
         {
@@ -254,9 +256,21 @@ def list_(ctx: click.Context, provider: str, output: str) -> None:
             "arch": r.arch,
             "iso": r.iso,
             "directory": r.directory,
-            "checksum": r.checksum if output != "table" else r.checksum[:12],
+            "checksum": r.checksum,
             "recorded": r.recorded,
         }
         for r in list_bundles(_home(ctx))
     ]
-    emit(rows, output, columns=["name", "version", "arch", "iso", "directory", "checksum"])
+    emit(rows, output, LOCAL_COLUMNS, empty="No bundles recorded.")
+
+
+LOCAL_COLUMNS = (
+    Column("name"),
+    Column("version"),
+    Column("arch"),
+    Column("iso"),
+    Column("directory"),
+    Column("checksum", wide=True),
+    Column("recorded", wide=True),
+)
+CLOUD_COLUMNS = (Column("name"), Column("version"), Column("state"), Column("zone"), Column("id"))

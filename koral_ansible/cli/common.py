@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
 import yaml
-from rich.console import Console
-from rich.table import Table
 
+from koral_ansible.cli import table
+from koral_ansible.cli.table import Column
 from koral_ansible.errors import KoralError
 from koral_ansible.operations.context import Env
 
-OUTPUT_FORMATS = ("table", "json", "yaml")
+OUTPUT_FORMATS = ("table", "wide", "json", "yaml")
 
 output_option = click.option(
     "-o",
@@ -23,7 +22,8 @@ output_option = click.option(
     type=click.Choice(OUTPUT_FORMATS),
     default="table",
     show_default=True,
-    help="Output format: table for people, json or yaml for scripts.",
+    help="Output format: table (plain aligned columns, never cut), wide (more columns), "
+    "json or yaml for scripts.",
 )
 
 
@@ -75,33 +75,38 @@ def pass_env(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def emit(data: Any, fmt: str, columns: Sequence[str] | None = None, title: str | None = None) -> None:
-    """Print data to stdout as a table (rows = list of dicts, or one dict), JSON or YAML."""
+def emit(
+    data: Any,
+    fmt: str,
+    columns: Sequence[Column | str] | None = None,
+    empty: str = "No resources found.",
+) -> None:
+    """Print data to stdout: JSON, YAML, or a table (``table``/``wide``; see :mod:`.table`).
+
+    ``data`` is a list of rows (dicts; ``columns`` picks and orders them) or one dict, shown as
+    ``field value`` lines without the list-of-dict values (print those as their own table).
+    An empty list prints nothing to stdout and ``empty`` to stderr, as kubectl does.
+    """
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, default=str))
         return
     if fmt == "yaml":
         click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
         return
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
     if isinstance(data, dict):
-        table = Table(show_header=False, box=None, title=title)
-        table.add_column("field", style="bold")
-        table.add_column("value")
-        for key, value in data.items():
-            if isinstance(value, list | dict):
-                continue
-            table.add_row(key, "" if value is None else str(value))
-        console.print(table)
+        fields = [{"field": k, "value": v} for k, v in data.items() if not _is_rows(v)]
+        table.render(fields, FIELD_COLUMNS, header=False)
         return
     rows = list(data)
-    cols = list(columns or (rows[0].keys() if rows else []))
-    table = Table(title=title, box=None, padding=(0, 2))
-    for col in cols:
-        table.add_column(col.upper())
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in cols))
     if not rows:
-        console.print("(none)")
+        click.echo(empty, err=True)
         return
-    console.print(table)
+    cols = [c if isinstance(c, Column) else Column(c) for c in (columns or list(rows[0]))]
+    table.render(rows, cols, wide=fmt == "wide")
+
+
+FIELD_COLUMNS = (Column("field"), Column("value", text=True))
+
+
+def _is_rows(value: Any) -> bool:
+    return isinstance(value, list) and any(isinstance(v, dict) for v in value)

@@ -1,7 +1,7 @@
 """``koral-play registry push``: load a bundle's images into a private registry.
 
-Wire with ``root.add_command(registry)``. Pushed references go to stdout (``REF TARGET DIGEST``
-per line, or JSON/YAML), progress to stderr; the password never appears in either.
+Wire with ``root.add_command(registry)``. Pushed references go to stdout (a REF TARGET DIGEST
+table, or JSON/YAML), progress to stderr; the password never appears in either.
 """
 
 from __future__ import annotations
@@ -80,8 +80,4 @@ def push(
         progress=None if quiet else (lambda m: click.echo(f"registry: {m}", err=True)),
     )
     rows = [{"ref": p.ref, "target": p.target, "digest": p.digest} for p in pushed]
-    if output == "table":
-        for row in rows:
-            click.echo(f"{row['ref']} {row['target']} {row['digest']}")
-        return
-    emit(rows, output)
+    emit(rows, output, ["ref", "target", "digest"], empty="No images pushed.")

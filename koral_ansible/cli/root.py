@@ -9,7 +9,9 @@ from typing import Any
 import click
 
 from koral_ansible import __version__, operations
+from koral_ansible.cli.age import age
 from koral_ansible.cli.common import emit, output_option, pass_env
+from koral_ansible.cli.table import Column
 from koral_ansible.errors import InputError
 from koral_ansible.operations.context import Env
 from koral_ansible.spec import MAX_SIZE_ENV, load_spec, max_cluster_size
@@ -135,13 +137,54 @@ def create(env: Env, name: str | None, spec_file: str | None, ha: bool | None, *
     click.echo(f"kubeconfig: koral-play kubeconfig {record.name} > {record.name}.kubeconfig", err=True)
 
 
+LIST_COLUMNS = (
+    Column("name"),
+    Column("state"),
+    Column("provider"),
+    Column("version"),
+    Column("control_nodes", "CONTROL"),
+    Column("size"),
+    Column("endpoint"),
+    Column("age"),
+    Column("zone", wide=True),
+    Column("network", wide=True),
+    Column("cni", wide=True),
+    Column("pod_cidr", wide=True),
+    Column("service_cidr", wide=True),
+    Column("created", wide=True),
+    Column("description", wide=True, text=True),
+)
+NODE_COLUMNS = (
+    Column("name"),
+    Column("role"),
+    Column("state"),
+    Column("ip"),
+    Column("ssh"),
+    Column("index", wide=True),
+    Column("provider_id", wide=True),
+)
+EVENT_COLUMNS = (
+    Column("time"),
+    Column("age", wide=True),
+    Column("operation"),
+    Column("phase"),
+    Column("result"),
+    Column("message", text=True),
+)
+
+
 @root.command(name="list")
 @output_option
 @pass_env
 def list_(env: Env, output: str) -> None:
-    """List clusters with their state, version, size and API endpoint."""
-    rows = [operations.summary(r) for r in env.store.list_clusters()]
-    emit(rows, output, columns=["name", "state", "provider", "version", "control_nodes", "size", "endpoint"])
+    """List clusters with their state, version, size and API endpoint (-o wide: zone, network,
+    CNI, CIDRs, creation time and description too)."""
+    records = env.store.list_clusters()
+    if output not in ("table", "wide"):
+        emit([operations.summary(r) for r in records], output)
+        return
+    rows = [operations.summary_wide(r) for r in records]
+    emit([{**r, "age": age(r["created"])} for r in rows], output, LIST_COLUMNS, empty="No clusters found.")
 
 
 @root.command()
@@ -149,11 +192,15 @@ def list_(env: Env, output: str) -> None:
 @output_option
 @pass_env
 def show(env: Env, name: str, output: str) -> None:
-    """Show a cluster's details (Mold's detail fields) and its nodes."""
-    data = operations.detail(env, env.store.get_cluster(name))
+    """Show a cluster's details (Mold's detail fields) and its nodes (-o wide: node index and
+    provider id too)."""
+    record = env.store.get_cluster(name)
+    data = operations.detail(env, record)
     emit(data, output)
-    if output == "table":
-        emit(data["nodes"], "table", columns=["name", "role", "state", "ip", "ssh"], title="nodes")
+    if output in ("table", "wide"):
+        click.echo()
+        rows = [operations.node_row(n, wide=output == "wide") for n in record.nodes]
+        emit(rows, output, NODE_COLUMNS, empty="No nodes yet.")
 
 
 @root.command()
@@ -191,5 +238,8 @@ def delete(env: Env, name: str, yes: bool) -> None:
 @output_option
 @pass_env
 def events(env: Env, name: str, output: str) -> None:
-    """List the cluster's event log: time, operation, phase, result, message."""
-    emit(operations.events(env, name), output, columns=["time", "operation", "phase", "result", "message"])
+    """List the cluster's event log: time, operation, phase, result, message (-o wide: age too)."""
+    rows = operations.events(env, name)
+    if output in ("table", "wide"):
+        rows = [{**r, "age": age(r["time"])} for r in rows]
+    emit(rows, output, EVENT_COLUMNS, empty="No events.")

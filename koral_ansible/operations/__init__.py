@@ -4,7 +4,7 @@ from koral_ansible.operations.context import Env
 from koral_ansible.operations.create import create
 from koral_ansible.operations.delete import delete
 from koral_ansible.operations.lifecycle import recover, remove_node, reset, scale, start, stop, upgrade
-from koral_ansible.operations.query import detail, events, kubeconfig_path, summary
+from koral_ansible.operations.query import detail, events, kubeconfig_path, node_row, summary, summary_wide
 
 __all__ = [
     "Env",
@@ -13,6 +13,7 @@ __all__ = [
     "detail",
     "events",
     "kubeconfig_path",
+    "node_row",
     "recover",
     "remove_node",
     "reset",
@@ -20,5 +21,6 @@ __all__ = [
     "start",
     "stop",
     "summary",
+    "summary_wide",
     "upgrade",
 ]

@@ -9,7 +9,7 @@ from typing import Any
 from koral_ansible.autoscaler.settings import load_settings
 from koral_ansible.errors import OperationError
 from koral_ansible.operations.context import Env
-from koral_ansible.state import ClusterRecord
+from koral_ansible.state import ClusterRecord, NodeRecord
 
 
 def summary(record: ClusterRecord) -> dict[str, Any]:
@@ -26,6 +26,37 @@ def summary(record: ClusterRecord) -> dict[str, Any]:
         "endpoint": _api_url(record),
         "created": record.created,
     }
+
+
+def summary_wide(record: ClusterRecord) -> dict[str, Any]:
+    """One row of ``list -o wide``: the summary plus the network and the description."""
+    spec = record.spec
+    return {
+        **summary(record),
+        "network": _network(record),
+        "cni": spec.cni,
+        "pod_cidr": spec.pod_cidr,
+        "service_cidr": spec.service_cidr,
+        "description": spec.description,
+    }
+
+
+def node_row(node: NodeRecord, wide: bool = False) -> dict[str, Any]:
+    """One node of ``show`` (wide: plus its index and the provider's machine id)."""
+    row: dict[str, Any] = {
+        "name": node.name,
+        "role": node.role,
+        "state": node.state,
+        "ip": node.private_ip,
+        "ssh": f"{node.ssh_host}:{node.ssh_port}",
+    }
+    if wide:
+        row.update(index=node.idx, provider_id=node.provider_id)
+    return row
+
+
+def _network(record: ClusterRecord) -> str:
+    return str(record.spec.network or record.endpoint.get("extra", {}).get("network", ""))
 
 
 def _api_url(record: ClusterRecord) -> str:
@@ -55,7 +86,7 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
         "cpu": spec.cpu,
         "memory": spec.memory,
         "root_disk_size": spec.root_disk_size,
-        "network": spec.network or record.endpoint.get("extra", {}).get("network", ""),
+        "network": _network(record),
         "cni": spec.cni,
         "pod_cidr": spec.pod_cidr,
         "service_cidr": spec.service_cidr,
@@ -67,16 +98,7 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
         "last_operation": (
             {"operation": last.operation, "status": last.status, "phase": last.phase} if last else None
         ),
-        "nodes": [
-            {
-                "name": n.name,
-                "role": n.role,
-                "state": n.state,
-                "ip": n.private_ip,
-                "ssh": f"{n.ssh_host}:{n.ssh_port}",
-            }
-            for n in record.nodes
-        ],
+        "nodes": [node_row(n) for n in record.nodes],
     }
 
 

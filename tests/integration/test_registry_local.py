@@ -166,7 +166,7 @@ def test_push_then_create_pulls_everything_from_the_registry(
     )  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 0, err
-    pushed = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+    pushed = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:] if line.strip()}
     assert sorted(pushed) == sorted(manifest.images)
     assert PASSWORD not in out + err
 

@@ -162,10 +162,10 @@ SPEC_FILES = {
 }
 
 OUTPUT_CASES: list[tuple[list[str], str, str]] = [
-    (["list", "-o", "xml"], "--output", "'table', 'json', 'yaml'"),
-    (["show", "demo", "-o", "xml"], "--output", "'table', 'json', 'yaml'"),
-    (["events", "demo", "-o", "csv"], "--output", "'table', 'json', 'yaml'"),
-    (["autoscale", "demo", "-o", "toml"], "--output", "'table', 'json', 'yaml'"),
+    (["list", "-o", "xml"], "--output", "'table', 'wide', 'json', 'yaml'"),
+    (["show", "demo", "-o", "xml"], "--output", "'table', 'wide', 'json', 'yaml'"),
+    (["events", "demo", "-o", "csv"], "--output", "'table', 'wide', 'json', 'yaml'"),
+    (["autoscale", "demo", "-o", "toml"], "--output", "'table', 'wide', 'json', 'yaml'"),
     (["show", "ghost"], "NAME", "known clusters: demo"),
     (["events", "ghost"], "NAME", "known clusters: demo"),
     (["kubeconfig", "ghost"], "NAME", "known clusters: demo"),

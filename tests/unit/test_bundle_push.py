@@ -171,9 +171,10 @@ def test_cli_registry_push(
     code = run_cli(group, [*args, "--username", USER, "--password-file", str(password_file)])
     out, err = capsys.readouterr()
     assert code == 0, err
-    lines = out.splitlines()
-    assert len(lines) == len(built.manifest.images)
-    assert any(line.startswith("registry.k8s.io/pause:3.10 127.0.0.1:") for line in lines)
+    header, *lines = out.splitlines()
+    assert header.split() == ["REF", "TARGET", "DIGEST"] and len(lines) == len(built.manifest.images)
+    pause = ["registry.k8s.io/pause:3.10", f"{auth_registry.removeprefix('http://')}/pause:3.10"]
+    assert any(line.split()[:2] == pause for line in lines)
     assert PASSWORD not in out + err and "registry: push" in err
 
     monkeypatch.setenv("KORAL_REGISTRY_PASSWORD", PASSWORD)
