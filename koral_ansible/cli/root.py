@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from koral_ansible import __version__, operations
+from koral_ansible import kubeconfig as user_kubeconfig
 from koral_ansible.cli.age import age
 from koral_ansible.cli.common import emit, output_option, pass_env
 from koral_ansible.cli.table import Column
@@ -105,14 +107,33 @@ def _secret_from(value: str | None, file: str | None, env_name: str, field: str)
     "--allowed-cidrs", help="Comma-separated source CIDRs allowed to SSH (2222..) and the API (6443)."
 )
 @click.option("--bundle", help="Kubernetes binaries bundle (directory or ISO) to install from.")
+@click.option(
+    "--merge-kubeconfig",
+    is_flag=True,
+    help="When the cluster is up, merge it into your kubeconfig as context koral-NAME "
+    "(like 'kubeconfig NAME --merge').",
+)
+@click.option(
+    "--set-current", is_flag=True, help="With --merge-kubeconfig: also make koral-NAME the current context."
+)
 @pass_env
-def create(env: Env, name: str | None, spec_file: str | None, ha: bool | None, **flags: Any) -> None:
+def create(
+    env: Env,
+    name: str | None,
+    spec_file: str | None,
+    ha: bool | None,
+    merge_kubeconfig: bool,
+    set_current: bool,
+    **flags: Any,
+) -> None:
     """Create a cluster (or resume an interrupted create of the same spec).
 
     Every input is validated before anything is created. Example:
 
         koral-play create demo --size 2
     """
+    if set_current and not merge_kubeconfig:
+        raise InputError("--set-current", "only goes with --merge-kubeconfig")
     password = _secret_from(
         flags.pop("registry_password"),
         flags.pop("registry_password_file"),
@@ -134,7 +155,13 @@ def create(env: Env, name: str | None, spec_file: str | None, ha: bool | None, *
     click.echo(
         f"cluster {record.name} is {record.state.value}: {operations.summary(record)['endpoint']}", err=True
     )
-    click.echo(f"kubeconfig: koral-play kubeconfig {record.name} > {record.name}.kubeconfig", err=True)
+    if merge_kubeconfig:
+        _merge_kubeconfig(record.name, operations.kubeconfig_path(env, record.name), set_current)
+    else:
+        click.echo(
+            f"kubeconfig: koral-play kubeconfig {record.name} --merge (or > {record.name}.kubeconfig)",
+            err=True,
+        )
 
 
 LIST_COLUMNS = (
@@ -206,11 +233,40 @@ def show(env: Env, name: str, output: str) -> None:
 @root.command()
 @click.argument("name")
 @click.option("--path", "path_only", is_flag=True, help="Print the kubeconfig's path instead of its content.")
+@click.option(
+    "--merge",
+    is_flag=True,
+    help="Merge the cluster into your kubeconfig (the first existing file of $KUBECONFIG, else "
+    "~/.kube/config) as context, cluster and user koral-NAME; other entries are kept.",
+)
+@click.option("--set-current", is_flag=True, help="With --merge: also make koral-NAME the current context.")
 @pass_env
-def kubeconfig(env: Env, name: str, path_only: bool) -> None:
-    """Print the cluster's admin kubeconfig (server = the public API endpoint)."""
+def kubeconfig(env: Env, name: str, path_only: bool, merge: bool, set_current: bool) -> None:
+    """Print the cluster's admin kubeconfig (server = the public API endpoint), or merge it.
+
+    koral-play kubeconfig demo --merge --set-current && kubectl get nodes
+    """
+    if merge and path_only:
+        raise InputError("--merge", "goes without --path")
+    if set_current and not merge:
+        raise InputError("--set-current", "only goes with --merge")
     path = operations.kubeconfig_path(env, name)
+    if merge:
+        _merge_kubeconfig(name, path, set_current)
+        return
     click.echo(str(path) if path_only else path.read_text().rstrip("\n"))
+
+
+def _merge_kubeconfig(name: str, path: Path, set_current: bool) -> None:
+    target = user_kubeconfig.merge(name, path, set_current=set_current)
+    context = user_kubeconfig.entry_name(name)
+    tail = f"; current context is now {context}" if set_current else f" (kubectl --context {context})"
+    click.echo(f"kubeconfig: merged {name} into {target} as context {context}{tail}", err=True)
+
+
+def _forget_kubeconfig(name: str) -> None:
+    for path in user_kubeconfig.remove(name):
+        click.echo(f"kubeconfig: removed context {user_kubeconfig.entry_name(name)} from {path}", err=True)
 
 
 @root.command()
@@ -220,10 +276,12 @@ def kubeconfig(env: Env, name: str, path_only: bool) -> None:
 def delete(env: Env, name: str, yes: bool) -> None:
     """Delete a cluster: nodes, networks, port forwards, firewall, load balancer and state.
 
-    Deleting a cluster that does not exist is not an error, so delete can be re-run.
+    Deleting a cluster that does not exist is not an error, so delete can be re-run. The
+    koral-NAME context, cluster and user are taken out of your kubeconfig files (only those).
     """
     if env.store.find_cluster(name) is None:
         click.echo(f"no cluster named {name!r}; nothing to delete", err=True)
+        _forget_kubeconfig(name)
         return
     if not yes:
         if not sys.stdin.isatty():
@@ -231,6 +289,7 @@ def delete(env: Env, name: str, yes: bool) -> None:
         click.confirm(f"Delete cluster {name} and everything it created?", abort=True, err=True)
     operations.delete(env, name)
     click.echo(f"cluster {name} deleted", err=True)
+    _forget_kubeconfig(name)
 
 
 @root.command()
