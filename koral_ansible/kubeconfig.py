@@ -82,24 +82,36 @@ def merge(
     return target
 
 
-def remove(cluster: str, environ: Mapping[str, str] | None = None) -> list[Path]:
-    """Take the ``koral-NAME`` entries out of every kubeconfig file; returns the files changed."""
+def remove(cluster: str, environ: Mapping[str, str] | None = None) -> tuple[list[Path], list[str]]:
+    """Take the ``koral-NAME`` entries out of every kubeconfig file.
+
+    Returns the files changed and, for files that could not be changed (damaged, locked), one
+    message each: the other files are still cleaned."""
     name = entry_name(cluster)
-    changed = []
+    changed: list[Path] = []
+    problems: list[str] = []
     for path in config_paths(environ):
-        if not path.is_file() or not _mentions(_read(path), name):
-            continue  # no lock (and no ~/.kube) for files that do not hold the cluster
-        with _locked(path):
-            config = _read(path)
-            if not _mentions(config, name):
-                continue
-            for section, _ in SECTIONS:
-                config[section] = [item for item in config[section] if item.get("name") != name]
-            if config.get("current-context") == name:
-                config["current-context"] = ""
-            _write(path, config)
-            changed.append(path)
-    return changed
+        try:
+            if path.is_file() and _remove_from(path, name):
+                changed.append(path)
+        except OperationError as exc:
+            problems.append(exc.message)
+    return changed, problems
+
+
+def _remove_from(path: Path, name: str) -> bool:
+    if not _mentions(_read(path), name):
+        return False  # no lock (and no ~/.kube) for files that do not hold the cluster
+    with _locked(path):
+        config = _read(path)
+        if not _mentions(config, name):
+            return False
+        for section, _ in SECTIONS:
+            config[section] = [item for item in config[section] if item.get("name") != name]
+        if config.get("current-context") == name:
+            config["current-context"] = ""
+        _write(path, config)
+    return True
 
 
 def _mentions(config: dict[str, Any], name: str) -> bool:

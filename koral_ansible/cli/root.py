@@ -265,8 +265,12 @@ def _merge_kubeconfig(name: str, path: Path, set_current: bool) -> None:
 
 
 def _forget_kubeconfig(name: str) -> None:
-    for path in user_kubeconfig.remove(name):
+    """After delete: the cluster is gone, so a kubeconfig that cannot be cleaned is only a warning."""
+    changed, problems = user_kubeconfig.remove(name)
+    for path in changed:
         click.echo(f"kubeconfig: removed context {user_kubeconfig.entry_name(name)} from {path}", err=True)
+    for problem in problems:
+        click.echo(f"warning: {problem}; remove context {user_kubeconfig.entry_name(name)} by hand", err=True)
 
 
 @root.command()

@@ -303,3 +303,19 @@ def test_create_merge_kubeconfig(
     code, _, err = cli(["create", "api"], capsys)  # default: the user's kubeconfig is not touched
     assert code == 0 and "kubeconfig api --merge" in err
     assert kubectl_config(config, "get-contexts", "-o", "name").split() == ["koral-web"]
+
+
+def test_delete_warns_about_a_damaged_kubeconfig_and_cleans_the_others(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged, good = tmp_path / "damaged", tmp_path / "good"
+    damaged.write_text("clusters: [\n")
+    monkeypatch.setenv("KUBECONFIG", str(good))
+    assert cli(["kubeconfig", NAME, "--merge"], capsys)[0] == 0
+    monkeypatch.setenv("KUBECONFIG", f"{damaged}{os.pathsep}{good}")
+    Env.open(str(home)).store.forget_cluster(NAME)
+    code, _, err = cli(["delete", NAME, "--yes"], capsys)
+    assert code == 0, err
+    assert f"warning: kubeconfig {damaged} is not valid YAML" in err and f"from {good}" in err
+    assert damaged.read_text() == "clusters: [\n"
+    assert kubectl_config(good, "get-contexts", "-o", "name").split() == []
