@@ -236,15 +236,17 @@ def show(env: Env, name: str, output: str) -> None:
 @click.option(
     "--merge",
     is_flag=True,
-    help="Merge the cluster into your kubeconfig (the first existing file of $KUBECONFIG, else "
-    "~/.kube/config) as context, cluster and user koral-NAME; other entries are kept.",
+    help="Merge the cluster into your kubeconfig (the first existing file of $KUBECONFIG, else its "
+    "last; ~/.kube/config without it) as context, cluster and user koral-NAME; other entries are kept.",
 )
 @click.option("--set-current", is_flag=True, help="With --merge: also make koral-NAME the current context.")
 @pass_env
 def kubeconfig(env: Env, name: str, path_only: bool, merge: bool, set_current: bool) -> None:
-    """Print the cluster's admin kubeconfig (server = the public API endpoint), or merge it.
+    """Print the cluster's admin kubeconfig (server = the public API endpoint), or merge it
+    into yours (delete takes it out again). Example:
 
-    koral-play kubeconfig demo --merge --set-current && kubectl get nodes
+    \b
+        koral-play kubeconfig demo --merge --set-current && kubectl get nodes
     """
     if merge and path_only:
         raise InputError("--merge", "goes without --path")
