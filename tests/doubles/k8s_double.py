@@ -1572,7 +1572,14 @@ def _common_checks(cri: str, version: str, k8s_version: str = "") -> list[tuple[
             f"container runtime is not running: validate service connection: dial unix {_cri_path(cri)}: "
             "connect: no such file or directory",
         ),
-        ("Swap", len(read("/proc/swaps").splitlines()) <= 1, "running with swap on is not supported"),
+        (
+            "Swap",
+            len(read("/proc/swaps").splitlines()) <= 1,
+            "swap is supported for cgroup v2 only. The kubelet must be properly configured to use swap. "
+            "Please refer to https://kubernetes.io/docs/concepts/architecture/nodes/#swap-memory, "
+            "or disable swap on the node",
+            True,  # SwapCheck returns a warning; the kubelet refuses swap (failSwapOn)
+        ),
     ]
     if _vtuple(version)[:2] < (1, 30):
         checks.append(
@@ -1802,6 +1809,29 @@ def _pull_images_check(ignored: list[str], images: list[str], cri_socket: str, p
     print(f"[{prefix}] This might take a minute or two, depending on the speed of your internet connection")
     print(f"[{prefix}] You can also perform this action beforehand using 'kubeadm config images pull'")
     _preflight(ignored, image_pull_check(images, cri_socket, DOUBLE_VERSION))
+
+
+def _control_plane_checks(port: int, etcd_dir: str | None) -> list[tuple[Any, ...]]:
+    """InitNodeChecks (checks.go): API server, scheduler and controller-manager ports, the four
+    static pod manifests, and for a local etcd its client/peer ports and an empty data dir."""
+    checks: list[tuple[Any, ...]] = [
+        (f"Port-{n}", _port_free(n), f"Port {n} is in use") for n in (port, 10259, 10257)
+    ]
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
+        f = K8S_DIR / "manifests" / f"{name}.yaml"
+        checks.append(
+            (f"FileAvailable--etc-kubernetes-manifests-{name}.yaml", not f.exists(), f"{f} already exists")
+        )
+    if etcd_dir is not None:
+        checks += [(f"Port-{n}", _port_free(n), f"Port {n} is in use") for n in (2379, 2380)]
+        checks.append(
+            (
+                "DirAvailable-" + etcd_dir.replace("/", "-"),
+                not Path(etcd_dir).is_dir() or not any(Path(etcd_dir).iterdir()),
+                f"{etcd_dir} is not empty",
+            )
+        )
+    return checks
 
 
 def _node_state() -> dict[str, Any]:
@@ -2300,22 +2330,12 @@ def cmd_init(argv: list[str], rec: dict[str, Any]) -> int:
         print("[preflight] Running pre-flight checks")
         checks = [
             *_common_checks(p.cri, p.version, p.version),
-            ("Port-6443", _port_free(p.port), f"Port {p.port} is in use"),
             ("Port-10250", _port_free(10250), "Port 10250 is in use"),
-            (
-                "FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml",
-                not (K8S_DIR / "manifests" / "kube-apiserver.yaml").exists(),
-                f"{K8S_DIR}/manifests/kube-apiserver.yaml already exists",
-            ),
+            *_control_plane_checks(p.port, None if p.external_etcd is not None else p.etcd_dir),
             (
                 "FileAvailable--etc-kubernetes-kubelet.conf",
                 not (K8S_DIR / "kubelet.conf").exists(),
                 f"{K8S_DIR}/kubelet.conf already exists",
-            ),
-            (
-                "DirAvailable--var-lib-etcd",
-                p.external_etcd is not None or not any(Path(p.etcd_dir).glob("*")),
-                f"{p.etcd_dir} is not empty",
             ),
         ]
         _preflight(ignored, checks)
@@ -2604,15 +2624,23 @@ def cmd_join(argv: list[str], rec: dict[str, Any]) -> int:
                 f"{K8S_DIR}/kubelet.conf already exists",
             ),
             (
-                "FileAvailable--etc-kubernetes-pki-ca.crt",
-                not (K8S_DIR / "pki" / "ca.crt").exists(),
-                f"{K8S_DIR}/pki/ca.crt already exists",
+                "FileAvailable--etc-kubernetes-bootstrap-kubelet.conf",
+                not (K8S_DIR / "bootstrap-kubelet.conf").exists(),
+                f"{K8S_DIR}/bootstrap-kubelet.conf already exists",
             ),
             ("Port-10250", _port_free(10250), "Port 10250 is in use"),
         ]
-        if cp is not None:
+        if cp is None:  # JoinNodeChecks: the CA only for worker joins
+            checks.append(
+                (
+                    "FileAvailable--etc-kubernetes-pki-ca.crt",
+                    not (K8S_DIR / "pki" / "ca.crt").exists(),
+                    f"{K8S_DIR}/pki/ca.crt already exists",
+                )
+            )
+        else:  # RunInitNodeChecks(isSecondaryControlPlane)
             port = int((cp.get("localAPIEndpoint") or {}).get("bindPort") or 6443)
-            checks.append((f"Port-{port}", _port_free(port), f"Port {port} is in use"))
+            checks += _control_plane_checks(port, str(ETCD_DIR))
         _preflight(ignored, checks)
     disc = jc["discovery"]
     bt = disc.get("bootstrapToken")
@@ -3827,8 +3855,10 @@ class StaticPods:
                     continue
                 self._stop(name)
                 cur = None
-            if cur is None and self.runtime is not None and not self.runtime.sandbox_gate(name):
-                continue  # no sandbox, no pod (retried on the next sync)
+            if cur is None and self.runtime is not None:
+                images = [str(x["image"]) for x in pod["spec"]["containers"] if x.get("image")]
+                if not self.runtime.pod_gate(name, images):
+                    continue  # no sandbox or image, no pod (retried on the next sync)
             if cur is None:
                 new = {
                     "digest": digest,
@@ -3839,6 +3869,8 @@ class StaticPods:
                 }
                 self.pods[name] = new
                 self._start(name, cmd, str(c.get("image") or ""), new)
+                if self.runtime is not None:
+                    self.runtime.pod_status(name, {"phase": "Running", "reason": "", "message": ""}, "")
         for name in list(self.pods):
             if name not in seen:
                 self._stop(name)
@@ -4126,14 +4158,12 @@ class KubeletRuntime:
         )
         return False
 
-    def run_network_pod(self, ds: dict[str, Any], node: str) -> None:
-        """The DaemonSet pod of this node: its images (and the sandbox) must be in containerd; then
-        its install containers write the conflist and plugin binaries on the host."""
-        name = str(ds["metadata"]["name"])
-        pod = f"{name}-{node}"
+    def pod_gate(self, pod: str, images: list[str]) -> bool:
+        """The sandbox, then every container image (imagePullPolicy IfNotPresent): present or
+        pulled; else the pod stays Pending with ErrImagePull (pkg/kubelet/images/image_manager.go)."""
         if not self.sandbox_gate(pod):
-            return
-        for image in _pod_images(ds):
+            return False
+        for image in images:
             err = self.ensure(image)
             if err is not None:
                 msg = f"rpc error: code = Unknown desc = {err}"
@@ -4142,7 +4172,16 @@ class KubeletRuntime:
                     {"phase": "Pending", "reason": "ErrImagePull", "image": image, "message": msg},
                     f'kubelet: "Failed to pull image" err="{msg}" image="{image}" pod="kube-system/{pod}"',
                 )
-                return
+                return False
+        return True
+
+    def run_network_pod(self, ds: dict[str, Any], node: str) -> None:
+        """The DaemonSet pod of this node: its images (and the sandbox) must be in containerd; then
+        its install containers write the conflist and plugin binaries on the host."""
+        name = str(ds["metadata"]["name"])
+        pod = f"{name}-{node}"
+        if not self.pod_gate(pod, _pod_images(ds)):
+            return
         plugin = NETWORK_PLUGINS.get(name)
         if plugin is not None:
             bin_dir, conf_dir = _ds_host_dirs(ds)

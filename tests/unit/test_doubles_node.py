@@ -307,3 +307,76 @@ def test_kubelet_cni_bin_dir_is_containerds(node: Path) -> None:
     conf = json.loads((node / "rootfs" / "etc" / "cni" / "net.d" / "10-calico.conflist").read_text())
     assert [p["type"] for p in conf["plugins"]] == ["calico", "portmap", "bandwidth"]
     assert kd.cni_network_status(rt.cri) == (False, 'failed to find plugin "calico" in path [/usr/lib/cni]')
+
+
+def test_static_pods_wait_for_the_sandbox_and_their_image(node: Path) -> None:
+    manifests = node / "manifests"
+    manifests.mkdir()
+    (manifests / "kube-scheduler.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-scheduler\n  namespace: kube-system\n"
+        "spec:\n  containers:\n  - name: kube-scheduler\n    image: registry.k8s.io/kube-scheduler:v1.31.4\n"
+        "    command: [kube-scheduler]\n"
+    )
+    _set_images(node, [])
+    rt = kd.KubeletRuntime("unix:///run/containerd/containerd.sock", node / "pods")
+    pods = kd.StaticPods(manifests, node / "pods", rt)
+    pods.sync()
+    assert "kube-scheduler" not in pods.pods
+    status = json.loads((node / "pods" / "kube-scheduler.status.json").read_text())
+    assert status["reason"] == "FailedCreatePodSandBox"
+    _set_images(node, ["registry.k8s.io/pause:3.8"])
+    rt.refresh(force=True)
+    pods.sync()
+    status = json.loads((node / "pods" / "kube-scheduler.status.json").read_text())
+    assert (status["reason"], status["image"]) == ("ErrImagePull", "registry.k8s.io/kube-scheduler:v1.31.4")
+    assert "kube-scheduler" not in pods.pods
+    _set_images(node, ["registry.k8s.io/pause:3.8", "registry.k8s.io/kube-scheduler:v1.31.4"])
+    pods.sync()
+    assert "kube-scheduler" in pods.pods
+    assert json.loads((node / "pods" / "kube-scheduler.status.json").read_text())["phase"] == "Running"
+
+
+CRICTL_REAL = """#!/bin/sh
+# answers like cri-tools' crictl: JSON for a known image, FATA no such image otherwise
+for a in "$@"; do last="$a"; done
+case "$*" in
+  *inspecti*) if [ "$last" = "registry.k8s.io/pause:3.10" ]; then
+                echo '{"status": {"id": "sha256:1"}}'; exit 0
+              fi
+              echo "FATA[0000] no such image \\"$last\\" present" >&2; exit 1;;
+esac
+exit 1
+"""
+
+
+@pytest.mark.parametrize("real", [True, False])
+def test_crictl_is_used_only_when_it_answers_like_the_real_one(node: Path, real: bool) -> None:
+    bindir = node / "fakebin"
+    crictl = bindir / "crictl"
+    crictl.write_text(CRICTL_REAL if real else "#!/bin/sh\necho crictl v1.31.1\n")  # bundle stand-in
+    crictl.chmod(0o755)
+    _set_images(node, ["registry.k8s.io/kube-proxy:v1.31.4"])
+    store = kd.ImageStore("unix:///run/containerd/containerd.sock", kd.CriConfig({}))
+    assert store.exists("registry.k8s.io/pause:3.10") is real
+    assert store.exists("registry.k8s.io/kube-proxy:v1.31.4") is not real  # only ctr knows it
+    assert bool(_ctr_db(node).get("calls")) is not real  # ctr asked only without a real crictl
+
+
+def test_control_plane_preflight_files_and_ports(node: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    k8s = node / "etc"
+    (k8s / "manifests").mkdir(parents=True)
+    (k8s / "manifests" / "etcd.yaml").write_text("x")
+    monkeypatch.setattr(kd, "K8S_DIR", k8s)
+    etcd = node / "etcd"
+    etcd.mkdir()
+    (etcd / "member").mkdir()
+    failed = {c[0]: c[2] for c in kd._control_plane_checks(6443, str(etcd)) if not c[1]}
+    assert (
+        failed["FileAvailable--etc-kubernetes-manifests-etcd.yaml"]
+        == f"{k8s}/manifests/etcd.yaml already exists"
+    )
+    assert failed["DirAvailable-" + str(etcd).replace("/", "-")] == f"{etcd} is not empty"
+    names = [c[0] for c in kd._control_plane_checks(6443, None)]
+    assert names[:3] == ["Port-6443", "Port-10259", "Port-10257"] and "Port-2379" not in names
+    swap = next(c for c in kd._common_checks("unix:///nonexistent.sock", "1.31.4") if c[0] == "Swap")
+    assert swap[3] is True  # a warning: kubeadm leaves refusing swap to the kubelet
