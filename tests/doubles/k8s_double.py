@@ -1461,10 +1461,33 @@ def _load_config_file(path: str) -> tuple[dict[str, dict[str, Any]], list[Any]]:
     return validate_kubeadm_docs(docs, DOUBLE_VERSION), docs
 
 
-def _no_mix(flags: dict[str, Any], allowed: set[str]) -> None:
-    bad = sorted(k for k in flags if k not in allowed | {"config"} | set(GLOBAL_KUBEADM_FLAGS))
+# isAllowedFlag (cmd/kubeadm/app/apis/kubeadm/validation/validation.go, ValidateMixedArguments):
+# the only flags --config can be given with, besides every --skip-* flag.
+MIX_ALLOWED = {
+    "config",
+    "ignore-preflight-errors",
+    "dry-run",
+    "kubeconfig",
+    "node-name",
+    "kubeconfig-dir",
+    "upload-certs",
+    "print-join-command",
+    "rootfs",
+    "v",
+    "log-file",
+}
+
+
+def _go_list(items: list[str]) -> str:
+    return "[" + " ".join(items) + "]"
+
+
+def _no_mix(flags: dict[str, Any], allowed: set[str] | None = None) -> None:
+    """ValidateMixedArguments: flag.Visit walks set flags in name order, printed as a Go slice."""
+    ok = MIX_ALLOWED | (allowed or set()) | {"help"}
+    bad = sorted(k for k in flags if k not in ok and not k.startswith("skip-"))
     if bad:
-        raise DoubleError(f"can not mix '--config' with arguments {bad}")
+        raise DoubleError(f"can not mix '--config' with arguments {_go_list(bad)}")
 
 
 def _args_list(value: Any) -> list[tuple[str, str]]:
@@ -1499,14 +1522,17 @@ def _port_free(port: int) -> bool:
             return False
 
 
-def _preflight(ignored: list[str], checks: list[tuple[str, bool, str]]) -> None:
+def _preflight(ignored: list[str], checks: list[tuple[Any, ...]]) -> None:
+    """RunChecks (cmd/kubeadm/app/preflight/checks.go): (name, ok, message[, warning_only]).
+
+    Warnings and ignored errors go to stderr as `[WARNING name]`; errors fail together."""
     ign = {i.lower() for i in ignored}
     errors = []
-    for name, ok, msg in checks:
+    for name, ok, msg, *warn in checks:
         if ok:
             continue
-        if "all" in ign or name.lower() in ign:
-            print(f"\t[WARNING {name}]: {msg}")
+        if (warn and warn[0]) or "all" in ign or name.lower() in ign:
+            sys.stderr.write(f"\t[WARNING {name}]: {msg}\n")
         else:
             errors.append(f"\t[ERROR {name}]: {msg}")
     if errors:
@@ -1522,7 +1548,12 @@ def _cri_path(cri: str) -> str:
     return cri[len("unix://") :] if cri.startswith("unix://") else cri
 
 
-def _common_checks(cri: str, version: str) -> list[tuple[str, bool, str]]:
+def _common_checks(cri: str, version: str, k8s_version: str = "") -> list[tuple[Any, ...]]:
+    """addCommonChecks + the IPv4 check (checks.go): CRI, swap, executables, ip_forward.
+
+    version: what decides version-dependent checks (kubeadm's); k8s_version: the Kubernetes
+    version being set up (init) or "" (join), as kubeadm passes it to addExecChecks."""
+
     def read(p: str) -> str:
         try:
             return Path(p).read_text().strip()
@@ -1541,7 +1572,14 @@ def _common_checks(cri: str, version: str) -> list[tuple[str, bool, str]]:
             f"container runtime is not running: validate service connection: dial unix {_cri_path(cri)}: "
             "connect: no such file or directory",
         ),
-        ("Swap", len(read("/proc/swaps").splitlines()) <= 1, "running with swap on is not supported"),
+        (
+            "Swap",
+            len(read("/proc/swaps").splitlines()) <= 1,
+            "swap is supported for cgroup v2 only. The kubelet must be properly configured to use swap. "
+            "Please refer to https://kubernetes.io/docs/concepts/architecture/nodes/#swap-memory, "
+            "or disable swap on the node",
+            True,  # SwapCheck returns a warning; the kubelet refuses swap (failSwapOn)
+        ),
     ]
     if _vtuple(version)[:2] < (1, 30):
         checks.append(
@@ -1549,6 +1587,248 @@ def _common_checks(cri: str, version: str) -> list[tuple[str, bool, str]]:
                 "FileContent--proc-sys-net-bridge-bridge-nf-call-iptables",
                 read("/proc/sys/net/bridge/bridge-nf-call-iptables") == "1",
                 "/proc/sys/net/bridge/bridge-nf-call-iptables contents are not set to 1",
+            )
+        )
+    return [*checks, *exec_checks(DOUBLE_VERSION, k8s_version)]
+
+
+# ---------------------------------------------------------------------------------------
+# Node tools: executables kubeadm needs (InPathCheck), containerd's effective CRI config and
+# the images of its k8s.io namespace (read and pulled with the node's real crictl or ctr)
+# ---------------------------------------------------------------------------------------
+
+# Tests on a host point these at a private directory (never the host's /etc or /opt).
+ROOTFS = os.environ.get("KORAL_DOUBLE_ROOTFS", "")
+CONTAINERD_CONFIG = os.environ.get("KORAL_DOUBLE_CONTAINERD_CONFIG", "/etc/containerd/config.toml")
+CRI_NAMESPACE = "k8s.io"
+
+
+def host_path(path: str) -> Path:
+    """A node path, under KORAL_DOUBLE_ROOTFS when tests run the double on a host."""
+    return Path(ROOTFS + path) if ROOTFS else Path(path)
+
+
+def exec_checks(kubeadm_version: str, k8s_version: str) -> list[tuple[str, bool, str, bool]]:
+    """InPathCheck list of kubeadm's addExecChecks (cmd/kubeadm/app/preflight/checks_linux.go).
+
+    Returns (name, ok, message, warning_only). kubeadm < 1.31 shells out to crictl (mandatory);
+    1.31 talks CRI itself and only warns (kubernetes/kubeadm#3064); 1.32 drops the check.
+    conntrack is mandatory before 1.32; from 1.32 only when the Kubernetes version being set up
+    parses and is older than 1.32 (init; join passes "" so it is never checked there).
+    """
+    kv = _vtuple(kubeadm_version)[:2]
+    tools: list[tuple[str, bool]] = []
+    if kv < (1, 31):
+        tools.append(("crictl", True))
+    elif kv == (1, 31):
+        tools.append(("crictl", False))
+    old_k8s = bool(re.match(r"^v?\d+\.\d+\.\d+", k8s_version)) and _vtuple(k8s_version)[:2] < (1, 32)
+    if kv < (1, 32) or old_k8s:
+        tools.append(("conntrack", True))
+    tools += [("ip", True), ("iptables", True), ("mount", True), ("nsenter", True)]
+    tools += [(t, False) for t in ("ebtables", "ethtool", "socat", "tc", "touch")]
+    return [
+        (f"FileExisting-{exe}", shutil.which(exe) is not None, f"{exe} not found in system path", not must)
+        for exe, must in tools
+    ]
+
+
+class CriConfig:
+    """What containerd's CRI plugin uses: sandbox image, CNI dirs, registry hosts dir.
+
+    Read from the effective configuration (`containerd config dump`: defaults merged) or, when
+    no containerd binary exists, from the file. v2: plugins."io.containerd.grpc.v1.cri"
+    (sandbox_image, cni.bin_dir, cni.conf_dir, registry.config_path); v3 (containerd 2.x):
+    plugins."io.containerd.cri.v1.images".pinned_images.sandbox and .registry.config_path,
+    plugins."io.containerd.cri.v1.runtime".cni.bin_dirs (2.1) / bin_dir (2.0), conf_dir.
+    Sources: containerd/containerd docs/cri/config.md, pkg/cri/config/config_unix.go.
+    """
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        plugins = cfg.get("plugins") or {}
+        version = int(cfg.get("version") or 1)
+        if version >= 3:
+            images = plugins.get("io.containerd.cri.v1.images") or {}
+            cni = (plugins.get("io.containerd.cri.v1.runtime") or {}).get("cni") or {}
+            pinned = images.get("pinned_images") or {}
+            self.sandbox_image = str(pinned.get("sandbox") or "registry.k8s.io/pause:3.10")
+            dirs = cni.get("bin_dirs") or ([cni["bin_dir"]] if cni.get("bin_dir") else [])
+            self.config_path = str((images.get("registry") or {}).get("config_path") or "")
+        else:
+            cri = plugins.get("io.containerd.grpc.v1.cri") or plugins.get("cri") or {}
+            cni = cri.get("cni") or {}
+            self.sandbox_image = str(cri.get("sandbox_image") or "registry.k8s.io/pause:3.8")
+            dirs = [cni["bin_dir"]] if cni.get("bin_dir") else []
+            self.config_path = str((cri.get("registry") or {}).get("config_path") or "")
+        self.cni_bin_dirs = [str(d) for d in dirs] or ["/opt/cni/bin"]
+        self.cni_conf_dir = str(cni.get("conf_dir") or "/etc/cni/net.d")
+
+
+def containerd_config() -> CriConfig:
+    text = ""
+    exe = shutil.which("containerd")
+    if exe:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            proc = subprocess.run(
+                [exe, "--config", str(host_path(CONTAINERD_CONFIG)), "config", "dump"],
+                capture_output=True, text=True, timeout=30, check=False,
+            )  # fmt: skip
+            if proc.returncode == 0:
+                text = proc.stdout
+    if not text:
+        with contextlib.suppress(OSError):
+            text = host_path(CONTAINERD_CONFIG).read_text()
+    try:
+        import tomllib
+
+        return CriConfig(tomllib.loads(text))
+    except (ImportError, ValueError):
+        return CriConfig({})
+
+
+def normalize_image(ref: str) -> str:
+    """The docker.io/library/x:latest form containerd's CRI stores (reference.ParseNormalizedNamed)."""
+    name, digest = [*ref.split("@", 1), ""][:2]
+    first = name.split("/", 1)[0]
+    if "/" not in name or not ("." in first or ":" in first or first == "localhost"):
+        name = "docker.io/" + (name if "/" in name else "library/" + name)
+    if not digest and ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return name + ("@" + digest if digest else "")
+
+
+class ImageStore:
+    """Images in containerd's k8s.io namespace, through the node's real clients.
+
+    `crictl inspecti` / `crictl pull` talk CRI (a pull honours the CRI registry config, hosts.toml
+    included) — used when crictl answers like the real one. Otherwise `ctr -n k8s.io images ls -q`
+    and `ctr -n k8s.io images pull --hosts-dir <registry config_path>` (same registry hosts).
+    """
+
+    def __init__(self, cri_socket: str, cri: CriConfig, pull_timeout: float = 300.0) -> None:
+        self.sock = _cri_path(cri_socket)
+        self.cri = cri
+        self.pull_timeout = pull_timeout
+        self._crictl: bool | None = None
+        self._names: set[str] | None = None
+
+    def _run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]}: timed out after {timeout:.0f}s")
+        except OSError as exc:
+            return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {exc.strerror}")
+
+    def _crictl_argv(self, *args: str) -> list[str]:
+        ep = f"unix://{self.sock}"
+        return ["crictl", "--runtime-endpoint", ep, "--image-endpoint", ep, *args]
+
+    def _inspect_crictl(self, image: str) -> bool | None:
+        """True/False when crictl answered like the real one, None when it did not."""
+        if self._crictl is False or shutil.which("crictl") is None:
+            return None
+        proc = self._run(self._crictl_argv("inspecti", "-o", "json", image), 30)
+        if proc.returncode == 0:
+            try:
+                ok = isinstance(json.loads(proc.stdout).get("status"), dict)
+            except (ValueError, AttributeError):
+                ok = False
+            if ok:
+                self._crictl = True
+                return True
+        elif "no such image" in (proc.stdout + proc.stderr).lower():
+            self._crictl = True
+            return False
+        self._crictl = False
+        return None
+
+    def _ctr_names(self) -> set[str]:
+        if self._names is None:
+            proc = self._run(["ctr", "--address", self.sock, "-n", CRI_NAMESPACE, "images", "ls", "-q"], 30)
+            self._names = set(proc.stdout.split()) if proc.returncode == 0 else set()
+        return self._names
+
+    def exists(self, image: str) -> bool:
+        found = self._inspect_crictl(image)
+        if found is not None:
+            return found
+        return normalize_image(image) in self._ctr_names()
+
+    def pull(self, image: str) -> str | None:
+        """None when the image is now present, else the client's error (last line)."""
+        if self._crictl:
+            proc = self._run(self._crictl_argv("pull", image), self.pull_timeout)
+        else:
+            argv = ["ctr", "--address", self.sock, "-n", CRI_NAMESPACE, "images", "pull"]
+            if self.cri.config_path:
+                argv += ["--hosts-dir", self.cri.config_path]
+            proc = self._run([*argv, normalize_image(image)], self.pull_timeout)
+            self._names = None
+        if proc.returncode == 0:
+            return None
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        return re.sub(r"^(ctr|crictl): ", "", lines[-1] if lines else f"exit status {proc.returncode}")
+
+    def ensure(self, image: str) -> str | None:
+        """IfNotPresent: present, or pulled now; else containerd's error for the pull
+        (`failed to pull and unpack image "<ref>": <cause>`, internal/cri/server/images/image_pull.go)."""
+        if self.exists(image):
+            return None
+        err = self.pull(image)
+        if err is None:
+            return None
+        return f'failed to pull and unpack image "{normalize_image(image)}": {err}'
+
+
+def image_pull_check(images: list[str], cri_socket: str, kubeadm_version: str) -> list[tuple[str, bool, str]]:
+    """kubeadm's ImagePullCheck with the default policy IfNotPresent and serial pulls
+    (cmd/kubeadm/app/preflight/checks.go, cmd/kubeadm/app/util/runtime/runtime.go).
+
+    Each missing image that cannot be pulled is one error of the check named ImagePull. From 1.31
+    kubeadm pulls through the CRI client (runtime.PullImage wraps "failed to pull image X" and the
+    check wraps it again); before, it shells out to crictl ("output: ..., error: exit status 1").
+    """
+    store = ImageStore(cri_socket, containerd_config())
+    out = []
+    for image in images:
+        err = store.ensure(image)
+        if err is None:
+            continue
+        err = f"rpc error: code = Unknown desc = {err}"
+        if _vtuple(kubeadm_version)[:2] >= (1, 31):
+            msg = f"failed to pull image {image}: failed to pull image {image}: {err}"
+        else:
+            msg = f"failed to pull image {image}: output: {err}, error: exit status 1"
+        out.append(("ImagePull", False, msg))
+    return out
+
+
+def _pull_images_check(ignored: list[str], images: list[str], cri_socket: str, prefix: str) -> None:
+    print(f"[{prefix}] Pulling images required for setting up a Kubernetes cluster")
+    print(f"[{prefix}] This might take a minute or two, depending on the speed of your internet connection")
+    print(f"[{prefix}] You can also perform this action beforehand using 'kubeadm config images pull'")
+    _preflight(ignored, image_pull_check(images, cri_socket, DOUBLE_VERSION))
+
+
+def _control_plane_checks(port: int, etcd_dir: str | None) -> list[tuple[Any, ...]]:
+    """InitNodeChecks (checks.go): API server, scheduler and controller-manager ports, the four
+    static pod manifests, and for a local etcd its client/peer ports and an empty data dir."""
+    checks: list[tuple[Any, ...]] = [
+        (f"Port-{n}", _port_free(n), f"Port {n} is in use") for n in (port, 10259, 10257)
+    ]
+    for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"):
+        f = K8S_DIR / "manifests" / f"{name}.yaml"
+        checks.append(
+            (f"FileAvailable--etc-kubernetes-manifests-{name}.yaml", not f.exists(), f"{f} already exists")
+        )
+    if etcd_dir is not None:
+        checks += [(f"Port-{n}", _port_free(n), f"Port {n} is in use") for n in (2379, 2380)]
+        checks.append(
+            (
+                "DirAvailable-" + etcd_dir.replace("/", "-"),
+                not Path(etcd_dir).is_dir() or not any(Path(etcd_dir).iterdir()),
+                f"{etcd_dir} is not empty",
             )
         )
     return checks
@@ -1988,16 +2268,6 @@ INIT_FLAGS = {
     "token": "str",
     "token-ttl": "str",
 }
-INIT_MIX = {
-    "upload-certs",
-    "skip-phases",
-    "certificate-key",
-    "ignore-preflight-errors",
-    "dry-run",
-    "skip-token-print",
-    "skip-certificate-key-print",
-    "patches",
-}
 
 
 def cmd_init(argv: list[str], rec: dict[str, Any]) -> int:
@@ -2006,7 +2276,7 @@ def cmd_init(argv: list[str], rec: dict[str, Any]) -> int:
         raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm init"')
     by_kind: dict[str, dict[str, Any]] = {}
     if "config" in flags:
-        _no_mix(flags, INIT_MIX)
+        _no_mix(flags)
         by_kind, docs = _load_config_file(flags["config"])
         rec["config"] = docs
         if "JoinConfiguration" in by_kind:
@@ -2059,26 +2329,17 @@ def cmd_init(argv: list[str], rec: dict[str, Any]) -> int:
     if "preflight" not in skip:
         print("[preflight] Running pre-flight checks")
         checks = [
-            *_common_checks(p.cri, p.version),
-            ("Port-6443", _port_free(p.port), f"Port {p.port} is in use"),
+            *_common_checks(p.cri, p.version, p.version),
             ("Port-10250", _port_free(10250), "Port 10250 is in use"),
-            (
-                "FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml",
-                not (K8S_DIR / "manifests" / "kube-apiserver.yaml").exists(),
-                f"{K8S_DIR}/manifests/kube-apiserver.yaml already exists",
-            ),
+            *_control_plane_checks(p.port, None if p.external_etcd is not None else p.etcd_dir),
             (
                 "FileAvailable--etc-kubernetes-kubelet.conf",
                 not (K8S_DIR / "kubelet.conf").exists(),
                 f"{K8S_DIR}/kubelet.conf already exists",
             ),
-            (
-                "DirAvailable--var-lib-etcd",
-                p.external_etcd is not None or not any(Path(p.etcd_dir).glob("*")),
-                f"{p.etcd_dir} is not empty",
-            ),
         ]
         _preflight(ignored, checks)
+        _pull_images_check(ignored, image_list(p.version, cc.get("imageRepository")), p.cri, "preflight")
     if flags.get("dry-run") or ic.get("dryRun"):
         print("[dryrun] Would perform init; exiting")
         return 0
@@ -2239,7 +2500,6 @@ JOIN_FLAGS = {
     "node-name": "str",
     "cri-socket": "str",
 }
-JOIN_MIX = {"ignore-preflight-errors", "skip-phases", "dry-run", "patches"}
 
 
 def _discover(bt: dict[str, Any]) -> tuple[str, bytes]:
@@ -2301,9 +2561,9 @@ def jws_sign(content: str, token: str) -> str:
 def cmd_join(argv: list[str], rec: dict[str, Any]) -> int:
     flags, pos = parse_flags(argv, JOIN_FLAGS)
     if "config" in flags:
-        _no_mix(flags, JOIN_MIX)
+        _no_mix(flags)
         if pos:
-            raise DoubleError(f"can not mix '--config' with arguments {pos}")
+            raise DoubleError(f"can not mix '--config' with arguments {_go_list(pos)}")
         by_kind, docs = _load_config_file(flags["config"])
         rec["config"] = docs
         if "JoinConfiguration" not in by_kind:
@@ -2364,15 +2624,23 @@ def cmd_join(argv: list[str], rec: dict[str, Any]) -> int:
                 f"{K8S_DIR}/kubelet.conf already exists",
             ),
             (
-                "FileAvailable--etc-kubernetes-pki-ca.crt",
-                not (K8S_DIR / "pki" / "ca.crt").exists(),
-                f"{K8S_DIR}/pki/ca.crt already exists",
+                "FileAvailable--etc-kubernetes-bootstrap-kubelet.conf",
+                not (K8S_DIR / "bootstrap-kubelet.conf").exists(),
+                f"{K8S_DIR}/bootstrap-kubelet.conf already exists",
             ),
             ("Port-10250", _port_free(10250), "Port 10250 is in use"),
         ]
-        if cp is not None:
+        if cp is None:  # JoinNodeChecks: the CA only for worker joins
+            checks.append(
+                (
+                    "FileAvailable--etc-kubernetes-pki-ca.crt",
+                    not (K8S_DIR / "pki" / "ca.crt").exists(),
+                    f"{K8S_DIR}/pki/ca.crt already exists",
+                )
+            )
+        else:  # RunInitNodeChecks(isSecondaryControlPlane)
             port = int((cp.get("localAPIEndpoint") or {}).get("bindPort") or 6443)
-            checks.append((f"Port-{port}", _port_free(port), f"Port {port} is in use"))
+            checks += _control_plane_checks(port, str(ETCD_DIR))
         _preflight(ignored, checks)
     disc = jc["discovery"]
     bt = disc.get("bootstrapToken")
@@ -2404,6 +2672,10 @@ def cmd_join(argv: list[str], rec: dict[str, Any]) -> int:
             f'a Node with name "{node_name}" and status "Ready" already exists in the cluster. '
             "You must delete the existing Node or change the name of this new joining Node"
         )
+    if cp is not None and "preflight" not in skip and not (flags.get("dry-run") or jc.get("dryRun")):
+        # cmd/kubeadm/app/cmd/phases/join/preflight.go: a control-plane join runs RunPullImagesCheck.
+        version = str(cc.get("kubernetesVersion") or DOUBLE_VERSION).lstrip("v")
+        _pull_images_check(ignored, image_list(version, cc.get("imageRepository")), cri, "preflight")
     if flags.get("dry-run") or jc.get("dryRun"):
         print("[dryrun] Would join; exiting")
         return 0
@@ -2675,6 +2947,91 @@ def _retag_manifests(version: str) -> None:
             f.write_text(re.sub(rf"(image: \S+/{name}):v[0-9.]+", rf"\1:v{version}", f.read_text()))
 
 
+def _node_cri() -> str:
+    """The CRI endpoint the node's kubelet uses (kubeadm-flags.env, else config.yaml)."""
+    with contextlib.suppress(OSError):
+        m = re.search(
+            r"--container-runtime-endpoint=(\S+?)\"?(\s|$)", (KUBELET_DIR / "kubeadm-flags.env").read_text()
+        )
+        if m:
+            return m.group(1)
+    with contextlib.suppress(OSError, YamlError, AttributeError):
+        cri = yaml_load((KUBELET_DIR / "config.yaml").read_text()).get("containerRuntimeEndpoint")
+        if cri:
+            return str(cri)
+    return DEFAULT_CRI
+
+
+def enforce_version_policies(target: str, current: str, mine: str, force: bool) -> None:
+    """EnforceVersionPolicies (cmd/kubeadm/app/phases/upgrade/policy.go) as `upgrade apply` reports
+    it (cmd/kubeadm/app/cmd/phases/upgrade/apply/preflight.go from 1.31, cmd/upgrade/apply.go before).
+
+    Mandatory errors always fail; skippable ones fail unless --force. Released versions only (no
+    pre-release tags), so the experimental / release-candidate rules do not apply.
+    """
+    tv, cv, mv = _vtuple(target), _vtuple(current), _vtuple(mine)
+    t = f"v{target}"
+    new_api = mv[:2] >= (1, 31)
+    print(
+        f'[upgrade/preflight] You have chosen to upgrade the cluster version to "{t}"'
+        if new_api
+        else f'[upgrade/version] You have chosen to change the cluster version to "{t}"'
+    )
+    print(f"[upgrade/versions] Cluster version: v{current}\n[upgrade/versions] kubeadm version: v{mine}")
+    mandatory, skippable = [], []
+    if tv[:2] < (mv[0], mv[1] - 1):  # constants.MinimumControlPlaneVersion = kubeadm minor - 1
+        mandatory.append(
+            f'Specified version to upgrade to "{t}" is equal to or lower than the minimum supported version '
+            f'"v{current}". Please specify a higher version to upgrade to'
+        )
+    if tv[1] > cv[1] + 1:
+        mandatory.append(
+            f'Specified version to upgrade to "{t}" is too high; '
+            "kubeadm can upgrade only 1 minor version at a time"
+        )
+    if tv[1] < cv[1] - 1:
+        mandatory.append(
+            f'Specified version to downgrade to "{t}" is too low; '
+            "kubeadm can downgrade only 1 minor version at a time"
+        )
+    if mv < tv:
+        if tv[1] > mv[1]:
+            mandatory.append(
+                f'Specified version to upgrade to "{t}" is at least one minor release higher than the '
+                f"kubeadm minor release ({tv[1]} > {mv[1]}). Such an upgrade is not supported"
+            )
+        else:
+            skippable.append(
+                f'Specified version to upgrade to "{t}" is higher than the kubeadm version "v{mine}". '
+                "Upgrade kubeadm first using the tool you used to install kubeadm"
+            )
+    if mv[0] > tv[0] or mv[1] > tv[1]:
+        skippable.append(
+            f"Kubeadm version v{mine} can only be used to upgrade to Kubernetes version {mv[0]}.{mv[1]}"
+        )
+    arg = "version" if new_api else "--version"
+    lead = "" if new_api else "[upgrade/version] FATAL: "
+
+    def fmt(errs: list[str]) -> str:
+        return "".join(f"\t- {e}\n" for e in errs)
+
+    if mandatory:
+        raise DoubleError(
+            f"{lead}the {arg} argument is invalid due to these fatal errors:\n\n{fmt(mandatory)}\n"
+            "Please fix the misalignments highlighted above and try upgrading again"
+        )
+    if skippable and not force:
+        raise DoubleError(
+            f"{lead}the {arg} argument is invalid due to these errors:\n\n{fmt(skippable)}\n"
+            "Can be bypassed if you pass the --force flag"
+        )
+    if skippable:
+        print(
+            f"[upgrade/preflight] Found {len(skippable)} potential version compatibility errors but skipping "
+            f"since the --force flag is set: \n\n{fmt(skippable)}"
+        )
+
+
 def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
     if not argv or argv[0] not in ("plan", "apply", "node", "diff"):
         raise DoubleError("kubeadm upgrade: expected one of plan, apply, node, diff")
@@ -2729,7 +3086,14 @@ def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
         if pos:
             raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm upgrade node"')
         if (K8S_DIR / "manifests" / "kube-apiserver.yaml").exists():
+            # phases/upgrade/node/preflight.go: control-plane nodes pre-pull the cluster's images.
+            cm = client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
+            repo = yaml_load(cm["data"]["ClusterConfiguration"]).get("imageRepository")
+            ignored = list(flags.get("ignore-preflight-errors") or [])
+            _pull_images_check(ignored, image_list(current, repo), _node_cri(), "upgrade/preflight")
             _retag_manifests(current)
+        else:
+            print("[upgrade/preflight] Skipping prepull. Not a control plane node.")
         print("[upgrade] The configuration for this node was successfully updated!")
         return 0
     if sub == "diff":
@@ -2737,22 +3101,7 @@ def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
     if len(pos) != 1:
         raise DoubleError("kubeadm upgrade apply needs exactly one version argument")
     target = pos[0].lstrip("v")
-    tv, cv, mv = _vtuple(target), _vtuple(current), _vtuple(mine)
-    if tv > mv:
-        raise DoubleError(
-            f'Specified version to upgrade to "v{target}" is higher than the kubeadm version '
-            f'"v{mine}". Upgrade kubeadm first using the tool you used to install kubeadm'
-        )
-    if tv < cv and not flags.get("force"):
-        raise DoubleError(
-            f'Specified version to upgrade to "v{target}" is equal to or lower than the cluster '
-            f'version "v{current}". Downgrades are not supported yet'
-        )
-    if tv[:2] > (cv[0], cv[1] + 1):
-        raise DoubleError(
-            f'Specified version to upgrade to "v{target}" is too high; kubeadm can upgrade only 1 '
-            f"minor version at a time"
-        )
+    enforce_version_policies(target, current, mine, bool(flags.get("force")))
     if not (flags.get("yes") or flags.get("force")):
         sys.stdout.write("[upgrade] Are you sure you want to proceed? [y/N]: ")
         sys.stdout.flush()
@@ -2760,6 +3109,12 @@ def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
             raise DoubleError("won't proceed; the user didn't answer (Y|y) in order to continue")
     cm = client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
     cc = yaml_load(cm["data"]["ClusterConfiguration"])
+    if not flags.get("dry-run"):
+        # phases/upgrade/apply/preflight.go: the new version's images, before anything changes.
+        ignored = list(flags.get("ignore-preflight-errors") or [])
+        _pull_images_check(
+            ignored, image_list(target, cc.get("imageRepository")), _node_cri(), "upgrade/preflight"
+        )
     cc["kubernetesVersion"] = "v" + target
     cc["apiVersion"] = api_version_for(target)
     _put_cm(
@@ -3026,17 +3381,6 @@ class ApiState:
             out[d["token-id"]] = d
         return out
 
-    def network_ready(self) -> bool:
-        for obj in self.data["objects"].values():
-            if obj.get("kind") != "DaemonSet":
-                continue
-            if obj["metadata"].get("name") in NETWORK_DAEMONSETS:
-                return True
-            vols = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or []
-            if any((v.get("hostPath") or {}).get("path") == "/etc/cni/net.d" for v in vols):
-                return True
-        return False
-
     def node_view(self, node: dict[str, Any]) -> dict[str, Any]:
         n = json.loads(json.dumps(node))
         hb = n.get("status", {}).get("_heartbeat", 0)
@@ -3047,15 +3391,19 @@ class ApiState:
                 "reason": "NodeStatusUnknown",
                 "message": "Kubelet stopped posting node status.",
             }
-        elif not self.network_ready():
+        else:  # what the kubelet posted (it decides NetworkReady, as real kubelets do)
+            posted = [c for c in n["status"].get("conditions") or [] if c.get("type") == "Ready"]
             cond = {
-                "status": "False",
-                "reason": "KubeletNotReady",
-                "message": "container runtime network not ready: NetworkReady=false "
-                "reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized",  # noqa: E501
+                k: v
+                for k, v in (posted[0] if posted else {}).items()
+                if k not in ("type", "lastHeartbeatTime")
             }
-        else:
-            cond = {"status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}
+            if not posted:
+                cond = {
+                    "status": "False",
+                    "reason": "KubeletNotReady",
+                    "message": "kubelet has not posted status yet",
+                }
         hbt = _dt.datetime.fromtimestamp(hb, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         n["status"].pop("_heartbeat", None)
         n["status"]["conditions"] = [{"type": "Ready", "lastHeartbeatTime": hbt, **cond}]
@@ -3354,9 +3702,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             return self._send(200, {"kind": "Status", "status": "Success"})
         if method == "PATCH":
             if status:
-                node["status"].update(
-                    {k: v for k, v in (body.get("status") or {}).items() if k != "conditions"}
-                )
+                node["status"].update(body.get("status") or {})  # the kubelet posts its conditions
                 node["status"]["_heartbeat"] = time.time()
             else:
                 _merge_patch(node, body)
@@ -3478,8 +3824,9 @@ class StaticPods:
     again when the manifest did not change. Without systemd (tests on a host) pods are children.
     """
 
-    def __init__(self, path: Path, log_dir: Path) -> None:
+    def __init__(self, path: Path, log_dir: Path, runtime: KubeletRuntime | None = None) -> None:
         self.path, self.log_dir = path, log_dir
+        self.runtime = runtime
         self.pods: dict[str, dict[str, Any]] = {}
         self.systemd = _systemd_running()
 
@@ -3508,6 +3855,10 @@ class StaticPods:
                     continue
                 self._stop(name)
                 cur = None
+            if cur is None and self.runtime is not None:
+                images = [str(x["image"]) for x in pod["spec"]["containers"] if x.get("image")]
+                if not self.runtime.pod_gate(name, images):
+                    continue  # no sandbox or image, no pod (retried on the next sync)
             if cur is None:
                 new = {
                     "digest": digest,
@@ -3518,6 +3869,8 @@ class StaticPods:
                 }
                 self.pods[name] = new
                 self._start(name, cmd, str(c.get("image") or ""), new)
+                if self.runtime is not None:
+                    self.runtime.pod_status(name, {"phase": "Running", "reason": "", "message": ""}, "")
         for name in list(self.pods):
             if name not in seen:
                 self._stop(name)
@@ -3628,6 +3981,263 @@ class StaticPods:
             self._stop(name)
 
 
+# ---------------------------------------------------------------------------------------
+# kubelet: the container runtime as the kubelet sees it (sandbox image, CNI network status)
+# and the network DaemonSet pod of this node (what its install containers write on the host)
+# ---------------------------------------------------------------------------------------
+
+NETWORK_NOT_READY = (
+    "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady "
+    "message:Network plugin returns error: cni plugin not initialized"
+)
+_CNI_STANDIN = """#!/bin/sh
+# koral test double: stand-in for the {plugin} CNI plugin that {ds} installs (no pod networking).
+if [ "$CNI_COMMAND" = VERSION ]; then
+  echo '{{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]}}'
+  exit 0
+fi
+echo '{{"cniVersion":"1.0.0","code":999,"msg":"koral test double: {plugin} stand-in sets up no networking"}}'
+exit 1
+"""
+# What the install containers of the network DaemonSets write on their node: the conflist
+# (weaveworks/weave prog/weave-kube/launch.sh; projectcalico/calico cni-plugin/pkg/install and the
+# cni_network_config of manifests/calico.yaml) and their own plugin binaries.
+NETWORK_PLUGINS: dict[str, dict[str, Any]] = {
+    "weave-net": {
+        "file": "10-weave.conflist",
+        "conf": {
+            "cniVersion": "0.3.0",
+            "name": "weave",
+            "plugins": [
+                {"name": "weave", "type": "weave-net", "hairpinMode": True},
+                {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
+            ],
+        },
+        "bins": ["weave-net", "weave-ipam"],
+    },
+    "calico-node": {
+        "file": "10-calico.conflist",
+        "conf": {
+            "name": "k8s-pod-network",
+            "cniVersion": "0.3.1",
+            "plugins": [
+                {
+                    "type": "calico",
+                    "log_level": "info",
+                    "datastore_type": "kubernetes",
+                    "mtu": 0,
+                    "ipam": {"type": "calico-ipam"},
+                    "policy": {"type": "k8s"},
+                    "kubernetes": {"kubeconfig": "/etc/cni/net.d/calico-kubeconfig"},
+                },
+                {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}},
+                {"type": "bandwidth", "capabilities": {"bandwidth": True}},
+            ],
+        },
+        "bins": ["calico", "calico-ipam"],
+    },
+}
+
+
+def cni_network_status(cri: CriConfig) -> tuple[bool, str]:
+    """containerd's CRI network status (go-cni Status through the CRI Status call).
+
+    Ready when the first network config of conf_dir (libcni ConfFiles order: .conf, .conflist,
+    .json sorted by name; containerd loads one, max_conf_num = 1) parses and every plugin type in
+    it, and `loopback`, is an executable in one of the CNI bin dirs. Returns (ready, detail).
+    """
+    conf_dir = host_path(cri.cni_conf_dir)
+    try:
+        files = sorted(f for f in conf_dir.iterdir() if f.suffix in (".conf", ".conflist", ".json"))
+    except OSError:
+        files = []
+    if not files:
+        return (
+            False,
+            f"cni config load failed: no network config found in {cri.cni_conf_dir}: "
+            "cni plugin not initialized",
+        )
+    try:
+        doc = json.loads(files[0].read_text())
+        types = [str(pl["type"]) for pl in doc["plugins"]] if "plugins" in doc else [str(doc["type"])]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return False, f"cni config load failed: failed to load CNI config {files[0]}: {exc}"
+    for plugin in [*types, "loopback"]:
+        if not any(os.access(host_path(d) / plugin, os.X_OK) for d in cri.cni_bin_dirs):
+            return False, f'failed to find plugin "{plugin}" in path {_go_list(cri.cni_bin_dirs)}'
+    return True, ""
+
+
+def _ds_host_dirs(ds: dict[str, Any]) -> tuple[str, str]:
+    """The host CNI bin and conf dirs a network DaemonSet mounts (hostPath volumes)."""
+    vols = (((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or []
+    paths = [str((v.get("hostPath") or {}).get("path") or "") for v in vols]
+    bin_dir = next((x for x in paths if x.rstrip("/").endswith("cni/bin")), "/opt/cni/bin")
+    # weave mounts /etc and writes /etc/cni/net.d; calico mounts /etc/cni/net.d itself.
+    conf = next((x for x in paths if x.rstrip("/").endswith("cni/net.d")), "/etc/cni/net.d")
+    return bin_dir, conf
+
+
+def _pod_images(ds: dict[str, Any]) -> list[str]:
+    spec = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return [
+        str(c["image"])
+        for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        if c.get("image")
+    ]
+
+
+class KubeletRuntime:
+    """What the kubelet double asks of containerd, refreshed every `ttl` seconds."""
+
+    def __init__(self, cri_socket: str, log_dir: Path, ttl: float = 10.0) -> None:
+        self.cri_socket, self.log_dir, self.ttl = cri_socket, log_dir, ttl
+        self._at = -1e9
+        self.cri = CriConfig({})
+        self.store = ImageStore(cri_socket, self.cri)
+        self._sandbox_err: str | None = None
+        self._said: dict[str, str] = {}
+        self._failed: dict[str, tuple[float, str]] = {}  # image -> (when, error): pull back-off
+
+    def refresh(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self._at < self.ttl:
+            return
+        self._at = time.monotonic()
+        self.cri = containerd_config()
+        self.store = ImageStore(self.cri_socket, self.cri, pull_timeout=20)
+        self._sandbox_err = self.ensure(self.cri.sandbox_image)
+
+    def ensure(self, image: str) -> str | None:
+        """store.ensure with a 60 s back-off after a failed pull (like ImagePullBackOff), so an
+        unreachable registry never holds up the node status heartbeat for long."""
+        if self.store.exists(image):
+            self._failed.pop(image, None)
+            return None
+        when, err = self._failed.get(image, (-1e9, ""))
+        if time.monotonic() - when < 60:
+            return err
+        err2 = self.store.ensure(image)
+        if err2 is not None:
+            self._failed[image] = (time.monotonic(), err2)
+        return err2
+
+    def sandbox_error(self) -> str | None:
+        """containerd's RunPodSandbox: the sandbox image must be present (or pulled)."""
+        self.refresh()
+        if self._sandbox_err is None:
+            return None
+        img = self.cri.sandbox_image
+        return (
+            f'rpc error: code = Unknown desc = failed to get sandbox image "{img}": '
+            f'failed to pull image "{img}": {self._sandbox_err}'
+        )
+
+    def pod_status(self, pod: str, status: dict[str, Any], log: str) -> None:
+        """Pod status as the kubelet would report it, in pods/<pod>.status.json; log lines once."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        _write(self.log_dir / f"{pod}.status.json", json.dumps(status, indent=1))
+        if log and self._said.get(pod) != log:
+            self._said[pod] = log
+            sys.stderr.write(log + "\n")
+            with open(self.log_dir / f"{pod}.log", "a") as fh:
+                fh.write(log + "\n")
+
+    def sandbox_gate(self, pod: str) -> bool:
+        """True when the pod's sandbox can be created; else its status says why."""
+        err = self.sandbox_error()
+        if err is None:
+            return True
+        self.pod_status(
+            pod,
+            {
+                "phase": "Pending",
+                "reason": "FailedCreatePodSandBox",
+                "message": f"Failed to create pod sandbox: {err}",
+            },
+            f'kubelet: "Failed to create sandbox for pod" err="{err}" pod="kube-system/{pod}"',
+        )
+        return False
+
+    def pod_gate(self, pod: str, images: list[str]) -> bool:
+        """The sandbox, then every container image (imagePullPolicy IfNotPresent): present or
+        pulled; else the pod stays Pending with ErrImagePull (pkg/kubelet/images/image_manager.go)."""
+        if not self.sandbox_gate(pod):
+            return False
+        for image in images:
+            err = self.ensure(image)
+            if err is not None:
+                msg = f"rpc error: code = Unknown desc = {err}"
+                self.pod_status(
+                    pod,
+                    {"phase": "Pending", "reason": "ErrImagePull", "image": image, "message": msg},
+                    f'kubelet: "Failed to pull image" err="{msg}" image="{image}" pod="kube-system/{pod}"',
+                )
+                return False
+        return True
+
+    def run_network_pod(self, ds: dict[str, Any], node: str) -> None:
+        """The DaemonSet pod of this node: its images (and the sandbox) must be in containerd; then
+        its install containers write the conflist and plugin binaries on the host."""
+        name = str(ds["metadata"]["name"])
+        pod = f"{name}-{node}"
+        if not self.pod_gate(pod, _pod_images(ds)):
+            return
+        plugin = NETWORK_PLUGINS.get(name)
+        if plugin is not None:
+            bin_dir, conf_dir = _ds_host_dirs(ds)
+            for b in plugin["bins"]:
+                f = host_path(bin_dir) / b
+                text = _CNI_STANDIN.format(plugin=b, ds=name)
+                if not f.exists() or f.read_text() != text:
+                    _write(f, text, 0o755)
+            conf = host_path(conf_dir) / plugin["file"]
+            text = json.dumps(plugin["conf"], indent=2) + "\n"
+            if not conf.exists() or conf.read_text() != text:
+                _write(conf, text)
+        self.pod_status(
+            pod, {"phase": "Running", "reason": "", "message": ""}, f"kubelet: pod kube-system/{pod} running"
+        )
+
+    def ready_condition(self) -> dict[str, str]:
+        """The Ready condition the kubelet posts (pkg/kubelet/nodestatus/setters.go ReadyCondition)."""
+        self.refresh()
+        ok, detail = cni_network_status(self.cri)
+        if ok:
+            return {
+                "type": "Ready",
+                "status": "True",
+                "reason": "KubeletReady",
+                "message": "kubelet is posting ready status",
+            }
+        if detail and self._said.get("__network__") != detail:
+            self._said["__network__"] = detail
+            sys.stderr.write(
+                f'kubelet: "Container runtime network not ready" networkReady="{NETWORK_NOT_READY}" '
+                f'detail="{detail}"\n'
+            )
+        return {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": NETWORK_NOT_READY}
+
+
+def _network_daemonsets(client: ApiClient) -> list[dict[str, Any]]:
+    """The network plugin DaemonSets: apps/v1 when the API server serves it, else the double's store."""
+    try:
+        items = client.request("GET", "/apis/apps/v1/daemonsets").get("items") or []
+    except ApiError as exc:
+        if exc.status not in (404, 405):
+            raise
+        items = client.request("GET", "/apis/double.koral/v1/objects?kind=DaemonSet").get("items") or []
+    out = []
+    for ds in items:
+        if ds.get("kind", "DaemonSet") != "DaemonSet":
+            continue
+        vols = (((ds.get("spec") or {}).get("template") or {}).get("spec") or {}).get("volumes") or []
+        if ds["metadata"].get("name") in NETWORK_DAEMONSETS or any(
+            str((v.get("hostPath") or {}).get("path") or "").rstrip("/").endswith("cni/net.d") for v in vols
+        ):
+            out.append(ds)
+    return out
+
+
 class _Healthz(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         raw = b"ok"
@@ -3687,11 +4297,13 @@ def kubelet_main(argv: list[str]) -> int:
         )
     )
     _serve_kubelet_api(int(cfg.get("port") or 10250))
-    pods = StaticPods(Path(cfg.get("staticPodPath") or K8S_DIR / "manifests"), STATE_DIR / "pods")
+    runtime = KubeletRuntime(cri, STATE_DIR / "pods")
+    pods = StaticPods(Path(cfg.get("staticPodPath") or K8S_DIR / "manifests"), STATE_DIR / "pods", runtime)
     kubeconfig = Path(flags.get("kubeconfig") or K8S_DIR / "kubelet.conf")
     name = flags.get("hostname-override") or _hostname()
     ip = flags.get("node-ip") or _default_ip()
     registered = False
+    last_ready: dict[str, str] = {"status": "", "lastTransitionTime": now_rfc3339()}
     next_beat = 0.0
     sys.stderr.write(f"kubelet double v{DOUBLE_VERSION} started (node {name}, cgroupDriver {driver})\n")
     try:
@@ -3705,10 +4317,20 @@ def kubelet_main(argv: list[str]) -> int:
                             client, name, ip, flags.get("node-labels", ""), flags.get("provider-id", "")
                         )
                     if registered:
+                        runtime.refresh(force=True)
+                        try:
+                            for ds in _network_daemonsets(client):
+                                runtime.run_network_pod(ds, name)
+                        except (ApiError, DoubleError, OSError) as exc:
+                            sys.stderr.write(f"kubelet: cannot sync the network DaemonSet pods: {exc}\n")
+                        ready = runtime.ready_condition()
+                        if ready["status"] != last_ready["status"]:
+                            last_ready.update(ready, lastTransitionTime=now_rfc3339())
+                        ready["lastTransitionTime"] = last_ready["lastTransitionTime"]
                         client.request(
                             "PATCH",
                             f"/api/v1/nodes/{name}/status",
-                            {"status": {"nodeInfo": _node_info()}},
+                            {"status": {"nodeInfo": _node_info(), "conditions": [ready]}},
                             "application/merge-patch+json",
                         )
                     next_beat = time.monotonic() + 10

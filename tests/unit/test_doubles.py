@@ -286,13 +286,68 @@ def bins(tmp_path: Path) -> dict[str, Path]:
     return write_doubles(tmp_path / "bin", "1.31.4")
 
 
-def _env(root: Path, **extra: str) -> dict[str, str]:
+# A stand-in for containerd's `ctr` (none on this host): the k8s.io image list lives in a JSON file;
+# `images pull` succeeds only for the references listed as pullable, else fails as ctr does offline.
+FAKE_CTR = """#!/usr/bin/env python3
+import json, os, sys
+db = os.environ["FAKE_CTR_DB"]
+with open(db) as fh:
+    d = json.load(fh)
+d.setdefault("calls", []).append(sys.argv[1:])
+args, opts = [], {}
+it = iter(sys.argv[1:])
+for a in it:
+    if a in ("--address", "-n", "--namespace", "--hosts-dir"):
+        opts[a] = next(it)
+    else:
+        args.append(a)
+rc = 0
+if args[:2] == ["images", "ls"]:
+    print("\\n".join(d["images"]))
+elif args[:2] == ["images", "pull"]:
+    ref = args[-1]
+    if ref in d.get("pullable", []):
+        d["images"].append(ref)
+    else:
+        host = ref.split("/")[0]
+        sys.stderr.write(f'ctr: failed to resolve reference "{ref}": failed to do request: Head '
+                         f'"https://{host}/v2/x/manifests/y": dial tcp: lookup {host}: no such host\\n')
+        rc = 1
+with open(db, "w") as fh:
+    json.dump(d, fh)
+sys.exit(rc)
+"""
+
+
+def _default_images(version: str = "1.31.4") -> list[str]:
+    return [kd.normalize_image(i) for i in kd.image_list(version, None)] + ["registry.k8s.io/pause:3.8"]
+
+
+def fake_ctr(root: Path, images: list[str], pullable: list[str] | None = None) -> Path:
+    """A bin dir holding the fake ctr; its database is root/ctr.json."""
+    bindir = root / "fakebin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    (bindir / "ctr").write_text(FAKE_CTR)
+    (bindir / "ctr").chmod(0o755)
+    (root / "ctr.json").write_text(json.dumps({"images": images, "pullable": pullable or []}))
+    return bindir
+
+
+def _ctr_db(root: Path) -> dict[str, Any]:
+    return dict(json.loads((root / "ctr.json").read_text()))
+
+
+def _env(root: Path, images: list[str] | None = None, **extra: str) -> dict[str, str]:
+    bindir = fake_ctr(root, _default_images() if images is None else images)
     return {
         **os.environ,
         "KORAL_DOUBLE_STATE": str(root / "state"),
         "KORAL_DOUBLE_K8S_DIR": str(root / "etc"),
         "KORAL_DOUBLE_KUBELET_DIR": str(root / "kubelet"),
         "KORAL_DOUBLE_ETCD_DIR": str(root / "etcd"),
+        "KORAL_DOUBLE_ROOTFS": str(root / "rootfs"),
+        "FAKE_CTR_DB": str(root / "ctr.json"),
+        "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
         "HOME": str(root),
         **extra,
     }
@@ -356,7 +411,7 @@ def test_kubeadm_refuses_flags_it_does_not_know_or_mixing_config(
     cfg.write_text(V1BETA4_OK)
     mixed = _run(bins["kubeadm"], "init", "--config", str(cfg), "--pod-network-cidr", "10.0.0.0/8", env=env)
     assert (
-        mixed.returncode == 1 and "can not mix '--config' with arguments ['pod-network-cidr']" in mixed.stderr
+        mixed.returncode == 1 and "can not mix '--config' with arguments [pod-network-cidr]" in mixed.stderr
     )
     assert _run(bins["kubeadm"], "version", "-o", "short", env=env, check=True).stdout.strip() == "v1.31.4"
     assert "unknown flag: --bogus" in _run(bins["kubectl"], "get", "nodes", "--bogus", env=env).stderr
@@ -599,11 +654,22 @@ nodeRegistration: {{name: loop-w1, criSocket: "unix://{cri_socket}", ignorePrefl
         with pytest.raises(kd.DoubleError, match="wrong certificate key"):
             kd.decrypt_blob("0" * 64, blob)
 
-        # The network plugin makes nodes Ready; kubectl wait / cordon / drain / delete.
+        # The network DaemonSet's pod on the node writes the CNI config and its plugin; with the
+        # standard plugins (loopback, portmap: stand-ins here) in containerd's bin dir, the
+        # kubelet posts Ready; kubectl wait / cordon / drain / delete.
+        bin_dir = tmp_path / "rootfs" / "opt" / "cni" / "bin"
+        bin_dir.mkdir(parents=True)
+        for plugin in ("loopback", "portmap"):
+            (bin_dir / plugin).write_text("#!/bin/sh\nexit 0\n")
+            (bin_dir / plugin).chmod(0o755)
+        db = _ctr_db(tmp_path)
+        db["images"].append("docker.io/weaveworks/weave-kube:2.8.1")
+        (tmp_path / "ctr.json").write_text(json.dumps(db))
         manifest = tmp_path / "net.yaml"
         manifest.write_text(
             "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: weave-net\n"
-            "  namespace: kube-system\nspec: {}\n"
+            "  namespace: kube-system\nspec:\n  template:\n    spec:\n      containers:\n"
+            "      - name: weave\n        image: weaveworks/weave-kube:2.8.1\n"
         )
         applied = _run(bins["kubectl"], "apply", "-f", str(manifest), env=kenv, check=True)
         assert applied.stdout.strip() == "daemonset.apps/weave-net created"
@@ -620,6 +686,11 @@ nodeRegistration: {{name: loop-w1, criSocket: "unix://{cri_socket}", ignorePrefl
             check=True,
         )
         assert waited.stdout.strip() == "node/loop-cp1 condition met"
+        conflist = json.loads(
+            (tmp_path / "rootfs" / "etc" / "cni" / "net.d" / "10-weave.conflist").read_text()
+        )
+        assert [pl["type"] for pl in conflist["plugins"]] == ["weave-net", "portmap"]
+        assert os.access(bin_dir / "weave-net", os.X_OK)
         refused = _run(bins["kubectl"], "drain", "loop-cp1", env=kenv)
         assert refused.returncode == 1 and "--ignore-daemonsets" in refused.stderr
         drained = _run(
@@ -641,10 +712,16 @@ nodeRegistration: {{name: loop-w1, criSocket: "unix://{cri_socket}", ignorePrefl
 
         # Upgrades: one minor at a time, confirmation required, the API server restarts on the new tag.
         newer = write_doubles(tmp_path / "bin132", "1.32.0")
+        db = _ctr_db(tmp_path)
+        db["images"] += _default_images("1.32.0")
+        (tmp_path / "ctr.json").write_text(json.dumps(db))
         refused_upgrade = _run(newer["kubeadm"], "upgrade", "apply", "v1.32.0", env=env)
         assert refused_upgrade.returncode == 1 and "won't proceed" in refused_upgrade.stderr
         too_new = _run(bins["kubeadm"], "upgrade", "apply", "v1.32.0", "--yes", env=env)
-        assert too_new.returncode == 1 and "Upgrade kubeadm first" in too_new.stderr
+        assert too_new.returncode == 1 and (
+            '"v1.32.0" is at least one minor release higher than the kubeadm minor release (32 > 31)'
+            in too_new.stderr
+        )
         _run(newer["kubeadm"], "upgrade", "apply", "v1.32.0", "--yes", env=env, check=True)
         assert "kube-apiserver:v1.32.0" in (etc / "manifests" / "kube-apiserver.yaml").read_text()
         deadline = time.monotonic() + 60
