@@ -106,6 +106,8 @@ class CloudSim:
         )
         self.accounts = {a.api_key: a for a in (main, *self.config.extra_accounts)}
         self.calls: list[str] = []  # every command received, in order (for assertions)
+        # ... with its parameters (lower-cased names; without apikey and signature)
+        self.requests: list[tuple[str, dict[str, str]]] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -214,6 +216,9 @@ class CloudSim:
             return 401, {wrapper: {"uuidList": [], "errorcode": 401, "errortext": AUTH_ERROR}}, "json"
         account = self.accounts[api_key]
         self.calls.append(cmd.name)
+        self.requests.append(
+            (cmd.name, {k.lower(): v for k, v in raw.items() if k.lower() not in ("apikey", "signature")})
+        )
         if cmd.admin_only and not account.is_admin:
             # (the server really prints "id:null" here: the user id is not known on this path)
             err = ApiError(

@@ -152,7 +152,7 @@ def test_register_list_duplicate_unsupported(
     assert [v["version"] for v in cloud_versions(capsys)] == [VERSION]
 
 
-def test_checksum_mismatch_and_registeriso_fallback(
+def test_checksum_mismatch_and_kubernetes_service_off(
     cloudsim: CloudSim,  # noqa: F811 - fixture
     built: BuildResult,
     served: tuple[IsoServer, Path],
