@@ -173,21 +173,26 @@ def list_configurations(api: Api, req: Request) -> tuple[str, list[Record]]:
 
 @command("listCapabilities", "sync", f"{_PKG}.config.ListCapabilitiesCmd")
 def list_capabilities(api: Api, req: Request) -> dict[str, Any]:
+    """CapabilitiesResponse (booleans as JSON booleans), from ManagementServerImpl.listCapabilities."""
     return {
         "capability": {
             "securitygroupsenabled": False,
             "dynamicrolesenabled": True,
-            "cloudstackversion": "4.19.1.0",
+            "cloudstackversion": "4.20.1.0",
             "userpublictemplateenabled": True,
             "supportELB": "false",
             "projectinviterequired": False,
             "allowusercreateprojects": True,
-            "customdiskofffermaxsize": 1024,
+            "customdiskofferingminsize": 1,
+            "customdiskofferingmaxsize": 1024,
+            "regionsecondaryenabled": False,
             "apilimitinterval": 1,
             "apilimitmax": 10000,
             "kvmsnapshotenabled": True,
             "allowuserviewdestroyedvm": False,
             "allowuserexpungerecovervm": _setting(api, "allow.user.expunge.recover.vm") == "true",
+            "allowuserexpungerecovervolume": False,
+            "allowuserviewalldomainaccounts": False,
             "kubernetesserviceenabled": api.cloud.configurations["cloud.kubernetes.service.enabled"]["value"]
             == "true",
             "kubernetesclusterexperimentalfeaturesenabled": False,
@@ -489,15 +494,14 @@ def disassociate_ip(api: Api, req: Request) -> AsyncPlan:
         return AsyncPlan(lambda: {"success": True}, instance_type="IpAddress", instance_id=freed["id"])
     rec = req.entity(api.cloud.public_ips, "id")
     assert rec is not None
-    if rec["issourcenat"] and rec.get("associatednetworkid"):
-        raise invalid_value(
-            f"IP address id={rec['id']} is used as source nat IP address in network, and it "
-            "can't be released; release the network instead"
-        )
 
     def body() -> dict[str, Any]:
         cloud = api.cloud
         with cloud.lock:
+            network = cloud.networks.get(rec.get("associatednetworkid") or "")
+            if rec["issourcenat"] and network is not None and network["state"] != "Allocated":
+                # IpAddressManagerImpl.releaseIpAddressInternal: IllegalArgumentException in the job
+                raise internal("IP address is used for source nat purposes and can not be disassociated.")
             for table in (cloud.firewall_rules, cloud.pf_rules):
                 for rid in [k for k, r in table.items() if r["ipaddressid"] == rec["id"]]:
                     del table[rid]
@@ -886,13 +890,13 @@ def _check_public_port_free(api: Api, ip: Record, proto: str, first: int, last: 
             and not (last < int(r["publicport"]) or first > int(r["publicendport"]))
         ):
             raise conflict(
-                f"The range specified, {first}-{last}, conflicts with rule {r['id']} which has "
+                f"The range specified, {first}-{last}, conflicts with rule {r['_dbid']} which has "
                 f"{r['publicport']}-{r['publicendport']}"
             )
     for r in api.cloud.lb_rules.values():
         if r["publicipid"] == ip["id"] and first <= int(r["publicport"]) <= last:
             raise conflict(
-                f"The range specified, {first}-{last}, conflicts with rule {r['id']} which has "
+                f"The range specified, {first}-{last}, conflicts with rule {r['_dbid']} which has "
                 f"{r['publicport']}-{r['publicport']}"
             )
 
@@ -915,7 +919,7 @@ def _add_firewall(
             and not (last < int(r["startport"]) or first > int(r["endport"]))
         ):
             raise conflict(
-                f"The range specified, {first}-{last}, conflicts with rule {r['id']} which has "
+                f"The range specified, {first}-{last}, conflicts with rule {r['_dbid']} which has "
                 f"{r['startport']}-{r['endport']}"
             )
     rid = new_id()
@@ -932,6 +936,7 @@ def _add_firewall(
         "fordisplay": True,
         "networkid": ip.get("associatednetworkid"),
         "_related": related,
+        "_dbid": api.cloud.dbid(),
     }
     api.cloud.firewall_rules[rid] = rec
     ip["hasrules"] = True
@@ -1062,6 +1067,7 @@ def create_pf_rule(api: Api, req: Request) -> AsyncPlan:
         "vmguestip": req.get("vmguestip") or nic["ipaddress"],
         "networkid": nic["networkid"],
         "fordisplay": True,
+        "_dbid": cloud.dbid(),
     }
     cloud.pf_rules[rid] = rec
     fw = None
@@ -1172,6 +1178,7 @@ def create_lb_rule(api: Api, req: Request) -> AsyncPlan:
         "tags": [],
         "fordisplay": True,
         "_vms": [],
+        "_dbid": cloud.dbid(),
     }
     cloud.lb_rules[rid] = rec
     fw = None

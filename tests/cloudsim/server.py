@@ -205,6 +205,7 @@ class CloudSim:
             text = f"State changing command {cmd_name} needs to be sent using POST request"
             return E.METHOD_NOT_ALLOWED, {wrapper: E.server_api(E.METHOD_NOT_ALLOWED, text).body()}, "json"
         if cmd is None:
+            self.calls.append(f"?{cmd_name}")  # a command this cloud does not have (tests check these)
             # ApiServer.verifyRequest: a signed request for a command the server does not have
             # is refused before the signature is checked -> ApiServlet answers 401.
             return 401, {wrapper: {"uuidList": [], "errorcode": 401, "errortext": AUTH_ERROR}}, "json"

@@ -156,3 +156,14 @@ def test_vm_user_data_is_answered_as_given(sim: CloudSim) -> None:
     assert err.value.error["errortext"] == (
         "Unable to execute API command getvirtualmachineuserdata due to missing parameter virtualmachineid"
     )
+
+
+def test_source_nat_address_is_refused_in_the_job(sim: CloudSim) -> None:
+    """IpAddressManagerImpl.releaseIpAddressInternal: IllegalArgumentException -> job 530."""
+    c = client(sim)
+    net, _ = network_and_vm(c)  # the network is Implemented: its source NAT address is in use
+    nat = c.listPublicIpAddresses(associatednetworkid=net["id"], issourcenat=True)["publicipaddress"][0]
+    job, result = job_error(c, "disassociateIpAddress", id=nat["id"])
+    assert (job["jobstatus"], job["jobresultcode"]) == (2, 530)
+    assert result["errortext"] == "IP address is used for source nat purposes and can not be disassociated."
+    assert nat["id"] in sim.cloud.public_ips
