@@ -299,8 +299,11 @@ class CloudSim:
     def _query_job(self, req: Request) -> dict[str, Any]:
         job_id = req.require("jobid")
         job = self.jobs.get(job_id)
-        if job is None or job.account_id != req.account.id:
+        if job is None:
             raise E.bad_id(req.command, "jobid", job_id)
+        if job.account_id != req.account.id and not req.account.is_admin:
+            # ApiResponseHelper.queryJobResult: a normal user sees only its own jobs
+            raise E.permission_denied(f"Account {req.account.name} is not authorized to see job id={job.id}")
         return job.view()
 
     # ---- control endpoint (loopback test harness only) ----------------------------------------

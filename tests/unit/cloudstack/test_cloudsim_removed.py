@@ -167,3 +167,23 @@ def test_source_nat_address_is_refused_in_the_job(sim: CloudSim) -> None:
     assert (job["jobstatus"], job["jobresultcode"]) == (2, 530)
     assert result["errortext"] == "IP address is used for source nat purposes and can not be disassociated."
     assert nat["id"] in sim.cloud.public_ips
+
+
+def test_a_user_sees_only_its_own_jobs() -> None:
+    """ApiResponseHelper.queryJobResult: PermissionDeniedException (531/4365) for another's job."""
+    from tests.cloudsim import Account
+
+    other = Account("other", "other-key", "other-secret", role="User")
+    with CloudSim(SimConfig(job_latency=0, extra_accounts=(other,))) as sim:
+        admin = client(sim)
+        zone = admin.listZones()["zone"][0]["id"]
+        jobid = admin.associateIpAddress(zoneid=zone)["jobid"]
+        user = CloudStack(endpoint=sim.endpoint, key="other-key", secret="other-secret", method="post")
+        with pytest.raises(CloudStackApiException) as err:
+            user.queryAsyncJobResult(jobid=jobid)
+        assert err.value.response.status_code == 531
+        assert err.value.error["cserrorcode"] == 4365
+        assert err.value.error["errortext"] == f"Account other is not authorized to see job id={jobid}"
+        own = user.associateIpAddress(zoneid=zone)["jobid"]
+        assert user.queryAsyncJobResult(jobid=own)["jobstatus"] == 1
+        assert admin.queryAsyncJobResult(jobid=own)["jobstatus"] == 1  # an administrator sees all
