@@ -40,6 +40,7 @@ class Account:
     role: str = "Admin"  # Admin | User
     id: str = field(default_factory=new_id)
     user_id: str = field(default_factory=new_id)
+    dbid: int = 2  # the internal id (2 = the first account CloudStack creates, "admin")
 
     @property
     def is_admin(self) -> bool:

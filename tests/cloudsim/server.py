@@ -20,7 +20,7 @@ from tests.cloudsim.faults import Fault, Faults
 from tests.cloudsim.jobs import Job, JobRunner, new_id
 from tests.cloudsim.model import Account, Cloud, public
 from tests.cloudsim.request import Request
-from tests.cloudsim.signing import SignatureError, check_timestamps, verify
+from tests.cloudsim.signing import SignatureError, check_timestamps, find_param, verify
 
 API_PATH = "/client/api"
 CONTROL_PATH = "/_cloudsim"
@@ -103,6 +103,7 @@ class CloudSim:
             self.config.api_key,
             self.config.secret,
             self.config.role,
+            dbid=2 if self.config.role == "Admin" else 3,
         )
         self.accounts = {a.api_key: a for a in (main, *self.config.extra_accounts)}
         self.calls: list[str] = []  # every command received, in order (for assertions)
@@ -209,6 +210,18 @@ class CloudSim:
             # ApiServer.verifyRequest: a signed request for a command the server does not have
             # is refused before the signature is checked -> ApiServlet answers 401.
             return 401, {wrapper: {"uuidList": [], "errorcode": 401, "errortext": AUTH_ERROR}}, "json"
+        caller = self.accounts.get(find_param(raw, "apikey") or "")
+        if caller is not None and cmd.admin_only and not caller.is_admin:
+            # ApiServer.verifyRequest -> commandAvailable, before the signature is compared: the role
+            # checker (DynamicRoleBasedAPIAccessChecker.checkAccess) throws UnavailableCommandException
+            # -> ServerApiException(UNSUPPORTED_ACTION_ERROR).
+            who = f'{{"id":{caller.dbid},"uuid":"{caller.id}","accountName":"{caller.name}","domainId":1}}'
+            text = f"The API [{cmd.name}] does not exist or is not available for the account Account {who}."
+            return (
+                E.UNSUPPORTED_ACTION_ERROR,
+                {wrapper: E.server_api(E.UNSUPPORTED_ACTION_ERROR, text).body()},
+                "json",
+            )
         try:
             if enforced:
                 check_timestamps(raw)
@@ -220,13 +233,6 @@ class CloudSim:
         self.requests.append(
             (cmd.name, {k.lower(): v for k, v in raw.items() if k.lower() not in ("apikey", "signature")})
         )
-        if cmd.admin_only and not account.is_admin:
-            # (the server really prints "id:null" here: the user id is not known on this path)
-            err = ApiError(
-                E.UNSUPPORTED_ACTION_ERROR,
-                f"The given command:{cmd_name} does not exist or it is not available for user with id:null",
-            )
-            return err.errorcode, {wrapper: err.body()}, "json"
         params = {k.lower(): v for k, v in raw.items()}
         req = Request(cmd.name, params, account)
         fault = self.faults.hit(cmd.name)

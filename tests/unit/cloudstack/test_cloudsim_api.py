@@ -219,10 +219,23 @@ def test_pagination(sim: CloudSim) -> None:
 
 
 def test_user_cannot_read_global_settings() -> None:
+    """ApiServer.commandAvailable (before the signature): the role checker's UnavailableCommandException."""
     with CloudSim(SimConfig(role="User")) as s:
         with pytest.raises(CloudStackApiException) as err:
             client(s).listConfigurations(name="cloud.kubernetes.cluster.max.size")
         assert err.value.response.status_code == 432
+        acc = s.accounts[s.config.api_key]
+        assert err.value.error == {
+            "uuidList": [],
+            "errorcode": 432,
+            "cserrorcode": 9999,
+            "errortext": "The API [listConfigurations] does not exist or is not available for the account "
+            f'Account {{"id":3,"uuid":"{acc.id}","accountName":"user","domainId":1}}.',
+        }
+        wrong = CloudStack(endpoint=s.endpoint, key=s.config.api_key, secret="wrong", method="post")
+        with pytest.raises(CloudStackApiException) as err:
+            wrong.listConfigurations()
+        assert err.value.response.status_code == 432  # checked before the signature
 
 
 def test_control_endpoint_and_loopback_only(sim: CloudSim) -> None:
