@@ -722,14 +722,12 @@ class CloudStackProvider(Provider):
             hint = ""
             # CloudStack only logs why a network cannot go ("not all user vms are expunged"); the
             # job says "Failed to delete network" (DeleteNetworkCmd.execute).
-            if (
-                kind == "network"
-                and self._unexpunged
-                and any("Failed to delete network" in f for f in failed)
-            ):
+            unexpunged = self._unexpunged or not self.may_expunge
+            if kind == "network" and unexpunged and any("Failed to delete network" in f for f in failed):
                 hint = (
-                    " - its VMs are destroyed but not expunged yet (this account may not expunge: the "
-                    "cloud setting allow.user.expunge.recover.vm is false); run delete again after the "
+                    " - its VMs are destroyed but not expunged yet (this account may not expunge VMs: "
+                    "allow.user.expunge.recover.vm is false or its role lacks expungeVirtualMachine); "
+                    "run delete again after the "
                     "cloud's expunge interval, or ask an administrator to expunge them"
                 )
             raise OperationError(

@@ -336,6 +336,10 @@ def test_no_expunge_without_the_right(koral_home: Paths) -> None:
         assert len(_destroy_requests(sim)) == 2
         assert all("expunge" not in p for p in _destroy_requests(sim))
         assert _failed_jobs(sim, "destroyVirtualMachine") == []
+        # Run again (a new process) before the cloud's expunge thread: the same hint.
+        h2 = harness(sim, koral_home, config=config_for(sim), size=1)
+        with pytest.raises(OperationError, match=r"not expunged yet .*run delete again"):
+            h2.provider.destroy(h2.spec)
     with CloudSim(SimConfig(job_latency=0.01)) as admin:  # an administrator expunges at once
         h = harness(admin, koral_home, name="adm", config=config_for(admin), size=1)
         h.provider.provision(h.spec)
