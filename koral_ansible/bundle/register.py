@@ -2,8 +2,10 @@
 
 Mold and CloudStack's Kubernetes Service take a binaries ISO by URL:
 ``addKubernetesSupportedVersion`` (semantic version, URL, checksum, zone, minimum CPU and
-memory). Where that API is missing (the Kubernetes service disabled, or plain CloudStack
-without it) the ISO is registered with ``registerIso`` instead. The cloud downloads the ISO
+memory). Whether that service is on is read first from ``listCapabilities``
+(``kubernetesserviceenabled``): with the service off its commands do not exist (a signed call
+for one is answered HTTP 401, like a bad signature), so register and list stop with exit 2 and
+say so. The cloud downloads the ISO
 itself, so ``url`` must be reachable from the cloud's secondary storage; the checksum is the
 ISO's sha256 in CloudStack's ``{SHA-256}hex`` form, so a tampered download is refused by the
 cloud as well. Registration is idempotent: an existing entry with the same name and version
@@ -25,11 +27,10 @@ from urllib.parse import urlsplit
 from koral_ansible.bundle.iso import is_iso
 from koral_ansible.bundle.verify import verify_bundle
 from koral_ansible.errors import InputError, OperationError
+from koral_ansible.providers.cloudstack.capabilities import kubernetes_service_enabled
 from koral_ansible.versions import check_supported
 
-# CloudStack: 432 = the command does not exist or is not available to this account;
-# 431 = a parameter the cloud refused (InvalidParameterValueException, missing parameter).
-UNKNOWN_COMMAND = 432
+# CloudStack: 431 = a parameter the cloud refused (InvalidParameterValueException, missing parameter).
 PARAM_ERROR = 431
 MIN_CPU = 2
 MIN_MEMORY_MB = 2048
@@ -48,7 +49,7 @@ class RegisteredVersion:
     id: str
     name: str
     kubernetes_version: str
-    kind: str  # "kubernetes-version" (addKubernetesSupportedVersion) or "iso" (registerIso)
+    kind: str  # "kubernetes-version" (addKubernetesSupportedVersion)
     state: str
     zone: str
 
@@ -72,10 +73,15 @@ def _zone_id(client: Client, zone: str | None) -> str | None:
     raise InputError("--zone", f"must name a zone of this cloud (have: {names}; got {zone!r})")
 
 
-def _unknown_command(exc: Exception) -> bool:
-    code = getattr(exc, "errorcode", None)
-    text = str(getattr(exc, "errortext", exc)).lower()
-    return code == UNKNOWN_COMMAND or "does not exist or it is not available" in text
+def require_kubernetes_service(client: Client) -> None:
+    """Exit 2 unless the cloud's Kubernetes service is on (listCapabilities)."""
+    if not kubernetes_service_enabled(client):
+        raise InputError(
+            "--provider",
+            "must name a cloud whose Kubernetes service is enabled (listCapabilities says "
+            "kubernetesserviceenabled=false): an administrator sets the global setting "
+            "cloud.kubernetes.service.enabled to true and restarts the management server",
+        )
 
 
 def _param_error(exc: Exception) -> bool:
@@ -138,17 +144,6 @@ def _from_version(item: dict[str, Any]) -> RegisteredVersion:
     )
 
 
-def _from_iso(item: dict[str, Any], version: str) -> RegisteredVersion:
-    return RegisteredVersion(
-        id=str(item.get("id", "")),
-        name=str(item.get("name", "")),
-        kubernetes_version=version,
-        kind="iso",
-        state="Ready" if item.get("isready") else str(item.get("status") or "registered"),
-        zone=str(item.get("zonename") or item.get("zoneid") or "all zones"),
-    )
-
-
 def register_bundle(
     client: Client,
     iso: str | Path,
@@ -179,6 +174,7 @@ def register_bundle(
         check_supported(version)
     except ValueError as exc:
         raise InputError("PATH", f"must be a bundle of a Kubernetes version koral installs ({exc})") from None
+    require_kubernetes_service(client)
     zone_id = _zone_id(client, zone)
     checksum = iso_checksum(path)
     try:
@@ -196,43 +192,17 @@ def register_bundle(
         if zone_id:
             params["zoneid"] = zone_id
         created = client.call("addKubernetesSupportedVersion", **params)
-        return _from_version(created.get("kubernetessupportedversion", created))
-    except OperationError as exc:
-        if _param_error(exc):
-            raise _refused(exc) from None
-        if not _unknown_command(exc):
-            raise
-    for item in client.list("listIsos", isofilter="self", name=display):
-        if item.get("name") == display:
-            return _from_iso(item, version)
-    text = f"Kubernetes {version} binaries ({manifest.arch}, koral bundle {manifest.checksum[:12]})"
-    try:
-        created = client.call(
-            "registerIso",
-            name=display,
-            displaytext=text,
-            url=url,
-            zoneid=zone_id or "-1",
-            bootable=False,
-            checksum=checksum,
-        )
     except OperationError as exc:
         if _param_error(exc):
             raise _refused(exc) from None
         raise
-    isos = created.get("iso", created)
-    item = isos[0] if isinstance(isos, list) and isos else isos
-    return _from_iso(item if isinstance(item, dict) else {}, version)
+    return _from_version(created.get("kubernetessupportedversion", created))
 
 
 def registered_versions(client: Client) -> list[RegisteredVersion]:
     """Kubernetes versions the cloud offers (Mold's supported versions), newest first."""
-    try:
-        items = client.list("listKubernetesSupportedVersions")
-    except OperationError as exc:
-        if _unknown_command(exc):
-            return []
-        raise
+    require_kubernetes_service(client)
+    items = client.list("listKubernetesSupportedVersions")
     versions = [_from_version(i) for i in items]
 
     def key(v: RegisteredVersion) -> tuple[int, ...]:

@@ -204,7 +204,8 @@ def register(
     min_memory: int,
 ) -> None:
     """Make a bundle selectable by version: verify and record it locally (--provider local), or
-    register its ISO in Mold / CloudStack (addKubernetesSupportedVersion, else registerIso)."""
+    register its ISO in Mold / CloudStack (addKubernetesSupportedVersion; exit 2 when the cloud's
+    Kubernetes service is off)."""
     where = _check_provider(provider)
     target = Path(path).expanduser().resolve()
     if where == "local":

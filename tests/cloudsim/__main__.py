@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.5, help="seconds each async job takes")
     p.add_argument("--max-size", type=int, default=10, help="cloud.kubernetes.cluster.max.size")
     p.add_argument(
+        "--allow-get",
+        action="store_true",
+        help="enforce.post.requests.and.timestamps off (CloudStack's default): GET for every command",
+    )
+    p.add_argument(
         "--fail",
         action="append",
         default=[],
@@ -36,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         role=args.role,
         job_latency=args.latency,
         max_cluster_size=args.max_size,
+        enforce_post=not args.allow_get,
         faults=tuple(Fault.parse(f) for f in args.fail),
     )
     sim = CloudSim(config).start()

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from tests.cloudsim import errors as E
 from tests.cloudsim.backend import MachineBackend, MachineSpec
-from tests.cloudsim.errors import ApiError, bad_id, conflict, internal, invalid_value
+from tests.cloudsim.errors import bad_id, conflict, internal, invalid_value
 from tests.cloudsim.jobs import JobFn, JobRunner, cs_time, new_id
 from tests.cloudsim.model import Cloud, Record, public
 from tests.cloudsim.request import Request, tags_match
@@ -46,14 +46,19 @@ class Command:
     fn: Callable[[Api, Request], Any]
     cmd_class: str
     admin_only: bool = False
+    # A plugin's commands exist only while the plugin is on (it registers them at start-up):
+    # "kubernetes" = cloud.kubernetes.service.enabled (KubernetesClusterManagerImpl.getCommands).
+    plugin: str | None = None
 
 
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, kind: Kind, cmd_class: str = "", admin_only: bool = False) -> Callable[..., Any]:
+def command(
+    name: str, kind: Kind, cmd_class: str = "", admin_only: bool = False, plugin: str | None = None
+) -> Callable[..., Any]:
     def register(fn: Callable[[Api, Request], Any]) -> Callable[[Api, Request], Any]:
-        COMMANDS[name.lower()] = Command(name, kind, fn, cmd_class or f"{_PKG}.{name}Cmd", admin_only)
+        COMMANDS[name.lower()] = Command(name, kind, fn, cmd_class or f"{_PKG}.{name}Cmd", admin_only, plugin)
         return fn
 
     return register
@@ -168,21 +173,26 @@ def list_configurations(api: Api, req: Request) -> tuple[str, list[Record]]:
 
 @command("listCapabilities", "sync", f"{_PKG}.config.ListCapabilitiesCmd")
 def list_capabilities(api: Api, req: Request) -> dict[str, Any]:
+    """CapabilitiesResponse (booleans as JSON booleans), from ManagementServerImpl.listCapabilities."""
     return {
         "capability": {
             "securitygroupsenabled": False,
             "dynamicrolesenabled": True,
-            "cloudstackversion": "4.19.1.0",
+            "cloudstackversion": "4.20.1.0",
             "userpublictemplateenabled": True,
             "supportELB": "false",
             "projectinviterequired": False,
             "allowusercreateprojects": True,
-            "customdiskofffermaxsize": 1024,
+            "customdiskofferingminsize": 1,
+            "customdiskofferingmaxsize": 1024,
+            "regionsecondaryenabled": False,
             "apilimitinterval": 1,
             "apilimitmax": 10000,
             "kvmsnapshotenabled": True,
             "allowuserviewdestroyedvm": False,
             "allowuserexpungerecovervm": _setting(api, "allow.user.expunge.recover.vm") == "true",
+            "allowuserexpungerecovervolume": False,
+            "allowuserviewalldomainaccounts": False,
             "kubernetesserviceenabled": api.cloud.configurations["cloud.kubernetes.service.enabled"]["value"]
             == "true",
             "kubernetesclusterexperimentalfeaturesenabled": False,
@@ -370,6 +380,7 @@ def create_network(api: Api, req: Request) -> dict[str, Any]:
         "sentbytes": 0,
         "hasannotations": False,
         "networkrate": offering["networkrate"],
+        "_dbid": cloud.dbid(),
     }
     cloud.networks[rid] = rec
     return {"network": public(rec)}
@@ -385,6 +396,11 @@ def _implement(api: Api, network: Record, req: Request) -> None:
 
 @command("deleteNetwork", "async", f"{_PKG}.network.DeleteNetworkCmd")
 def delete_network(api: Api, req: Request) -> AsyncPlan:
+    removed = api.cloud.removed_row(req.get("id"), "network")
+    if removed is not None:
+        # DeleteNetworkCmd.getEntityOwnerId (before the job): the UUID resolves to the removed row,
+        # NetworkService.getNetwork does not find it.
+        raise invalid_value(f"Network ID={removed['_dbid']} doesn't exist")
     network = req.entity(api.cloud.networks, "id")
     assert network is not None
     nid = network["id"]
@@ -392,25 +408,33 @@ def delete_network(api: Api, req: Request) -> AsyncPlan:
     def body() -> dict[str, Any]:
         cloud = api.cloud
         with cloud.lock:
-            if nid not in cloud.networks:
-                raise invalid_value("unable to find network with specified id")
-            for vm in cloud.vms.values():
-                if any(n["networkid"] == nid for n in vm["nic"]):
-                    raise internal(
-                        f"Can't delete the network, not all user vms are expunged. Vm {vm['name']}"
-                        f" is in {vm['state']} state"
-                    )
+            # NetworkOrchestrator.destroyNetwork only logs why ("Can't delete the network, not all
+            # user vms are expunged ...") and returns false; DeleteNetworkCmd.execute then throws
+            # ServerApiException(INTERNAL_ERROR, "Failed to delete network").
+            blocked = nid not in cloud.networks or any(
+                any(n["networkid"] == nid for n in vm["nic"]) for vm in cloud.vms.values()
+            )
+            if blocked:
+                raise E.server_api(E.INTERNAL_ERROR, "Failed to delete network")
             ips = {i for i, r in cloud.public_ips.items() if r.get("associatednetworkid") == nid}
             for table in (cloud.firewall_rules, cloud.pf_rules, cloud.lb_rules):
                 for rid in [k for k, r in table.items() if r.get("ipaddressid", r.get("publicipid")) in ips]:
                     del table[rid]
             for ip in ips:
-                del cloud.public_ips[ip]
-            del cloud.networks[nid]
+                _release(api, ip)
+            cloud.remove(cloud.networks, nid, "network")
         api.publish()
         return {"success": True}
 
     return AsyncPlan(body, instance_type="Network", instance_id=nid)
+
+
+def _release(api: Api, ip_id: str) -> None:
+    """The address goes back to the pool: its row stays, Free (IpAddressManagerImpl)."""
+    rec = api.cloud.public_ips.get(ip_id)
+    if rec is not None:
+        rec["state"] = "Free"
+    api.cloud.remove(api.cloud.public_ips, ip_id, "public_ip")
 
 
 # ---- public IP addresses -----------------------------------------------------------------------
@@ -463,23 +487,27 @@ def associate_ip(api: Api, req: Request) -> AsyncPlan:
 
 @command("disassociateIpAddress", "async", f"{_PKG}.address.DisassociateIPAddrCmd")
 def disassociate_ip(api: Api, req: Request) -> AsyncPlan:
+    freed = api.cloud.removed_row(req.get("id"), "public_ip")
+    if freed is not None:
+        # IpAddressManagerImpl.releaseIpAddressInternal: "IP address ... is not allocated, so do
+        # nothing." - the job succeeds.
+        return AsyncPlan(lambda: {"success": True}, instance_type="IpAddress", instance_id=freed["id"])
     rec = req.entity(api.cloud.public_ips, "id")
     assert rec is not None
-    if rec["issourcenat"] and rec.get("associatednetworkid"):
-        raise invalid_value(
-            f"IP address id={rec['id']} is used as source nat IP address in network, and it "
-            "can't be released; release the network instead"
-        )
 
     def body() -> dict[str, Any]:
         cloud = api.cloud
         with cloud.lock:
+            network = cloud.networks.get(rec.get("associatednetworkid") or "")
+            if rec["issourcenat"] and network is not None and network["state"] != "Allocated":
+                # IpAddressManagerImpl.releaseIpAddressInternal: IllegalArgumentException in the job
+                raise internal("IP address is used for source nat purposes and can not be disassociated.")
             for table in (cloud.firewall_rules, cloud.pf_rules):
                 for rid in [k for k, r in table.items() if r["ipaddressid"] == rec["id"]]:
                     del table[rid]
             for rid in [k for k, r in cloud.lb_rules.items() if r["publicipid"] == rec["id"]]:
                 del cloud.lb_rules[rid]
-            cloud.public_ips.pop(rec["id"], None)
+            _release(api, rec["id"])
         api.publish()
         return {"success": True}
 
@@ -630,7 +658,9 @@ def deploy_vm(api: Api, req: Request) -> AsyncPlan:
         "details": {},
         "instancename": f"i-2-{len(cloud.vms) + 3}-VM",
         "_userdata": userdata,
+        "_userdata_b64": req.get("userdata") or "",
         "_rootdisksize": root_gb,
+        "_dbid": cloud.dbid(),
     }
     if vm["keypairs"] is None:
         del vm["keypairs"]
@@ -730,27 +760,30 @@ def _expunge(api: Api, vm_id: str) -> None:
         for lb in cloud.lb_rules.values():
             if vm_id in lb["_vms"]:
                 lb["_vms"].remove(vm_id)
-        cloud.vms.pop(vm_id, None)
+        cloud.remove(cloud.vms, vm_id, "vm")
     api.publish()
+
+
+# UserVmManagerImpl.destroyVm and VmDestroyPermissionServiceImpl.checkExpungeVmPermission.
+EXPUNGE_DENIED = "Account does not have permission for expunging."
 
 
 @command("destroyVirtualMachine", "async", f"{_PKG}.vm.DestroyVMCmd")
 def destroy_vm(api: Api, req: Request) -> AsyncPlan:
-    vm = _existing_vm(api, req)
+    removed = api.cloud.removed_row(req.get("id"), "vm")
+    vm = removed if removed is not None else _existing_vm(api, req)
     expunge = req.flag("expunge", False)
-    if vm["state"] in ("Destroyed", "Expunging") and not expunge:
-        raise invalid_value(f"Unable to find a virtual machine with specified vmId {vm['id']}")
-
     may_expunge = req.account.is_admin or _setting(api, "allow.user.expunge.recover.vm") == "true"
 
     def body() -> dict[str, Any]:
-        if expunge and not may_expunge:  # checked by UserVmManager while the job runs
-            raise ApiError(
-                E.ACCOUNT_ERROR,
-                "Parameter expunge can be passed by Admin only. Or when the "
-                "allow.user.expunge.recover.vm key is set.",
-                E.CS_PERMISSION_DENIED,
-            )
+        # All of this runs in the job (the API answers {jobid} first), in this order.
+        if expunge and not may_expunge:
+            raise E.permission_denied(EXPUNGE_DENIED)
+        if removed is not None:
+            raise invalid_value(f"unable to find a virtual machine with id {vm['_dbid']}")
+        with api.cloud.lock:
+            if vm["state"] in ("Destroyed", "Expunging") and not expunge:
+                return {"virtualmachine": public(vm)}  # "Vm ... is already destroyed": answered as is
         api.backend.destroy(vm["id"])
         with api.cloud.lock:
             vm["state"] = "Expunging" if expunge else "Destroyed"
@@ -760,6 +793,17 @@ def destroy_vm(api: Api, req: Request) -> AsyncPlan:
         return {"virtualmachine": out}
 
     return AsyncPlan(body, instance_type="VirtualMachine", instance_id=vm["id"])
+
+
+@command("getVirtualMachineUserData", "sync", "org.apache.cloudstack.api.command.admin.vm.GetVMUserDataCmd")
+def get_vm_user_data(api: Api, req: Request) -> dict[str, Any]:
+    """GetVMUserDataCmd: ``virtualmachineuserdata`` {virtualmachineid, userdata (base64, as given)}."""
+    vm = req.entity(api.cloud.vms, "virtualmachineid")
+    assert vm is not None
+    out: dict[str, Any] = {"virtualmachineid": vm["id"]}
+    if vm.get("_userdata_b64"):
+        out["userdata"] = vm["_userdata_b64"]
+    return {"virtualmachineuserdata": out}
 
 
 @command("expungeVirtualMachine", "async", "org.apache.cloudstack.api.command.admin.vm.ExpungeVMCmd")
@@ -846,13 +890,13 @@ def _check_public_port_free(api: Api, ip: Record, proto: str, first: int, last: 
             and not (last < int(r["publicport"]) or first > int(r["publicendport"]))
         ):
             raise conflict(
-                f"The range specified, {first}-{last}, conflicts with rule {r['id']} which has "
+                f"The range specified, {first}-{last}, conflicts with rule {r['_dbid']} which has "
                 f"{r['publicport']}-{r['publicendport']}"
             )
     for r in api.cloud.lb_rules.values():
         if r["publicipid"] == ip["id"] and first <= int(r["publicport"]) <= last:
             raise conflict(
-                f"The range specified, {first}-{last}, conflicts with rule {r['id']} which has "
+                f"The range specified, {first}-{last}, conflicts with rule {r['_dbid']} which has "
                 f"{r['publicport']}-{r['publicport']}"
             )
 
@@ -875,7 +919,7 @@ def _add_firewall(
             and not (last < int(r["startport"]) or first > int(r["endport"]))
         ):
             raise conflict(
-                f"The range specified, {first}-{last}, conflicts with rule {r['id']} which has "
+                f"The range specified, {first}-{last}, conflicts with rule {r['_dbid']} which has "
                 f"{r['startport']}-{r['endport']}"
             )
     rid = new_id()
@@ -892,6 +936,7 @@ def _add_firewall(
         "fordisplay": True,
         "networkid": ip.get("associatednetworkid"),
         "_related": related,
+        "_dbid": api.cloud.dbid(),
     }
     api.cloud.firewall_rules[rid] = rec
     ip["hasrules"] = True
@@ -1022,6 +1067,7 @@ def create_pf_rule(api: Api, req: Request) -> AsyncPlan:
         "vmguestip": req.get("vmguestip") or nic["ipaddress"],
         "networkid": nic["networkid"],
         "fordisplay": True,
+        "_dbid": cloud.dbid(),
     }
     cloud.pf_rules[rid] = rec
     fw = None
@@ -1132,6 +1178,7 @@ def create_lb_rule(api: Api, req: Request) -> AsyncPlan:
         "tags": [],
         "fordisplay": True,
         "_vms": [],
+        "_dbid": cloud.dbid(),
     }
     cloud.lb_rules[rid] = rec
     fw = None

@@ -1,14 +1,22 @@
-"""CloudStack API errors: HTTP status = errorcode; cserrorcode names the Java exception class."""
+"""CloudStack API errors: HTTP status = errorcode; cserrorcode names the Java exception class.
+
+Codes: apache/cloudstack api/src/main/java/org/apache/cloudstack/api/ApiErrorCode.java. A sync
+error is ``ApiServer.handleRequest``'s mapping of the exception (InvalidParameterValueException ->
+431, PermissionDeniedException -> 531, ...) with the exception's CSExceptionErrorCode; an async
+job's error is what ``ApiAsyncJobDispatcher.runJob`` records (see :func:`job_error`).
+"""
 
 from __future__ import annotations
 
 # ApiErrorCode values used by the management server.
 UNAUTHORIZED = 401
+METHOD_NOT_ALLOWED = 405
 PARAM_ERROR = 431
 UNSUPPORTED_ACTION_ERROR = 432
-ACCOUNT_ERROR = 531
 INTERNAL_ERROR = 530
-RESOURCE_UNAVAILABLE_ERROR = 533
+ACCOUNT_ERROR = 531
+INSUFFICIENT_CAPACITY_ERROR = 533
+RESOURCE_UNAVAILABLE_ERROR = 534
 RESOURCE_IN_USE_ERROR = 536
 NETWORK_RULE_CONFLICT_ERROR = 537
 
@@ -66,3 +74,30 @@ def internal(message: str) -> ApiError:
 
 def conflict(message: str) -> ApiError:
     return ApiError(NETWORK_RULE_CONFLICT_ERROR, message, CS_NETWORK_RULE_CONFLICT)
+
+
+def permission_denied(message: str) -> ApiError:
+    """PermissionDeniedException: 531 / 4365 when raised before the job; 530 inside a job."""
+    return ApiError(ACCOUNT_ERROR, message, CS_PERMISSION_DENIED)
+
+
+def server_api(errorcode: int, message: str) -> ApiError:
+    """``throw new ServerApiException(ApiErrorCode.X, message)`` (a command's own failure)."""
+    return ApiError(errorcode, message, CS_SERVER_API)
+
+
+def job_error(exc: ApiError) -> dict[str, object]:
+    """The ``jobresult`` of a job that threw ``exc`` (ApiAsyncJobDispatcher.runJob).
+
+    A ServerApiException keeps its code; an InvalidParameterValueException becomes
+    ServerApiException(PARAM_ERROR) = 431; any other exception (PermissionDenied, CloudRuntime,
+    NetworkRuleConflict, ...) is INTERNAL_ERROR 530 with the exception's message. The
+    ExceptionResponse written there has no cserrorcode; jobresultcode is the same code.
+    """
+    if exc.cserrorcode == CS_SERVER_API:
+        code = exc.errorcode
+    elif exc.cserrorcode == CS_INVALID_PARAMETER_VALUE:
+        code = PARAM_ERROR
+    else:
+        code = INTERNAL_ERROR
+    return {"uuidList": [], "errorcode": code, "errortext": exc.errortext}

@@ -21,7 +21,9 @@ and the Kubernetes Service plugin define them):
 * ``deleteKubernetesSupportedVersion`` (async, admin): ``id``; deletes the ISO as well.
 
 The Kubernetes commands exist only while ``cloud.kubernetes.service.enabled`` is true (the
-plugin registers them at start-up): otherwise they answer 432 like any unknown command.
+plugin registers them at start-up, KubernetesClusterManagerImpl.getCommands): otherwise a signed
+request for one answers HTTP 401 ``errorresponse`` like any command the server does not have
+(ApiServer.verifyRequest returns false before the signature check; ApiServlet writes 401).
 ``isostate`` follows the ISO's store state: ``Creating`` while downloading, ``Ready``, ``Failed``.
 One deviation: CloudStack refuses URLs whose host is a loopback address; this simulator lives on
 loopback only, so it accepts them (and downloads only what the test itself serves).
@@ -64,14 +66,6 @@ VERSIONS_KEY = "kubernetes_versions"
 def _versions(api: Api) -> dict[str, Record]:
     table: dict[str, Record] = api.extra.setdefault(VERSIONS_KEY, {})
     return table
-
-
-def _require_kubernetes_service(api: Api, req: Request) -> None:
-    if api.cloud.configurations["cloud.kubernetes.service.enabled"]["value"] != "true":
-        raise ApiError(
-            E.UNSUPPORTED_ACTION_ERROR,
-            f"The given command:{req.command} does not exist or it is not available for user with id:null",
-        )
 
 
 def _semantic(text: str) -> tuple[int, ...]:
@@ -253,9 +247,9 @@ def _version_view(api: Api, rec: Record) -> Record:
     "sync",
     f"{_K8S_ADMIN}.AddKubernetesSupportedVersionCmd",
     admin_only=True,
+    plugin="kubernetes",
 )
 def add_kubernetes_supported_version(api: Api, req: Request) -> dict[str, Any]:
-    _require_kubernetes_service(api, req)
     version = req.require("semanticversion")
     if not _VERSION.match(version):
         raise ApiError(E.PARAM_ERROR, "Invalid version format. Semantic version needed")
@@ -309,9 +303,13 @@ def add_kubernetes_supported_version(api: Api, req: Request) -> dict[str, Any]:
     return {"kubernetessupportedversion": public(_version_view(api, rec))}
 
 
-@command("listKubernetesSupportedVersions", "list", f"{_K8S_USER}.ListKubernetesSupportedVersionsCmd")
+@command(
+    "listKubernetesSupportedVersions",
+    "list",
+    f"{_K8S_USER}.ListKubernetesSupportedVersionsCmd",
+    plugin="kubernetes",
+)
 def list_kubernetes_supported_versions(api: Api, req: Request) -> tuple[str, list[Record]]:
-    _require_kubernetes_service(api, req)
     table = _versions(api)
     minimum = req.get("minimumsemanticversion")
     min_id = req.get("minimumkubernetesversionid")
@@ -345,9 +343,9 @@ def list_kubernetes_supported_versions(api: Api, req: Request) -> tuple[str, lis
     "async",
     f"{_K8S_ADMIN}.DeleteKubernetesSupportedVersionCmd",
     admin_only=True,
+    plugin="kubernetes",
 )
 def delete_kubernetes_supported_version(api: Api, req: Request) -> AsyncPlan:
-    _require_kubernetes_service(api, req)
     rec = req.entity(_versions(api), "id")
     assert rec is not None
 

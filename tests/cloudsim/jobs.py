@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.cloudsim.errors import CS_CLOUD_RUNTIME, INTERNAL_ERROR, ApiError
+from tests.cloudsim.errors import CS_CLOUD_RUNTIME, INTERNAL_ERROR, ApiError, job_error
 
 PENDING, SUCCEEDED, FAILED = 0, 1, 2
 
@@ -117,11 +117,9 @@ class JobRunner:
         if on_error is not None:
             with contextlib.suppress(Exception):  # cleanup of a failed job must not mask its error
                 on_error()
-        body: dict[str, Any] = {"errorcode": exc.errorcode, "errortext": exc.errortext}
-        if exc.cserrorcode is not None:
-            body["cserrorcode"] = exc.cserrorcode
+        body = job_error(exc)
         job.result = body
-        job.resultcode = exc.errorcode
+        job.resultcode = int(str(body["errorcode"]))
         job.completed = cs_time()
         job.status = FAILED
 

@@ -40,6 +40,7 @@ class Account:
     role: str = "Admin"  # Admin | User
     id: str = field(default_factory=new_id)
     user_id: str = field(default_factory=new_id)
+    dbid: int = 2  # the internal id (2 = the first account CloudStack creates, "admin")
 
     @property
     def is_admin(self) -> bool:
@@ -80,7 +81,30 @@ class Cloud:
         self.lb_rules: dict[str, Record] = {}
         self.keypairs: dict[str, Record] = {}
         self.configurations: dict[str, Record] = {}
+        # Soft deletes: CloudStack keeps removed networks and VMs as rows with ``removed`` set and
+        # released public IPs as Free rows, and the API resolves their UUIDs
+        # (ParamProcessWorker.translateUuidToInternalId: findByUuidIncludingRemoved); the
+        # services then answer "doesn't exist" / "unable to find" / nothing to do.
+        self.removed: dict[str, Record] = {}
+        self._next_dbid = 200
         self._seed(kubernetes_enabled, max_cluster_size)
+
+    def dbid(self) -> int:
+        """The next internal (database) id; error texts of the services name rows by it."""
+        self._next_dbid += 1
+        return self._next_dbid
+
+    def remove(self, table: dict[str, Record], rid: str, kind: str) -> None:
+        """Move a row out of its table into the removed rows (its UUID still resolves)."""
+        rec = table.pop(rid, None)
+        if rec is not None:
+            rec["_kind"] = kind
+            rec["_removed"] = cs_time()
+            self.removed[rid] = rec
+
+    def removed_row(self, rid: str | None, kind: str) -> Record | None:
+        rec = self.removed.get(rid or "")
+        return rec if rec is not None and rec.get("_kind") == kind else None
 
     # ---- seed data ----------------------------------------------------------------------------
     def _seed(self, kubernetes_enabled: bool, max_size: int) -> None:
@@ -126,6 +150,16 @@ class Cloud:
             "false",
         )
         self.set_config("default.page.size", "500", "Default page size for API list* commands", "Long", "500")
+        # apache/cloudstack server/src/main/java/com/cloud/api/ApiServer.java
+        # (EnforcePostRequestsAndTimestamps; the test cloud runs with it on, see SimConfig).
+        self.set_config(
+            "enforce.post.requests.and.timestamps",
+            "false",
+            "Enable/Disable whether the ApiServer should only accept POST requests for state-changing "
+            "APIs and requests with timestamps.",
+            "Boolean",
+            "false",
+        )
 
     def add_zone(self, name: str) -> Record:
         zid = new_id()
@@ -315,6 +349,7 @@ class Cloud:
             "isportable": False,
             "fordisplay": True,
             "hasrules": False,
+            "_dbid": self.dbid(),
         }
         if network is not None:
             rec["associatednetworkid"] = network["id"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -19,12 +20,31 @@ from tests.cloudsim.faults import Fault, Faults
 from tests.cloudsim.jobs import Job, JobRunner, new_id
 from tests.cloudsim.model import Account, Cloud, public
 from tests.cloudsim.request import Request
-from tests.cloudsim.signing import SignatureError, verify
+from tests.cloudsim.signing import SignatureError, check_timestamps, find_param, verify
 
 API_PATH = "/client/api"
 CONTROL_PATH = "/_cloudsim"
 AUTH_ERROR = "unable to verify user credentials and/or request signature"
-UNKNOWN_COMMAND = "The given command does not exist or it is not available for user"
+# ApiServlet.isStateChangingCommandUsingPOST: these may still come by GET when POST is enforced.
+_READ_ONLY = re.compile(r"^(get|list|query|find)\w+$")
+_READ_ONLY_NAMES = frozenset(
+    (
+        "isaccountallowedtocreateofferingswithtags",
+        "readyforshutdown",
+        "cloudianisenabled",
+        "quotabalance",
+        "quotasummary",
+        "quotatarifflist",
+        "quotaisenabled",
+        "quotastatement",
+        "verifyoauthcodeandgetuser",
+    )
+)
+
+
+def _read_only(command: str) -> bool:
+    name = command.lower()
+    return bool(_READ_ONLY.match(name)) or name in _READ_ONLY_NAMES
 
 
 @dataclass
@@ -46,6 +66,10 @@ class SimConfig:
     kubernetes_enabled: bool = True
     max_cluster_size: int = 10
     faults: tuple[Fault, ...] = ()
+    # enforce.post.requests.and.timestamps (CloudStack's default: false). On here, so that every
+    # client is tested against the stricter setting: state-changing commands only by POST, and
+    # only signatureVersion=3 requests whose expires lies at most 15 minutes ahead.
+    enforce_post: bool = True
 
 
 class CloudSim:
@@ -61,6 +85,13 @@ class CloudSim:
             self.config.kubernetes_enabled,
             self.config.max_cluster_size,
         )
+        self.cloud.set_config(
+            "enforce.post.requests.and.timestamps",
+            "true" if self.config.enforce_post else "false",
+            self.cloud.configurations["enforce.post.requests.and.timestamps"]["description"],
+            "Boolean",
+            "false",
+        )
         self.backend: MachineBackend = backend or MemoryBackend()
         self.jobs = JobRunner(self._latency)
         self.api = Api(self.cloud, self.backend, self.jobs)
@@ -72,9 +103,12 @@ class CloudSim:
             self.config.api_key,
             self.config.secret,
             self.config.role,
+            dbid=2 if self.config.role == "Admin" else 3,
         )
         self.accounts = {a.api_key: a for a in (main, *self.config.extra_accounts)}
         self.calls: list[str] = []  # every command received, in order (for assertions)
+        # ... with its parameters (lower-cased names; without apikey and signature)
+        self.requests: list[tuple[str, dict[str, str]]] = []
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -157,30 +191,48 @@ class CloudSim:
             time.sleep(0.01)
 
     # ---- dispatch -----------------------------------------------------------------------------
-    def handle(self, raw: dict[str, str]) -> tuple[int, dict[str, Any] | str, str]:
+    def handle(self, raw: dict[str, str], method: str = "GET") -> tuple[int, dict[str, Any] | str, str]:
         """Answer one API request: (HTTP status, body, content type)."""
         cmd_name = next((v for k, v in raw.items() if k.lower() == "command"), "")
-        wrapper = f"{cmd_name.lower()}response"
         cmd = COMMANDS.get(cmd_name.lower())
-        if (
-            cmd is None or cmd.name != cmd_name
-        ):  # command names are case-sensitive  # checked before the signature, as the management server does
-            err = ApiError(E.UNSUPPORTED_ACTION_ERROR, UNKNOWN_COMMAND)
-            return err.errorcode, {wrapper: err.body()}, "json"
+        if cmd is not None and (cmd.name != cmd_name or not self._plugin_on(cmd.plugin)):
+            cmd = None  # command names are case-sensitive; a disabled plugin's commands do not exist
+        # ApiServer.getSerializedApiError: the command's response name, "errorresponse" when the
+        # server has no such command.
+        wrapper = f"{cmd.name.lower()}response" if cmd else "errorresponse"
+        enforced = self.cloud.configurations["enforce.post.requests.and.timestamps"]["value"] == "true"
+        if enforced and method != "POST" and not _read_only(cmd_name):
+            # ApiServlet (enforce.post.requests.and.timestamps): state-changing APIs only by POST.
+            text = f"State changing command {cmd_name} needs to be sent using POST request"
+            return E.METHOD_NOT_ALLOWED, {wrapper: E.server_api(E.METHOD_NOT_ALLOWED, text).body()}, "json"
+        if cmd is None:
+            self.calls.append(f"?{cmd_name}")  # a command this cloud does not have (tests check these)
+            # ApiServer.verifyRequest: a signed request for a command the server does not have
+            # is refused before the signature is checked -> ApiServlet answers 401.
+            return 401, {wrapper: {"uuidList": [], "errorcode": 401, "errortext": AUTH_ERROR}}, "json"
+        caller = self.accounts.get(find_param(raw, "apikey") or "")
+        if caller is not None and cmd.admin_only and not caller.is_admin:
+            # ApiServer.verifyRequest -> commandAvailable, before the signature is compared: the role
+            # checker (DynamicRoleBasedAPIAccessChecker.checkAccess) throws UnavailableCommandException
+            # -> ServerApiException(UNSUPPORTED_ACTION_ERROR).
+            who = f'{{"id":{caller.dbid},"uuid":"{caller.id}","accountName":"{caller.name}","domainId":1}}'
+            text = f"The API [{cmd.name}] does not exist or is not available for the account Account {who}."
+            return (
+                E.UNSUPPORTED_ACTION_ERROR,
+                {wrapper: E.server_api(E.UNSUPPORTED_ACTION_ERROR, text).body()},
+                "json",
+            )
         try:
+            if enforced:
+                check_timestamps(raw)
             api_key = verify(raw, {k: a.secret for k, a in self.accounts.items()})
         except SignatureError:
             return 401, {wrapper: {"uuidList": [], "errorcode": 401, "errortext": AUTH_ERROR}}, "json"
         account = self.accounts[api_key]
         self.calls.append(cmd.name)
-        if cmd.admin_only and not account.is_admin:
-            # (the server really prints "id:null" here: the user id is not known on this path)
-            err = ApiError(
-                E.UNSUPPORTED_ACTION_ERROR,
-                f"The given command:{cmd_name} does not exist or it is not available for user with id:null",
-            )
-            return err.errorcode, {wrapper: err.body()}, "json"
-        wrapper = f"{cmd.name.lower()}response"
+        self.requests.append(
+            (cmd.name, {k.lower(): v for k, v in raw.items() if k.lower() not in ("apikey", "signature")})
+        )
         params = {k.lower(): v for k, v in raw.items()}
         req = Request(cmd.name, params, account)
         fault = self.faults.hit(cmd.name)
@@ -205,6 +257,11 @@ class CloudSim:
         except Exception as exc:  # a bug in the simulator answers like CloudStack's internal error
             return 530, {wrapper: ApiError(530, f"{type(exc).__name__}: {exc}", 4250).body()}, "json"
         return 200, {wrapper: body}, "json"
+
+    def _plugin_on(self, plugin: str | None) -> bool:
+        if plugin is None:
+            return True
+        return bool(self.cloud.configurations["cloud.kubernetes.service.enabled"]["value"] == "true")
 
     def _list(self, name: str, req: Request) -> dict[str, Any]:
         with self.cloud.lock:
@@ -248,8 +305,11 @@ class CloudSim:
     def _query_job(self, req: Request) -> dict[str, Any]:
         job_id = req.require("jobid")
         job = self.jobs.get(job_id)
-        if job is None or job.account_id != req.account.id:
+        if job is None:
             raise E.bad_id(req.command, "jobid", job_id)
+        if job.account_id != req.account.id and not req.account.is_admin:
+            # ApiResponseHelper.queryJobResult: a normal user sees only its own jobs
+            raise E.permission_denied(f"Account {req.account.name} is not authorized to see job id={job.id}")
         return job.view()
 
     # ---- control endpoint (loopback test harness only) ----------------------------------------
@@ -297,7 +357,7 @@ class _Handler(BaseHTTPRequestHandler):
         if parts.path.rstrip("/") == API_PATH:
             params = self._params(query)
             params.update({k: v for k, v in self._params(form).items() if k not in params})
-            status, body, kind = self.cloudsim.handle(params)
+            status, body, kind = self.cloudsim.handle(params, self.command)
             self._reply(status, body, kind)
         elif parts.path.startswith(CONTROL_PATH):
             try:

@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 # java.net.URLEncoder leaves exactly these bytes alone (space becomes "+", then "%20").
 _JAVA_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-*_")
@@ -65,6 +65,18 @@ def find_param(params: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name.lower():
             return value
     return None
+
+
+def check_timestamps(params: Mapping[str, str], now: datetime | None = None) -> None:
+    """With enforce.post.requests.and.timestamps (ApiServer.verifyRequest): only
+    ``signatureVersion=3`` with an ``expires`` at most 15 minutes ahead is accepted."""
+    if find_param(params, "signatureversion") != "3":
+        raise SignatureError("Signature Version must be 3, and should be along with the Expires parameter")
+    expires = find_param(params, "expires")
+    if not expires:
+        raise SignatureError("missing Expires parameter")
+    if parse_expires(expires) > (now or datetime.now(UTC)) + timedelta(minutes=15):
+        raise SignatureError("Expiration parameter is set for too long")
 
 
 def verify(params: Mapping[str, str], secret_for_key: Mapping[str, str], now: datetime | None = None) -> str:

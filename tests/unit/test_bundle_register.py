@@ -29,9 +29,8 @@ class FakeCloud:
 
     def _missing(self, command: str) -> None:
         if not self.kubernetes_service and "Kubernetes" in command:
-            raise ApiCallError(
-                command, 432, "The given command does not exist or it is not available for user"
-            )
+            # a command the server does not have: ApiServer.verifyRequest fails -> HTTP 401
+            raise ApiCallError(command, 401, "unable to verify user credentials and/or request signature")
 
     def list(self, command: str, **params: Any) -> list[dict[str, Any]]:
         self.calls.append((command, params))
@@ -47,6 +46,8 @@ class FakeCloud:
     def call(self, command: str, **params: Any) -> dict[str, Any]:
         self.calls.append((command, params))
         self._missing(command)
+        if command == "listCapabilities":
+            return {"capability": {"kubernetesserviceenabled": self.kubernetes_service}}
         if command == "addKubernetesSupportedVersion":
             item = {
                 "id": f"kv-{len(self.versions) + 1}",
@@ -96,19 +97,16 @@ def test_register_as_kubernetes_version_idempotent(built: BuildResult) -> None:
     assert [v.kubernetes_version for v in registered_versions(cloud)] == ["1.31.4"]
 
 
-def test_register_falls_back_to_iso(built: BuildResult) -> None:
+def test_register_and_list_need_the_kubernetes_service(built: BuildResult) -> None:
+    """Decided from listCapabilities.kubernetesserviceenabled, before any Kubernetes command."""
     assert built.iso is not None
     cloud = FakeCloud(kubernetes_service=False)
-    result = register_bundle(cloud, built.iso, URL, name="k8s-1.31.4")
-    assert (result.kind, result.id, result.name) == ("iso", "iso-1", "k8s-1.31.4")
-    params = next(p for c, p in cloud.calls if c == "registerIso")
-    assert (
-        params["zoneid"] == "-1"
-        and params["bootable"] is False
-        and params["checksum"].startswith("{SHA-256}")
-    )
-    assert register_bundle(cloud, built.iso, URL, name="k8s-1.31.4").id == "iso-1"
-    assert registered_versions(cloud) == []
+    message = r"^--provider: must name a cloud whose Kubernetes service is enabled"
+    with pytest.raises(InputError, match=message):
+        register_bundle(cloud, built.iso, URL, name="k8s-1.31.4")
+    with pytest.raises(InputError, match=message):
+        registered_versions(cloud)
+    assert [c for c, _ in cloud.calls] == ["listCapabilities", "listCapabilities"]
 
 
 def test_register_refuses_bad_input(built: BuildResult, tmp_path: Path) -> None:

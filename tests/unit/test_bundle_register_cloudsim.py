@@ -152,7 +152,7 @@ def test_register_list_duplicate_unsupported(
     assert [v["version"] for v in cloud_versions(capsys)] == [VERSION]
 
 
-def test_checksum_mismatch_and_registeriso_fallback(
+def test_checksum_mismatch_and_kubernetes_service_off(
     cloudsim: CloudSim,  # noqa: F811 - fixture
     built: BuildResult,
     served: tuple[IsoServer, Path],
@@ -182,19 +182,24 @@ def test_checksum_mismatch_and_registeriso_fallback(
     assert failed["isready"] is False and "didn't match the given value" in failed["status"]
     assert [(v["version"], v["state"]) for v in cloud_versions(capsys)] == [(VERSION, "Failed")]
 
-    # Without the Kubernetes service (plain CloudStack) the ISO is registered with registerIso.
+    # Without the Kubernetes service its commands do not exist (the cloud answers 401): register
+    # and list say so, exit 2, and send none of them.
     cloudsim.cloud.set_config("cloud.kubernetes.service.enabled", "false", kind="Boolean", default="false")
-    code, out, err = cli(
+    before = len(cloudsim.calls)
+    for args in (
         [
-            "bundle", "register", str(built.iso), "--provider", "cloudstack",
-            "--url", server.url(built.iso.name), "--name", "k8s-iso", "--zone", "zone1",
+            "bundle",
+            "register",
+            str(built.iso),
+            "--provider",
+            "cloudstack",
+            "--url",
+            server.url(built.iso.name),
         ],
-        capsys,
-    )  # fmt: skip
-    assert code == 0, err
-    assert out.split("\t")[:3] == ["k8s-iso", VERSION, "iso"]
-    assert "registerIso" in cloudsim.calls
-    ready = {i["name"]: i for i in wait_isos_settled(cloudsim.api)}["k8s-iso"]
-    assert ready["isready"] is True and ready["bootable"] is False
-    assert ready["zonename"] == "zone1" and ready["checksum"].startswith("{SHA-256}")
-    assert cloud_versions(capsys) == []  # the versions API is not there: nothing to list, exit 0
+        ["bundle", "list", "--provider", "cloudstack"],
+    ):
+        code, out, err = cli(args, capsys)
+        assert code == 2 and out == ""
+        assert err.startswith("error: --provider: must name a cloud whose Kubernetes service is enabled"), err
+        assert err.count("\n") == 1
+    assert "Kubernetes" not in "".join(cloudsim.calls[before:])

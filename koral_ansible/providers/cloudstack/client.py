@@ -8,6 +8,10 @@
   or ``job_timeout`` passes (a clear message naming what is still pending).
 - Messages carry the command and CloudStack's ``errortext``; never the request URL, the key,
   the signature or the secret.
+- Every call is a POST: a cloud with ``enforce.post.requests.and.timestamps`` refuses
+  state-changing commands sent by GET (HTTP 405), and POST keeps parameters such as user data
+  out of URLs and proxy logs. ``cs`` signs with ``signatureVersion=3`` and an ``expires`` 10
+  minutes ahead (that setting accepts at most 15).
 """
 
 from __future__ import annotations
@@ -40,10 +44,18 @@ class ApiCallError(OperationError):
 
     @property
     def not_found(self) -> bool:
-        """The id named in the call does not exist (any more)."""
+        """The id named in the call does not exist (any more).
+
+        CloudStack resolves UUIDs including removed rows, so a deleted object is not always the
+        generic "entity does not exist" of ParamProcessWorker: DeleteNetworkCmd answers
+        "Network ID=<n> doesn't exist", destroyVirtualMachine's job "unable to find a virtual
+        machine with id <n>", deleteSSHKeyPair "A key pair with name ... does not exist ..." (431
+        all; apache/cloudstack api/.../DeleteNetworkCmd.java, UserVmManagerImpl.destroyVm,
+        ParamProcessWorker.translateUuidToInternalId).
+        """
         text = self.errortext.lower()
-        return self.errorcode == 431 and (
-            "entity does not exist" in text or "unable to find" in text or "does not exist" in text
+        return self.errorcode == 431 and any(
+            m in text for m in ("entity does not exist", "unable to find", "does not exist", "doesn't exist")
         )
 
 
@@ -84,6 +96,7 @@ class CloudClient:
             key=config.key,
             secret=config.secret,
             timeout=int(max(1, config.timeout)),
+            method="post",
             verify=config.verify if config.verify is not True else None,
             dangerous_no_tls_verify=config.verify is False,
             retry=0,

@@ -17,6 +17,7 @@ from typing import Any
 from koral_ansible.errors import OperationError
 from koral_ansible.providers.base import API_PORT, Endpoint, Provider, ProviderContext
 from koral_ansible.providers.cloudstack import plan
+from koral_ansible.providers.cloudstack.capabilities import may_expunge
 from koral_ansible.providers.cloudstack.client import ApiCallError, CloudClient, Job, JobsFailed
 from koral_ansible.providers.cloudstack.config import CloudConfig, load_config
 from koral_ansible.providers.cloudstack.resolve import Resolved, resolve
@@ -40,6 +41,8 @@ class CloudStackProvider(Provider):
         self._config = config
         self._client_factory = client_factory
         self._client: CloudClient | None = None
+        self._may_expunge: bool | None = None
+        self._unexpunged = False  # VMs were destroyed without expunge in this run
 
     # ---- plumbing -----------------------------------------------------------------------------
     @property
@@ -58,6 +61,21 @@ class CloudStackProvider(Provider):
     @property
     def cluster(self) -> str:
         return self.ctx.cluster
+
+    @property
+    def may_expunge(self) -> bool:
+        """Whether destroyVirtualMachine may carry expunge=true (asked once per provider)."""
+        if self._may_expunge is None:
+            self._may_expunge = may_expunge(self.client)
+        return self._may_expunge
+
+    def _destroy_params(self, vid: str) -> dict[str, Any]:
+        params: dict[str, Any] = {"id": vid}
+        if self.may_expunge:
+            params["expunge"] = True
+        else:
+            self._unexpunged = True
+        return params
 
     def _record(self, kind: str, rid: str, **data: Any) -> None:
         self.ctx.store.add_resource(self.cluster, kind, rid, data)
@@ -336,7 +354,9 @@ class CloudStackProvider(Provider):
         jobs = []
         for vid in ids:
             try:
-                jobs.append((vid, self.client.submit("destroyVirtualMachine", vid, id=vid, expunge=True)))
+                jobs.append(
+                    (vid, self.client.submit("destroyVirtualMachine", vid, **self._destroy_params(vid)))
+                )
             except ApiCallError as exc:
                 if not exc.not_found:
                     raise
@@ -349,19 +369,24 @@ class CloudStackProvider(Provider):
             self._forget("vm", vid)
 
     def _without_expunge(self, jobs: list[tuple[str, Job]]) -> list[tuple[str, Job]]:
-        """Destroy again, without expunge, the VMs this account may not expunge.
+        """Destroy again, without expunge, the VMs the cloud would not let this account expunge.
 
-        (Users need allow.user.expunge.recover.vm; the cloud's expunge thread removes such VMs
-        after expunge.interval.)
+        koral asks first (listCapabilities, listAccounts), so this is the fallback for a role
+        that lacks the expunge API. CloudStack checks inside the job and fails it with 530
+        "Account does not have permission for expunging." (older releases: "Parameter expunge
+        can be passed by Admin only. ..."); the cloud's expunge thread removes such VMs after
+        expunge.interval.
         """
         out, retry = [], []
         for rid, job in jobs:
             err = job.error
-            if err is not None and err.errorcode in (531, 432) and "expunge" in err.errortext.lower():
+            if err is not None and err.errorcode in (530, 531) and "expung" in err.errortext.lower():
                 retry.append((rid, self.client.submit("destroyVirtualMachine", job.label, id=rid)))
             else:
                 out.append((rid, job))
         if retry:
+            self._may_expunge = False
+            self._unexpunged = True
             self.ctx.report(f"this account may not expunge VMs: destroying {len(retry)} without expunge")
             self.client.wait([j for _, j in retry], "VM removal", raise_on_failure=False)
         return out + retry
@@ -670,9 +695,7 @@ class CloudStackProvider(Provider):
                 self._forget(kind, rid)
         jobs: list[tuple[str, Job]] = []
         for rid, data in targets.items():
-            params: dict[str, Any] = {"id": rid}
-            if kind == "vm":
-                params["expunge"] = True
+            params: dict[str, Any] = self._destroy_params(rid) if kind == "vm" else {"id": rid}
             try:
                 jobs.append(
                     (rid, self.client.submit(self._DELETE[kind], f"{kind} {data.get('name', rid)}", **params))
@@ -697,10 +720,14 @@ class CloudStackProvider(Provider):
                 failed.append(f"{job.label}: {job.error.errortext}")
         if failed:
             hint = ""
-            if kind == "network" and any("expunged" in f for f in failed):
+            # CloudStack only logs why a network cannot go ("not all user vms are expunged"); the
+            # job says "Failed to delete network" (DeleteNetworkCmd.execute).
+            unexpunged = self._unexpunged or not self.may_expunge
+            if kind == "network" and unexpunged and any("Failed to delete network" in f for f in failed):
                 hint = (
-                    " - its VMs are destroyed but not expunged yet (this account may not expunge: the "
-                    "cloud setting allow.user.expunge.recover.vm is false); run delete again after the "
+                    " - its VMs are destroyed but not expunged yet (this account may not expunge VMs: "
+                    "allow.user.expunge.recover.vm is false or its role lacks expungeVirtualMachine); "
+                    "run delete again after the "
                     "cloud's expunge interval, or ask an administrator to expunge them"
                 )
             raise OperationError(

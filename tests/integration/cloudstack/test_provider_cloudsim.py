@@ -311,3 +311,93 @@ def test_user_allowed_to_expunge(koral_home: Paths) -> None:
         h.provider.provision(h.spec)
         h.provider.destroy(h.spec)
         assert sim.counts() == EMPTY
+
+
+def _destroy_requests(sim: CloudSim) -> list[dict[str, str]]:
+    return [p for c, p in sim.requests if c == "destroyVirtualMachine"]
+
+
+def _failed_jobs(sim: CloudSim, command: str) -> list[dict[str, object]]:
+    return [j.result or {} for j in sim.jobs.jobs.values() if j.command == command and j.status == 2]
+
+
+def test_no_expunge_without_the_right(koral_home: Paths) -> None:
+    """Decided before asking: listCapabilities (allowuserexpungerecovervm) and listAccounts
+    (accounttype): a user account's destroyVirtualMachine carries no expunge, and no job fails."""
+    from tests.cloudsim import SimConfig
+
+    with CloudSim(SimConfig(role="User", job_latency=0.01)) as sim:
+        h = harness(sim, koral_home, config=config_for(sim), size=1)
+        h.provider.provision(h.spec)
+        with pytest.raises(
+            OperationError, match=r"could not remove 1 network\(s\): .*Failed to delete network"
+        ):
+            h.provider.destroy(h.spec)
+        assert len(_destroy_requests(sim)) == 2
+        assert all("expunge" not in p for p in _destroy_requests(sim))
+        assert _failed_jobs(sim, "destroyVirtualMachine") == []
+        # Run again (a new process) before the cloud's expunge thread: the same hint.
+        h2 = harness(sim, koral_home, config=config_for(sim), size=1)
+        with pytest.raises(OperationError, match=r"not expunged yet .*run delete again"):
+            h2.provider.destroy(h2.spec)
+    with CloudSim(SimConfig(job_latency=0.01)) as admin:  # an administrator expunges at once
+        h = harness(admin, koral_home, name="adm", config=config_for(admin), size=1)
+        h.provider.provision(h.spec)
+        h.provider.destroy(h.spec)
+        assert [p.get("expunge") for p in _destroy_requests(admin)] == ["true", "true"]
+        assert admin.counts() == EMPTY
+
+
+def test_expunge_refused_by_the_job_is_handled(koral_home: Paths) -> None:
+    """A role without the expunge API: the capability says yes, the job still fails 530
+    (VmDestroyPermissionServiceImpl); koral destroys again without expunge and says what to do."""
+    from tests.cloudsim import SimConfig
+    from tests.cloudsim.errors import CS_PERMISSION_DENIED
+
+    with CloudSim(SimConfig(role="User", job_latency=0.01)) as sim:
+        sim.cloud.set_config("allow.user.expunge.recover.vm", "true")
+        h = harness(sim, koral_home, config=config_for(sim), size=1)
+        h.provider.provision(h.spec)
+        sim.inject(
+            "destroyVirtualMachine",
+            calls=[1, 2],
+            errorcode=530,
+            cserrorcode=CS_PERMISSION_DENIED,
+            errortext="Account does not have permission for expunging.",
+        )
+        with pytest.raises(OperationError, match=r"not expunged yet .*run delete again"):
+            h.provider.destroy(h.spec)
+        assert [f["errorcode"] for f in _failed_jobs(sim, "destroyVirtualMachine")] == [530, 530]
+        assert {v["state"] for v in sim.cloud.vms.values()} == {"Destroyed"}
+        assert any("may not expunge" in m for m in h.messages)
+        assert sim.expunge_destroyed() == 2
+        h.provider.destroy(h.spec)
+        assert sim.counts() == EMPTY
+
+
+def test_delete_rerun_after_a_kill_finishes(cloudsim: CloudSim, koral_home: Paths) -> None:
+    """A delete killed after the cloud removed things but before koral forgot them: the re-run
+    meets removed rows (deleteNetwork: 431 "Network ID=<n> doesn't exist"; destroyVirtualMachine:
+    job 431 "unable to find a virtual machine with id <n>"; deleted rules: UUID unknown) and
+    treats each as gone."""
+    h = harness(cloudsim, koral_home, size=2)
+    h.provider.provision(h.spec)
+    recorded = [(r.kind, r.rid, r.data) for r in h.store.resources("demo")]
+    assert {k for k, _, _ in recorded} >= {
+        "network",
+        "vm",
+        "public_ip",
+        "firewall_rule",
+        "port_forward",
+        "lb_rule",
+    }
+    h.provider.destroy(h.spec)
+    assert cloudsim.counts() == EMPTY and h.store.resources("demo") == []
+    for kind, rid, data in recorded:  # the state as the killed run left it
+        h.store.add_resource("demo", kind, rid, data)
+    h2 = harness(cloudsim, koral_home, size=2)  # a new process
+    h2.provider.destroy(h2.spec)
+    assert h2.store.resources("demo") == []
+    net_id = next(rid for k, rid, _ in recorded if k == "network")
+    assert [(c, p.get("id")) for c, p in cloudsim.requests].count(("deleteNetwork", net_id)) == 2
+    assert cloudsim.counts() == EMPTY

@@ -6,6 +6,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,16 +24,33 @@ def sim() -> Iterator[CloudSim]:
 
 
 def client(sim: CloudSim, **kw: Any) -> CloudStack:
+    kw.setdefault("method", "post")  # the test cloud enforces POST for state-changing commands
     return CloudStack(
         endpoint=sim.endpoint, key=sim.config.api_key, secret=sim.config.secret, poll_interval=0.01, **kw
     )
 
 
-def raw_get(sim: CloudSim, **params: str) -> tuple[int, str, dict[str, Any]]:
-    params = {"apiKey": sim.config.api_key, "response": "json", **params}
+def signed(sim: CloudSim, **params: str) -> dict[str, str]:
+    expires = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    params = {
+        "apiKey": sim.config.api_key,
+        "response": "json",
+        "signatureVersion": "3",
+        "expires": expires,
+        **params,
+    }
     params["signature"] = sign(params, sim.config.secret)
-    r = requests.get(sim.endpoint, params=params, timeout=5)
+    return params
+
+
+def raw_get(sim: CloudSim, **params: str) -> tuple[int, str, dict[str, Any]]:
+    r = requests.get(sim.endpoint, params=signed(sim, **params), timeout=5)
     return r.status_code, r.headers["Content-Type"], r.json()
+
+
+def raw_post(sim: CloudSim, **params: str) -> tuple[int, dict[str, Any]]:
+    r = requests.post(sim.endpoint, data=signed(sim, **params), timeout=5)
+    return r.status_code, r.json()
 
 
 def test_list_wrapper_and_fields(sim: CloudSim) -> None:
@@ -57,15 +75,54 @@ def test_error_format_and_status(sim: CloudSim) -> None:
             "templatefilter",
         }
     }
-    status, _, body = raw_get(sim, command="deleteNetwork", id="no-such-id")
+    status, body = raw_post(sim, command="deleteNetwork", id="no-such-id")
     assert (
         status == 431
         and "Invalid parameter id value=no-such-id" in body["deletenetworkresponse"]["errortext"]
     )
-    status, _, body = raw_get(sim, command="listZonez")
-    assert status == 432 and body["listzonezresponse"]["errorcode"] == 432
-    status, _, body = raw_get(sim, command="listzones")  # command names are case-sensitive
-    assert status == 432
+
+
+def test_unknown_command_is_401_errorresponse(sim: CloudSim) -> None:
+    """ApiServer.verifyRequest: a command the server does not have fails verification (401)."""
+    unknown = {
+        "errorresponse": {
+            "uuidList": [],
+            "errorcode": 401,
+            "errortext": "unable to verify user credentials and/or request signature",
+        }
+    }
+    assert raw_get(sim, command="listZonez")[::2] == (401, unknown)
+    assert raw_get(sim, command="listzones")[::2] == (401, unknown)  # command names are case-sensitive
+    # The Kubernetes service's commands exist only while the service is enabled.
+    assert raw_get(sim, command="listKubernetesSupportedVersions")[0] == 200
+    sim.cloud.set_config("cloud.kubernetes.service.enabled", "false")
+    assert raw_get(sim, command="listKubernetesSupportedVersions")[::2] == (401, unknown)
+
+
+def test_state_changing_commands_need_post(sim: CloudSim) -> None:
+    """enforce.post.requests.and.timestamps (ApiServer/ApiServlet): GET only for list/get/query/find."""
+    zone = raw_get(sim, command="listZones")[2]["listzonesresponse"]["zone"][0]
+    status, _, body = raw_get(sim, command="associateIpAddress", zoneid=zone["id"])
+    assert status == 405
+    assert body == {
+        "associateipaddressresponse": {
+            "uuidList": [],
+            "errorcode": 405,
+            "cserrorcode": 9999,
+            "errortext": "State changing command associateIpAddress needs to be sent using POST request",
+        }
+    }
+    assert sim.counts()["public_ips"] == 0
+    assert raw_post(sim, command="associateIpAddress", zoneid=zone["id"])[0] == 200
+    # Only signatureVersion 3 with an expires at most 15 minutes ahead is accepted.
+    v1 = {"command": "listZones", "apiKey": sim.config.api_key, "response": "json"}
+    v1["signature"] = sign(v1, sim.config.secret)
+    assert requests.get(sim.endpoint, params=v1, timeout=5).status_code == 401
+    far = (datetime.now(UTC) + timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+    assert raw_get(sim, command="listZones", expires=far)[0] == 401
+    with CloudSim(SimConfig(enforce_post=False)) as lax:  # CloudStack's default: both accepted
+        assert requests.get(lax.endpoint, params={**v1}, timeout=5).status_code == 200
+        assert raw_get(lax, command="associateIpAddress", zoneid=zone["id"])[0] != 405
 
 
 def test_bad_signature_is_401(sim: CloudSim) -> None:
@@ -78,8 +135,9 @@ def test_bad_signature_is_401(sim: CloudSim) -> None:
         "errorcode": 401,
         "errortext": "unable to verify user credentials and/or request signature",
     }
-    expired = client(sim, expiration=-1)  # cs then sends no expires/signatureVersion: plain v1 signature
-    assert expired.listZones()["count"] == 1
+    with CloudSim(SimConfig(enforce_post=False)) as lax:  # timestamps not enforced: v1 signatures pass
+        v1 = client(lax, expiration=-1)  # cs then sends no expires/signatureVersion: plain v1 signature
+        assert v1.listZones()["count"] == 1
     # an expired v3 request
     params = {
         "command": "listZones",
@@ -123,11 +181,8 @@ def test_injected_job_failure_and_timeout(sim: CloudSim) -> None:
     zone = c.listZones()["zone"][0]
     with pytest.raises(CloudStackApiException) as err:
         c.associateIpAddress(zoneid=zone["id"], fetch_result=True)
-    assert err.value.error == {
-        "errorcode": 530,
-        "errortext": "Insufficient address capacity",
-        "cserrorcode": 4250,
-    }
+    # ApiAsyncJobDispatcher.runJob: ExceptionResponse without cserrorcode; 530 for a non-API exception
+    assert err.value.error == {"uuidList": [], "errorcode": 530, "errortext": "Insufficient address capacity"}
     assert sim.counts()["public_ips"] == 0  # the failed job left nothing behind
     sim.inject("associateIpAddress", "timeout", [2])
     with pytest.raises(CloudStackException, match="Timeout waiting for async job result"):
@@ -164,10 +219,23 @@ def test_pagination(sim: CloudSim) -> None:
 
 
 def test_user_cannot_read_global_settings() -> None:
+    """ApiServer.commandAvailable (before the signature): the role checker's UnavailableCommandException."""
     with CloudSim(SimConfig(role="User")) as s:
         with pytest.raises(CloudStackApiException) as err:
             client(s).listConfigurations(name="cloud.kubernetes.cluster.max.size")
         assert err.value.response.status_code == 432
+        acc = s.accounts[s.config.api_key]
+        assert err.value.error == {
+            "uuidList": [],
+            "errorcode": 432,
+            "cserrorcode": 9999,
+            "errortext": "The API [listConfigurations] does not exist or is not available for the account "
+            f'Account {{"id":3,"uuid":"{acc.id}","accountName":"user","domainId":1}}.',
+        }
+        wrong = CloudStack(endpoint=s.endpoint, key=s.config.api_key, secret="wrong", method="post")
+        with pytest.raises(CloudStackApiException) as err:
+            wrong.listConfigurations()
+        assert err.value.response.status_code == 432  # checked before the signature
 
 
 def test_control_endpoint_and_loopback_only(sim: CloudSim) -> None:
@@ -237,8 +305,8 @@ def test_vm_rules_and_cleanup_through_cs(sim: CloudSim) -> None:
     c.assignToLoadBalancerRule(id=lb["id"], virtualmachineids=vm["id"], fetch_result=True)
     inst = c.listLoadBalancerRuleInstances(id=lb["id"])
     assert inst["loadbalancerruleinstance"][0]["id"] == vm["id"]
-    with pytest.raises(CloudStackApiException, match="not all user vms are expunged"):
-        c.deleteNetwork(id=net["id"], fetch_result=True)
+    with pytest.raises(CloudStackApiException, match="'errortext': 'Failed to delete network'"):
+        c.deleteNetwork(id=net["id"], fetch_result=True)  # a VM is still on it (only logged by CloudStack)
     c.destroyVirtualMachine(id=vm["id"], expunge=True, fetch_result=True)
     assert c.listPortForwardingRules(ipaddressid=ip["id"]) == {}
     c.deleteNetwork(id=net["id"], fetch_result=True)
