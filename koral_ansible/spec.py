@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from koral_ansible import node_os as node_oses
 from koral_ansible import versions
 from koral_ansible.errors import InputError
 
@@ -129,6 +130,10 @@ class ClusterSpec(BaseModel):
         default=("0.0.0.0/0",), description="Source CIDRs allowed to reach SSH (2222..) and the API (6443)"
     )
     bundle: str | None = Field(default=None, description="Kubernetes binaries bundle: directory or ISO path")
+    node_os: str = Field(
+        default=node_oses.DEFAULT_NODE_OS,
+        description=f"Local nodes' OS: one of {node_oses.ALLOWED} (default {node_oses.DEFAULT_NODE_OS})",
+    )
 
     @field_validator("name")
     @classmethod
@@ -151,6 +156,13 @@ class ClusterSpec(BaseModel):
     def _cni(cls, v: Any) -> Any:
         if isinstance(v, str) and v.lower() not in CNIS:
             raise ValueError(f"must be one of {', '.join(CNIS)}")
+        return v.lower() if isinstance(v, str) else v
+
+    @field_validator("node_os", mode="before")
+    @classmethod
+    def _node_os(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.lower() not in node_oses.NODE_OS_SUITES:
+            raise ValueError(f"must be one of {node_oses.ALLOWED}")
         return v.lower() if isinstance(v, str) else v
 
     @field_validator("kubernetes_version")
@@ -243,12 +255,22 @@ class ClusterSpec(BaseModel):
             raise ValueError("compute_offering: is required for provider cloudstack (an offering name or id)")
         if self.template is not None and self.provider != "cloudstack":
             raise ValueError("template: is only used by provider cloudstack (leave it unset)")
+        if self.node_os != node_oses.DEFAULT_NODE_OS and self.provider != "local":
+            raise ValueError(
+                f"node_os: is only used by provider local (cloudstack nodes run their template's OS;"
+                f" leave it unset or {node_oses.DEFAULT_NODE_OS})"
+            )
         return self
 
     # ---- derived values -------------------------------------------------------------------
     @property
     def ha(self) -> bool:
         return self.control_nodes > 1
+
+    @property
+    def node_suite(self) -> str:
+        """The Debian suite local nodes are built from (``node_os``)."""
+        return node_oses.suite(self.node_os)
 
     @property
     def node_count(self) -> int:

@@ -11,6 +11,7 @@ import click
 
 from koral_ansible import __version__, operations
 from koral_ansible import kubeconfig as user_kubeconfig
+from koral_ansible import node_os as node_oses
 from koral_ansible.cli.age import age
 from koral_ansible.cli.common import emit, output_option, pass_env
 from koral_ansible.cli.table import Column
@@ -107,6 +108,11 @@ def _secret_from(value: str | None, file: str | None, env_name: str, field: str)
     "--allowed-cidrs", help="Comma-separated source CIDRs allowed to SSH (2222..) and the API (6443)."
 )
 @click.option("--bundle", help="Kubernetes binaries bundle (directory or ISO) to install from.")
+@click.option(
+    "--node-os",
+    help=f"Local nodes' OS: one of {node_oses.ALLOWED} (default {node_oses.DEFAULT_NODE_OS}); "
+    "scale and node replacement keep it.",
+)
 @click.option(
     "--merge-kubeconfig",
     is_flag=True,

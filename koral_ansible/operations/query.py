@@ -86,6 +86,7 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
         "cpu": spec.cpu,
         "memory": spec.memory,
         "root_disk_size": spec.root_disk_size,
+        "node_os": spec.node_os if record.provider == "local" else None,
         "network": _network(record),
         "cni": spec.cni,
         "pod_cidr": spec.pod_cidr,

@@ -37,7 +37,7 @@ from typing import Any
 from koral_ansible.errors import OperationError
 from koral_ansible.paths import Paths, write_private
 from koral_ansible.providers.local import lb, network, nft, nodes
-from koral_ansible.providers.local.image import ensure_image
+from koral_ansible.providers.local.image import SUITE, ensure_image
 from koral_ansible.providers.local.podman import LABEL_HOME, Podman
 from tests.cloudsim.backend import MachineSpec, NetworkView
 from tests.cloudsim.server import SimConfig
@@ -97,7 +97,9 @@ def guards_for(view: NetworkView, guest: list[IPv4Network]) -> list[nft.Guard]:
 class PodmanBackend:
     """A :class:`~tests.cloudsim.backend.MachineBackend` of real podman nodes (see the module doc)."""
 
-    def __init__(self, workdir: Path, report: Callable[[str], None] = lambda _m: None) -> None:
+    def __init__(
+        self, workdir: Path, report: Callable[[str], None] = lambda _m: None, suite: str = SUITE
+    ) -> None:
         self.id = secrets.token_hex(3)
         self.name = f"cs{self.id}"  # koral.cluster label, network and container name prefix
         self.home = f"cloudsim-{self.id}"  # koral.home label: no koral home ever sweeps these
@@ -107,6 +109,7 @@ class PodmanBackend:
         self.paths = Paths.resolve(home=workdir / "home")
         self.podman = Podman(self.paths)
         self.report = report
+        self.suite = suite  # Debian suite of every machine's image (koral_ansible.node_os)
         self.image = ""
         self.guest: IPv4Network | None = None
         self.public: IPv4Network | None = None
@@ -118,7 +121,7 @@ class PodmanBackend:
     # ---- life of the backend -----------------------------------------------------------------
     def open(self) -> PodmanBackend:
         """Node image, the first guest network and the public /24 (each allocated atomically)."""
-        self.image = ensure_image(self.paths, self.report)
+        self.image = ensure_image(self.paths, self.report, self.suite)
         with network.alloc_lock(self.podman):
             used = [*network.koral_used_networks(self.podman), *network.host_used_networks()]
             guest = network.allocate_subnet(used, POOL)

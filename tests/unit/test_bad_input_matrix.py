@@ -94,6 +94,13 @@ CREATE_CASES: list[tuple[list[str], str, str]] = [
     (["create", "other", "--version", "latest"], "kubernetes_version", "X.Y.Z"),
     # choices and strings
     (["create", "other", "--cni", "flannel"], "cni", "weave, calico"),
+    (["create", "other", "--node-os", "debian-11"], "node_os", "debian-12, debian-13"),
+    (["create", "other", "--node-os", ""], "node_os", "debian-12, debian-13"),
+    (
+        ["create", "other", "--provider", "cloudstack", "--compute-offering", "o", "--node-os", "debian-13"],
+        "node_os",
+        "only used by provider local",
+    ),
     (["create", "other", "--provider", "aws"], "provider", "local, cloudstack"),
     (["create", "other", "--zone", ""], "zone", "at least 1 character"),
     (["create", "other", "--description", "x" * 256], "description", "at most 255"),

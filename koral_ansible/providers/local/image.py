@@ -1,8 +1,10 @@
-"""The local node image ("node template"): a Debian bookworm rootfs imported into koral's podman.
+"""The local node image ("node template"): a Debian rootfs imported into koral's podman.
 
 Built from nothing with debootstrap (no registry is ever contacted), then imported as
-``localhost/koral-node:<recipe-hash>``. The hash covers the package list, the suite and
-:data:`RECIPE_VERSION` (bump it whenever :func:`customize_rootfs` changes). The rootfs
+``localhost/koral-node:<recipe-hash>``, one image per Debian suite (the spec's ``node_os``,
+see :mod:`koral_ansible.node_os`; default :data:`SUITE`). The hash covers the suite's package
+list (:func:`packages`), the suite and :data:`RECIPE_VERSION` (bump it whenever
+:func:`customize_rootfs` changes). The rootfs
 tarball is kept under ``Paths.cache/images`` so another podman store re-imports it in
 seconds. A file lock serializes concurrent builds: the second caller waits, then finds the
 image ready.
@@ -63,6 +65,13 @@ PACKAGES: tuple[str, ...] = (
     "skopeo",
     "xorriso",  # ISO bundles are extracted on nodes without loop devices
 )
+# Per suite: names in PACKAGES that suite spells differently (None: not installed there), plus
+# packages only that suite needs. Read from Debian's archive with apt-cache policy against a
+# private sources list (deb.debian.org, 2026-12-01): every name above exists in trixie as is
+# (containerd 1.7.24, etcd-server/etcd-client 3.5.16, iproute2 6.15, conntrack 1.4.8), and
+# trixie's "Priority: required" set no longer has e2fsprogs (nothing on a node uses it).
+SUITE_RENAMES: dict[str, dict[str, str | None]] = {"bookworm": {}, "trixie": {}}
+SUITE_EXTRA_PACKAGES: dict[str, tuple[str, ...]] = {"bookworm": (), "trixie": ()}
 # Services installed for roles to use where needed; not started on every node by default.
 DISABLED_UNITS: tuple[str, ...] = ("etcd.service", "docker-registry.service")
 # Units that cannot work in a container (no udev, no hardware clock, no kernel modules).
@@ -99,13 +108,23 @@ def _noop(_msg: str) -> None:
     return None
 
 
-def recipe_hash() -> str:
+def packages(suite: str = SUITE) -> tuple[str, ...]:
+    """The ``--include`` list of ``suite``: PACKAGES with its renames, plus its extras."""
+    if suite not in SUITE_RENAMES:
+        known = ", ".join(SUITE_RENAMES)
+        raise OperationError(f"no node image recipe for Debian suite {suite!r} (known: {known})")
+    renames = SUITE_RENAMES[suite]
+    named = (renames.get(p, p) for p in PACKAGES)
+    return (*(p for p in named if p is not None), *SUITE_EXTRA_PACKAGES[suite])
+
+
+def recipe_hash(suite: str = SUITE) -> str:
     """12 hex digits identifying the recipe (packages, suite, recipe version)."""
     data = json.dumps(
         {
             "version": RECIPE_VERSION,
-            "suite": SUITE,
-            "packages": sorted(PACKAGES),
+            "suite": suite,
+            "packages": sorted(packages(suite)),
             "disabled": sorted(DISABLED_UNITS),
             "masked": sorted(MASKED_UNITS),
             "sshd": SSHD_CONFIG,
@@ -116,30 +135,35 @@ def recipe_hash() -> str:
     return hashlib.sha256(data.encode()).hexdigest()[:12]
 
 
-def image_ref() -> str:
-    return f"{IMAGE_NAME}:{recipe_hash()}"
+def image_ref(suite: str = SUITE) -> str:
+    return f"{IMAGE_NAME}:{recipe_hash(suite)}"
 
 
 def images_dir(paths: Paths) -> Path:
     return paths.cache / "images"
 
 
-def tarball_path(paths: Paths) -> Path:
-    return images_dir(paths) / f"koral-node-{recipe_hash()}.tar"
+def tarball_path(paths: Paths, suite: str = SUITE) -> Path:
+    return images_dir(paths) / f"koral-node-{recipe_hash(suite)}.tar"
 
 
-def ensure_image(paths: Paths, report: Report = _noop) -> str:
-    """Make sure the node image exists in koral's podman store; return its reference."""
+def current_recipes() -> set[str]:
+    """The recipe hash of every known suite: the images and tarballs worth keeping."""
+    return {recipe_hash(s) for s in SUITE_RENAMES}
+
+
+def ensure_image(paths: Paths, report: Report = _noop, suite: str = SUITE) -> str:
+    """Make sure the node image of ``suite`` exists in koral's podman store; return its reference."""
     podman = Podman(paths)
-    ref = image_ref()
+    ref = image_ref(suite)
     if podman.image_exists(ref):
         return ref
     with _build_lock(paths, report):
         if podman.image_exists(ref):  # another process built it while we waited
             return ref
-        tar = tarball_path(paths)
+        tar = tarball_path(paths, suite)
         if not tar.is_file():
-            build_tarball(paths, report)
+            build_tarball(paths, report, suite)
         report(f"image: importing {tar.name} as {ref}")
         t0 = time.monotonic()
         with tar.open("rb") as fh:
@@ -148,22 +172,24 @@ def ensure_image(paths: Paths, report: Report = _noop) -> str:
                 "--change",
                 'CMD=["/sbin/init"]',
                 "--message",
-                f"koral node image, recipe {recipe_hash()}",
+                f"koral node image, recipe {recipe_hash(suite)} ({suite})",
                 "-",
                 ref,
                 stdin=fh,
                 timeout=IMPORT_TIMEOUT,
             )
         report(f"image: {ref} ready (import {time.monotonic() - t0:.1f}s)")
-        _prune_images(podman, ref)
+        _prune_images(podman)
     return ref
 
 
-def _prune_images(podman: Podman, keep: str) -> None:
-    """Drop node images of older recipes (best effort: an image still used by a container stays)."""
+def _prune_images(podman: Podman) -> None:
+    """Drop node images of older recipes, keeping every suite's current one (best effort: an image
+    still used by a container stays)."""
+    keep = {f"{IMAGE_NAME}:{h}" for h in current_recipes()}
     proc = podman.run("images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_NAME, check=False)
     for ref in proc.stdout.split():
-        if ref != keep and ref.startswith(f"{IMAGE_NAME}:"):
+        if ref not in keep and ref.startswith(f"{IMAGE_NAME}:"):
             podman.run("rmi", ref, check=False)
 
 
@@ -195,21 +221,22 @@ def _build_lock(paths: Paths, report: Report) -> Iterator[None]:
         os.close(fd)
 
 
-def build_tarball(paths: Paths, report: Report = _noop) -> Path:
+def build_tarball(paths: Paths, report: Report = _noop, suite: str = SUITE) -> Path:
     """debootstrap + customize + tar; the tarball appears atomically (rename) when complete."""
-    work = images_dir(paths) / f"build-{recipe_hash()}"
+    work = images_dir(paths) / f"build-{recipe_hash(suite)}"
     rootfs = work / "rootfs"
     _clean_stale(paths, work)
     private_dir(work)
     mirror = os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)
     t0 = time.monotonic()
-    report(f"image: debootstrap {SUITE} from {mirror} ({len(PACKAGES)} packages)")
+    include = packages(suite)
+    report(f"image: debootstrap {suite} from {mirror} ({len(include)} packages)")
     # downloaded .debs are kept for the next recipe's build (debootstrap --cache-dir)
     debs = private_dir(images_dir(paths) / "debs").resolve()
-    _debootstrap(rootfs, mirror, work / "debootstrap.log", report, debs)
+    _debootstrap(rootfs, mirror, work / "debootstrap.log", report, debs, suite)
     report(f"image: debootstrap done in {time.monotonic() - t0:.0f}s")
-    customize_rootfs(rootfs)
-    tar = tarball_path(paths)
+    customize_rootfs(rootfs, suite)
+    tar = tarball_path(paths, suite)
     tmp = tar.with_name(f".{tar.name}.tmp{os.getpid()}")
     try:
         subprocess.run(
@@ -240,15 +267,17 @@ def build_tarball(paths: Paths, report: Report = _noop) -> Path:
     return tar
 
 
-def _debootstrap(rootfs: Path, mirror: str, log: Path, report: Report, debs: Path) -> None:
+def _debootstrap(
+    rootfs: Path, mirror: str, log: Path, report: Report, debs: Path, suite: str = SUITE
+) -> None:
     if shutil.which("debootstrap") is None:
         raise OperationError("debootstrap is not installed (apt-get install debootstrap)")
     cmd = [
         "debootstrap",
         "--variant=minbase",
         f"--cache-dir={debs}",
-        f"--include={','.join(PACKAGES)}",
-        SUITE,
+        f"--include={','.join(packages(suite))}",
+        suite,
         str(rootfs),
         mirror,
     ]
@@ -318,15 +347,15 @@ def _clean_stale(paths: Paths, work: Path) -> None:
             _kill_group(pid)
             time.sleep(0.5)
     _remove_tree(work)
-    current = tarball_path(paths).name
+    current = {f"koral-node-{h}.tar" for h in current_recipes()}
     for old in images_dir(paths).glob("*koral-node-*.tar*"):
-        if old.name != current:
+        if old.name not in current:
             old.unlink(missing_ok=True)
     for old_work in images_dir(paths).glob("build-*"):
         _remove_tree(old_work)
 
 
-def customize_rootfs(root: Path) -> None:
+def customize_rootfs(root: Path, suite: str = SUITE) -> None:
     """Turn a debootstrapped tree into a node template (pure file operations, no chroot)."""
     # apt caches: the nodes run `apt-get update` before installing anything anyway.
     for pattern in ("var/cache/apt/archives/*.deb", "var/cache/apt/*.bin", "var/lib/apt/lists/*_*"):
@@ -360,7 +389,7 @@ def customize_rootfs(root: Path) -> None:
         target = root / "etc/systemd/system" / unit
         target.unlink(missing_ok=True)
         target.symlink_to("/dev/null")
-    _write(root / "etc/koral-node-release", f"KORAL_NODE_RECIPE={recipe_hash()}\nSUITE={SUITE}\n")
+    _write(root / "etc/koral-node-release", f"KORAL_NODE_RECIPE={recipe_hash(suite)}\nSUITE={suite}\n")
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -376,14 +405,17 @@ def _link(root: Path, wants: str, unit: str, target: str) -> None:
         link.symlink_to(target)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``python -m koral_ansible.providers.local.image [SUITE]`` (default: :data:`SUITE`)."""
+    args = sys.argv[1:] if argv is None else argv
+    suite = args[0] if args else SUITE
     paths = Paths.resolve()
 
     def report(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     try:
-        print(ensure_image(paths, report))
+        print(ensure_image(paths, report, suite))
     except OperationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

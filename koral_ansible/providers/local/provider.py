@@ -154,7 +154,7 @@ class LocalProvider(Provider):
 
     def _ensure_nodes(self, spec: ClusterSpec, records: list[NodeRecord], net: network.NodeNet) -> None:
         """Create or start every node: control plane one by one in idx order, then workers in parallel."""
-        image = ensure_image(self.ctx.paths, self._report)
+        image = ensure_image(self.ctx.paths, self._report, spec.node_suite)
         keys = nodes.authorized_keys(self.ctx.paths, self.cluster, self.ctx.ssh_public_key)
         for rec in records:  # record everything before anything is created
             if not rec.provider_id:
