@@ -44,11 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         enforce_post=not args.allow_get,
         faults=tuple(Fault.parse(f) for f in args.fail),
     )
-    sim = CloudSim(config).start()
-    print(f"cloudsim listening: CLOUDSTACK_ENDPOINT={sim.endpoint} CLOUDSTACK_KEY={args.key}", flush=True)
+    # Handlers first: a caller may send SIGTERM as soon as it has read the endpoint line.
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
+    sim = CloudSim(config).start()
+    print(f"cloudsim listening: CLOUDSTACK_ENDPOINT={sim.endpoint} CLOUDSTACK_KEY={args.key}", flush=True)
     done.wait()
     sim.stop()
     return 0
