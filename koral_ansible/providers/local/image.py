@@ -29,7 +29,7 @@ from koral_ansible.errors import OperationError
 from koral_ansible.paths import Paths, private_dir
 from koral_ansible.providers.local.podman import Podman
 
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"
 SUITE = "bookworm"
 MIRROR_ENV = "KORAL_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -53,6 +53,8 @@ PACKAGES: tuple[str, ...] = (
     "iptables",
     "conntrack",
     "socat",
+    "ethtool",  # with ebtables: host tools kubeadm's preflight warns about when missing
+    "ebtables",
     "containernetworking-plugins",  # skopeo's --include fails without it listed
     "etcd-client",
     "etcd-server",
