@@ -97,13 +97,17 @@ def reset(env: Env, name: str, yes: bool) -> None:
 @root.command()
 @click.argument("name")
 @click.option(
-    "--version", "version", required=True, help="Target X.Y.Z: a later patch or the next minor only."
+    "--version",
+    "version",
+    required=True,
+    help="Target X.Y.Z: a later patch or the next minor only, with a bundle recorded for it.",
 )
 @pass_env
 def upgrade(env: Env, name: str, version: str) -> None:
     """Upgrade Kubernetes: etcd snapshot, first control node, other control nodes, then workers.
 
-    Checked before anything changes: never backwards, never more than one minor at a time.
+    Checked before anything changes: never backwards, never more than one minor at a time, and
+    a bundle for the target recorded (koral-play bundle verify PATH --record).
     A failure stops the rollout (state Alert, the node is named); re-running resumes.
     """
     _done(operations.upgrade(env, name, version), f"upgraded to {version}")

@@ -251,13 +251,16 @@ def upgrade(env: Env, name: str, version: str) -> ClusterRecord:
     except ValueError as exc:
         raise InputError("--version", str(exc)) from None
     _refuse_state(record, {ClusterState.RUNNING, ClusterState.ALERT, ClusterState.UPGRADING}, "upgrade")
+    # The upgrade installs the new kubeadm, kubelet, kubectl and images from the target's bundle
+    # (roles/kubernetes_upgrade has no online path): without one the run could only fail inside
+    # Ansible (kubeadm refuses a version above its own) and leave the cluster in Alert.
     bundle = resolve_bundle(env.paths.home, None, target, deep=True)
-    if bundle is None and record.spec.bundle:
+    if bundle is None:
         raise InputError(
             "--version",
-            f"no bundle for Kubernetes {target} is registered; build one with "
+            f"no bundle for Kubernetes {target} is recorded; build one with "
             f"koral-play bundle build --kubernetes-version {target} "
-            "and record it with koral-play bundle verify --record",
+            "and record it with koral-play bundle verify PATH --record",
         )
     progress = env.progress("upgrade")
     with OperationFrame(
@@ -273,12 +276,8 @@ def upgrade(env: Env, name: str, version: str) -> ClusterRecord:
             if needed:  # one snapshot per upgrade: a resumed upgrade keeps the first one
                 converge(env, frame, record, "etcd-backup.yml", limit=_limit(record, []))
         with frame.phase("upgrade"):
-            extra: dict[str, Any] = {"koral_kubernetes_version": target}
-            if bundle is not None:
-                extra.update(bundle.ansible_vars())
+            extra: dict[str, Any] = {"koral_kubernetes_version": target, **bundle.ansible_vars()}
             converge(env, frame, record, "upgrade.yml", extra=extra)
-        env.store.set_spec(
-            record.spec.replace(kubernetes_version=target, bundle=str(bundle.path) if bundle else None)
-        )
+        env.store.set_spec(record.spec.replace(kubernetes_version=target, bundle=str(bundle.path)))
         env.store.set_state(name, ClusterState.RUNNING)
     return env.store.get_cluster(name)

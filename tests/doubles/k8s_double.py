@@ -52,6 +52,11 @@ STATE_DIR = Path(os.environ.get("KORAL_DOUBLE_STATE", "/var/lib/kubeadm-double")
 K8S_DIR = Path(os.environ.get("KORAL_DOUBLE_K8S_DIR", "/etc/kubernetes"))
 KUBELET_DIR = Path(os.environ.get("KORAL_DOUBLE_KUBELET_DIR", "/var/lib/kubelet"))
 ETCD_DIR = Path(os.environ.get("KORAL_DOUBLE_ETCD_DIR", "/var/lib/etcd"))
+# Filesystem of the etcd image the static pod runs (koral_ansible/providers/local/image.py keeps
+# Debian's etcd and etcdctl there, out of PATH: real kubeadm nodes have neither). The etcd pod and
+# kubeadm's etcd member add/remove look there first, then in PATH.
+ETCD_IMAGE_BIN = os.environ.get("KORAL_DOUBLE_ETCD_IMAGE_BIN", "/opt/koral-double-images/etcd/usr/bin")
+IMAGE_PATH = os.pathsep.join([ETCD_IMAGE_BIN, os.environ.get("PATH", os.defpath)])
 # Commands that change a node: always recorded. Read-only ones (version, config images list) are
 # recorded only once the state directory exists, so that running the double on a build host
 # (e.g. a bundle build listing images) leaves nothing behind.
@@ -2765,7 +2770,7 @@ def _etcd_member_add(p: ClusterParams, node_name: str, primary: str | None) -> t
     alone = (f"{node_name}=https://{p.advertise}:2380", "new")
     if p.external_etcd or not primary:
         return alone
-    etcdctl = shutil.which("etcdctl")
+    etcdctl = shutil.which("etcdctl", path=IMAGE_PATH)
     if etcdctl is None:
         print("[etcd-join] WARNING: no etcdctl on this node: the local etcd runs as a single-member cluster")
         return alone
@@ -2800,7 +2805,7 @@ def _etcd_member_remove() -> None:
     node = _node_state()
     primary, name = node.get("primary_server"), node.get("node_name")
     pki = K8S_DIR / "pki" / "etcd"
-    etcdctl = shutil.which("etcdctl")
+    etcdctl = shutil.which("etcdctl", path=IMAGE_PATH)
     if not (
         primary and name and node.get("role") == "control-plane" and etcdctl and (pki / "ca.crt").exists()
     ):
@@ -3929,7 +3934,7 @@ class StaticPods:
                 env["KORAL_DOUBLE_APISERVER_VERSION"] = tag[1:]
             argv, what = [sys.executable, os.path.abspath(__file__), *cmd[1:]], "apiserver double"
         else:
-            exe = shutil.which(cmd[0])
+            exe = shutil.which(cmd[0], path=IMAGE_PATH)
             if exe is None:
                 sys.stderr.write(
                     f"kubelet: static pod {name}: no {cmd[0]} binary on this node, pretending it runs\n"

@@ -6,14 +6,21 @@ control nodes one at a time; then the worker (drain, `kubeadm upgrade node`, new
 Ready, uncordon). The order is read from the kubeadm double's call records on each node
 (/var/lib/kubeadm-double/calls.jsonl, host clock) and from ansible-runner's events of the run.
 The Kubernetes binaries are the test doubles (tests/doubles).
+
+Offline, the new version's images must be in every node's containerd before `kubeadm upgrade`
+pre-pulls them, containerd's sandbox image follows the new version, and the kubelet units and
+crictl come from the new bundle (each node's copies are made stale before the upgrade, so only
+an upgrade that installs them passes); a second run of the upgrade playbook changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,10 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from koral_ansible.bundle import record_bundle
+from koral_ansible.bundle import BuildResult, record_bundle
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
-from koral_ansible.operations.context import Env
+from koral_ansible.operations.context import Env, OperationFrame
+from koral_ansible.operations.create import converge
 from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
@@ -39,12 +47,23 @@ TARGET = "1.32.0"
 CONTROLS = [f"{NAME}-control-{i}" for i in (1, 2, 3)]
 WORKER = f"{NAME}-node-1"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+UNITS = {
+    "kubelet.service": "/etc/systemd/system/kubelet.service",
+    "10-kubeadm.conf": "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+}
+CRICTL = "/usr/local/bin/crictl"
+CONTAINERD_PID = "systemctl show -p MainPID --value containerd"
+# The bundles of this module's cluster, by Kubernetes version.
+BUNDLES: dict[str, BuildResult] = {}
+# containerd's main PID on each node before the upgrade.
+CONTAINERD_BEFORE: dict[str, str] = {}
 
 
 def _bundle(tmp: pytest.TempPathFactory, version: str) -> tuple[Path, object]:
     root_dir = tmp.mktemp(f"bundle-{version}")
     result = make_double_bundle(root_dir, version, iso=True)
     assert result.iso is not None
+    BUNDLES[version] = result
     return Path(result.iso), result.manifest
 
 
@@ -111,8 +130,35 @@ def role_spans(run: Path) -> dict[str, tuple[float, float, list[str]]]:
     return spans
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _bundle_crictl(bundle: BuildResult) -> bytes:
+    with tarfile.open(bundle.directory / "cri-tools" / "crictl-linux-amd64.tar.gz") as tar:
+        member = tar.extractfile("crictl")
+        assert member is not None
+        return member.read()
+
+
+def _make_stale(env: Env) -> None:
+    """Every node's kubelet units, crictl and containerd sandbox image as an older install left them."""
+    for node in [*CONTROLS, WORKER]:
+        for path in UNITS.values():
+            node_exec(env, node, f"echo '# from the old bundle' >> {path}")
+        node_exec(env, node, f"printf '#!/bin/sh\\necho crictl old\\n' > {CRICTL}")
+        node_exec(
+            env,
+            node,
+            "sed -i 's|^\\( *sandbox_image = \\).*|\\1\"registry.k8s.io/pause:3.8\"|' "
+            "/etc/containerd/config.toml",
+        )
+        CONTAINERD_BEFORE[node] = node_exec(env, node, CONTAINERD_PID)
+
+
 def test_ha_upgrade_order(cluster: Env) -> None:
     env = cluster
+    _make_stale(env)
     started = time.monotonic()
     code = run_cli(root, ["upgrade", NAME, "--version", TARGET])
     print(f"upgrade 3+1: {time.monotonic() - started:.0f}s")
@@ -160,3 +206,44 @@ def test_ha_upgrade_order(cluster: Env) -> None:
         < first("ready | Wait")
         < first("ready | Uncordon")
     ), worker_tasks
+
+
+def test_upgrade_brought_the_new_bundle_to_every_node(cluster: Env) -> None:
+    """After the upgrade: the new images in containerd, its sandbox image, units and crictl."""
+    env = cluster
+    target = BUNDLES[TARGET]
+    images = set(target.manifest.images)
+    assert any(ref.endswith(f"/kube-apiserver:v{TARGET}") for ref in images), images
+    (pause,) = [ref for ref in images if ref.rsplit(":", 1)[0].endswith("/pause")]
+    crictl = _sha256(_bundle_crictl(target))
+    units = {name: _sha256((target.directory / name).read_bytes()) for name in UNITS}
+    for node in [*CONTROLS, WORKER]:
+        have = set(node_exec(env, node, "ctr -n k8s.io images ls -q").split())
+        assert images <= have, (node, sorted(images - have))
+        sandbox = node_exec(env, node, "grep -E '^ *sandbox_image = ' /etc/containerd/config.toml")
+        assert sandbox.split("=", 1)[1].strip() == json.dumps(pause), (node, sandbox)
+        # config.toml changed, so containerd was restarted to read it
+        assert node_exec(env, node, CONTAINERD_PID) != CONTAINERD_BEFORE[node], node
+        for name, path in UNITS.items():
+            assert node_exec(env, node, f"sha256sum {path}").split()[0] == units[name], (node, path)
+        assert node_exec(env, node, f"sha256sum {CRICTL}").split()[0] == crictl, node
+        assert node_exec(env, node, "systemctl is-active kubelet") == "active", node
+
+    # The snapshot before the upgrade was taken with the etcdctl the old bundle ships (the nodes
+    # have none in PATH, like real kubeadm nodes), when the bundle layout carries one.
+    old = BUNDLES[VERSION]
+    if "etcd/etcdctl" in old.manifest.files:
+        assert node_exec(env, CONTROLS[0], "command -v etcdctl || echo none") == "none"
+        (run,) = sorted(env.paths.runs(NAME).glob("*-upgrade-etcd-backup*"))
+        used = [
+            json.loads(p.read_text()).get("event_data", {}).get("task", "")
+            for p in (run / "artifacts" / "run" / "job_events").glob("*.json")
+            if json.loads(p.read_text()).get("event") == "runner_on_ok"
+        ]
+        assert any("bundle's etcdctl" in t for t in used), used
+
+    # A second run of the upgrade playbook (new version and bundle recorded) changes nothing.
+    record = env.store.get_cluster(NAME)
+    with OperationFrame(env, NAME, "converge", busy=None, failed=None) as frame:
+        result = converge(env, frame, record, "upgrade.yml")
+    assert result.changed == 0, result.stats

@@ -196,6 +196,9 @@ LIFECYCLE_CASES: list[tuple[list[str], str, str]] = [
     (["upgrade", "demo", "--version", "abc"], "--version", "X.Y.Z"),
     (["upgrade", "demo", "--version", "9.0.0"], "--version", "supported: 1."),
     (["upgrade", "demo"], "--version", "Missing option"),
+    # an allowed step with no bundle recorded for it (the roles install only from a bundle)
+    (["upgrade", "demo", "--version", "1.32.0"], "--version", "no bundle for Kubernetes 1.32.0"),
+    (["upgrade", "demo", "--version", "1.31.5"], "--version", "koral-play bundle verify PATH --record"),
     (["upgrade", "ghost", "--version", "1.31.5"], "NAME", "known clusters: demo"),
     (["remove-node", "demo", "ghost"], "NODE", "nodes: demo-control-1, demo-node-1, demo-node-2"),
     (["remove-node", "demo", "demo-control-1"], "NODE", "last control-plane node"),

@@ -31,7 +31,7 @@ from koral_ansible.errors import OperationError
 from koral_ansible.paths import Paths, private_dir
 from koral_ansible.providers.local.podman import Podman
 
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "5"
 SUITE = "bookworm"
 MIRROR_ENV = "KORAL_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -55,6 +55,8 @@ PACKAGES: tuple[str, ...] = (
     "iptables",
     "conntrack",
     "socat",
+    "ethtool",  # with ebtables: host tools kubeadm's preflight warns about when missing
+    "ebtables",
     "containernetworking-plugins",  # skopeo's --include fails without it listed
     "etcd-client",
     "etcd-server",
@@ -85,6 +87,24 @@ MASKED_UNITS: tuple[str, ...] = (
     "systemd-remount-fs.service",
     "getty.target",
 )
+
+# Where binaries only the test doubles use live: the filesystems of the container images the
+# kubelet double plays (the etcd static pod runs the etcd image's etcd; kubeadm's etcd member
+# add/remove runs its etcdctl). Real kubeadm nodes have neither etcd nor etcdctl in PATH, and
+# neither have ours: roles must bring their own (the bundle's etcd/etcdctl).
+DOUBLE_IMAGES_DIR = "/opt/koral-double-images"
+# Installed path (Debian etcd-server / etcd-client) -> path in the double-only tree.
+DOUBLE_ONLY_BINARIES: dict[str, str] = {
+    "/usr/bin/etcd": f"{DOUBLE_IMAGES_DIR}/etcd/usr/bin/etcd",
+    "/usr/bin/etcdctl": f"{DOUBLE_IMAGES_DIR}/etcd/usr/bin/etcdctl",
+}
+# Debian's etcd.service stays usable (a distribution service holding 2379/2380, which preflight
+# stops) with its binary moved.
+ETCD_SERVICE_DROPIN = f"""\
+[Service]
+ExecStart=
+ExecStart={DOUBLE_ONLY_BINARIES["/usr/bin/etcd"]} $DAEMON_ARGS
+"""
 
 SSHD_CONFIG = """\
 # koral node defaults: key-only root login.
@@ -129,6 +149,8 @@ def recipe_hash(suite: str = SUITE) -> str:
             "masked": sorted(MASKED_UNITS),
             "sshd": SSHD_CONFIG,
             "hostkeys": SSH_HOSTKEYS_DROPIN,
+            "double_only": DOUBLE_ONLY_BINARIES,
+            "etcd_dropin": ETCD_SERVICE_DROPIN,
         },
         sort_keys=True,
     )
@@ -389,6 +411,12 @@ def customize_rootfs(root: Path, suite: str = SUITE) -> None:
         target = root / "etc/systemd/system" / unit
         target.unlink(missing_ok=True)
         target.symlink_to("/dev/null")
+    for installed, moved in DOUBLE_ONLY_BINARIES.items():
+        src, dst = root / installed.lstrip("/"), root / moved.lstrip("/")
+        if src.exists() or src.is_symlink():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+    _write(root / "etc/systemd/system/etcd.service.d/10-koral-double-images.conf", ETCD_SERVICE_DROPIN)
     _write(root / "etc/koral-node-release", f"KORAL_NODE_RECIPE={recipe_hash(suite)}\nSUITE={suite}\n")
 
 
