@@ -5,8 +5,10 @@
   --record` of real binaries, see docs/bundle.md), nothing is done.
 - Otherwise, on a machine that can download nothing (like this project's CI), it builds the
   demo bundle whose Kubernetes binaries are the project's test doubles (tests/doubles): every
-  other part of the cluster is real (nodes, sshd, containerd, nftables, haproxy), the control
-  plane is simulated. It says so on stderr.
+  other part of the cluster is real (nodes, sshd, nftables, haproxy, and the bundle's node
+  runtime: containerd, runc, CNI plugins and etcdctl from Debian's packages, fetched once into
+  the koral cache by koral_ansible.bundle.debian), the control plane is simulated. It says so
+  on stderr. A demo bundle of older doubles or runtime pins is replaced.
 
 Prints the recorded bundle's ISO path on stdout. Re-running reuses a recorded, verified bundle.
 """
@@ -29,10 +31,20 @@ from koral_ansible.paths import Paths  # noqa: E402
 def main() -> int:
     paths = Paths.resolve()
     version = os.environ.get("KORAL_KUBERNETES_VERSION", versions.DEFAULT_VERSION)
+    from koral_ansible.bundle.debian import RUNTIME_PINS
+    from tests.doubles import SOURCE
+
+    # a changed double or runtime pin is a new demo bundle
+    recipe = SOURCE.read_bytes() + repr(RUNTIME_PINS).encode()
+    root = paths.cache / "bundles" / f"demo-{version}-{hashlib.sha256(recipe).hexdigest()[:12]}"
     existing = find_bundle(paths.home, version)
     if existing is not None and existing.iso and Path(existing.iso).exists():
-        print(existing.iso)
-        return 0
+        stale_demo = Path(existing.iso).is_relative_to(paths.cache / "bundles") and not Path(
+            existing.iso
+        ).is_relative_to(root)
+        if not stale_demo:
+            print(existing.iso)
+            return 0
     from tests.bundle_fixtures import make_test_bundle
     from tests.doubles import write_doubles
 
@@ -41,10 +53,6 @@ def main() -> int:
         f"for {version} with the test doubles from tests/doubles (simulated control plane)",
         file=sys.stderr,
     )
-    from tests.doubles import SOURCE
-
-    doubles_hash = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]  # a changed double is a new bundle
-    root = paths.cache / "bundles" / f"demo-{version}-{doubles_hash}"
     iso = root / "out" / f"kubernetes-{version}-amd64.iso"
     directory = iso.with_suffix("")
     if not iso.exists():

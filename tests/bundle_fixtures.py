@@ -13,6 +13,10 @@ Reusable from any test::
 Binaries left as ``None`` become small placeholder shell scripts: ``kubeadm version -o short``
 and ``kubeadm config images list`` answer like the real one for the fixture's version,
 ``kubelet --version`` and ``kubectl version --client`` print the version.
+
+The node runtime is real (``runtime=True``, the default): containerd 2.x + shim + ctr, runc, the
+CNI plugins archive and etcdctl from Debian's packages (``koral_ansible.bundle.debian``, fetched
+once into the koral cache, then hard-linked from there).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from koral_ansible.bundle import BuildResult, build_bundle, kubeadm_images, normalize_image
+from koral_ansible.bundle.debian import write_runtime_sources
 from koral_ansible.bundle.layout import image_file_name
 
 BUSYBOX = Path("/bin/busybox")
@@ -305,10 +310,13 @@ def make_sources(
     omit_images: Sequence[str] = (),
     extra_images: Sequence[str] = (),
     busybox: bool = False,
+    runtime: bool = True,
 ) -> FixtureSources:
     """Write ``root/src`` holding binaries, CNI + crictl archives, YAML files and one OCI archive
     per needed image (kubeadm's list for the version + the YAMLs' images + ``extra_images``,
-    minus ``omit_images``). Given binaries are copied in; missing ones become placeholders."""
+    minus ``omit_images``). Given binaries are copied in; missing ones become placeholders.
+    With ``runtime`` the CNI archive, containerd, runc and etcdctl are Debian's real ones
+    (``cni_version`` then is theirs); without it the CNI plugins are placeholder scripts."""
     src = root / "src"
     k8s = src / "k8s"
     k8s.mkdir(parents=True, exist_ok=True)
@@ -321,11 +329,14 @@ def make_sources(
             placeholder_kubeadm(dest, kubernetes_version)
         else:
             placeholder_binary(dest, name, kubernetes_version)
-    plugins = {
-        n: f"#!/bin/sh\necho cni {n} v{cni_version}\n".encode()
-        for n in ("bridge", "host-local", "loopback", "portmap")
-    }
-    _tgz(src / f"cni-plugins-linux-{arch}-v{cni_version}.tgz", {f"./{n}": d for n, d in plugins.items()})
+    if runtime:
+        cni_version = write_runtime_sources(src, arch=arch).cni_version
+    else:
+        plugins = {
+            n: f"#!/bin/sh\necho cni {n} v{cni_version}\n".encode()
+            for n in ("bridge", "host-local", "loopback", "portmap")
+        }
+        _tgz(src / f"cni-plugins-linux-{arch}-v{cni_version}.tgz", {f"./{n}": d for n, d in plugins.items()})
     _tgz(
         src / f"crictl-v{crictl_version}-linux-{arch}.tar.gz",
         {"crictl": f"#!/bin/sh\necho crictl v{crictl_version}\n".encode()},

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from koral_ansible.bundle import fetch, kubeadm_images, layout
+from koral_ansible.bundle import fetch, kubeadm_images, layout, runtime
 from koral_ansible.bundle.images import ImageArchive, index_archives, lookup, normalize
 from koral_ansible.bundle.iso import make_iso
 from koral_ansible.bundle.manifest import FileEntry, Manifest, sha256_file
@@ -44,6 +44,7 @@ class _Plan:
     kubernetes_version: str
     cni_version: str
     crictl_version: str
+    runtime_versions: dict[str, str] = field(default_factory=dict)
     copies: dict[str, tuple[Path, int]] = field(default_factory=dict)  # bundle path -> (source, mode)
     texts: dict[str, str] = field(default_factory=dict)  # bundle path -> content
     images: dict[str, ImageArchive] = field(default_factory=dict)  # ref -> archive
@@ -142,6 +143,9 @@ def _plan(
             tried = ", ".join(layout.source_candidates(kind, arch, ver))
             raise InputError("--from", f"must hold the {kind} archive (looked for {tried} in {from_dir})")
         plan.copies[target] = (src, 0o644)
+    runtime_files, plan.runtime_versions = runtime.plan_runtime(from_dir)
+    for rel, src in runtime_files.items():
+        plan.copies[rel] = (src, 0o755)
     for unit, default in (
         (layout.KUBELET_SERVICE, kubelet_service(kubelet_path)),
         (layout.KUBEADM_DROPIN, kubeadm_dropin(kubelet_path)),
@@ -235,6 +239,7 @@ def _write(plan: _Plan, staging: Path, progress: Progress) -> Manifest:
         kubernetes_version=plan.kubernetes_version,
         cni_version=plan.cni_version,
         crictl_version=plan.crictl_version,
+        runtime_versions=dict(plan.runtime_versions),
         files=files,
         images=images,
         image_sources={k: list(v) for k, v in plan.image_sources.items()},

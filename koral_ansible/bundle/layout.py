@@ -8,6 +8,9 @@ Bundle tree (every path is relative to the bundle root, the same in the director
     kubelet.service 10-kubeadm.conf
     cni/cni-plugins-<arch>.tgz
     cri-tools/crictl-linux-<arch>.tar.gz
+    containerd/containerd containerd/containerd-shim-runc-v2 containerd/ctr   (optional, together
+    runc/runc                                                                  with runc)
+    etcd/etcdctl                     (optional)
     network.yaml dashboard.yaml [autoscaler.yaml] [provider.yaml]
     images/<name>.tar                OCI (or docker) archives, see manifest "images"
 """
@@ -30,6 +33,13 @@ DASHBOARD_YAML = "dashboard.yaml"
 AUTOSCALER_YAML = "autoscaler.yaml"
 PROVIDER_YAML = "provider.yaml"
 IMAGES_DIR = "images"
+# The node runtime (optional; containerd, its shim, ctr and runc come together).
+CONTAINERD = "containerd/containerd"
+CONTAINERD_SHIM = "containerd/containerd-shim-runc-v2"
+CTR = "containerd/ctr"
+RUNC = "runc/runc"
+RUNTIME_BINARIES: tuple[str, ...] = (CONTAINERD, CONTAINERD_SHIM, CTR, RUNC)
+ETCDCTL = "etcd/etcdctl"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _COMPONENT_VERSION_RE = re.compile(r"^v?\d+\.\d+\.\d+$")

@@ -16,6 +16,7 @@ from typing import IO, Any
 from koral_ansible.bundle.layout import FORMAT
 
 CHUNK = 1 << 20
+RUNTIME_KEYS: tuple[str, ...] = ("containerd", "runc", "etcdctl")
 
 
 def sha256_file(path: Path) -> str:
@@ -33,6 +34,14 @@ def sha256_stream(fh: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
+def pause_image(refs: list[str]) -> str:
+    """The ``.../pause:TAG`` reference among ``refs`` (kubeadm's image list), or ''."""
+    for ref in refs:
+        if ref.split("@", 1)[0].rsplit(":", 1)[0].endswith("/pause"):
+            return ref
+    return ""
+
+
 @dataclass(frozen=True)
 class FileEntry:
     sha256: str
@@ -48,6 +57,8 @@ class Manifest:
     kubernetes_version: str
     cni_version: str
     crictl_version: str
+    # containerd / runc / etcdctl versions when the bundle carries them (absent keys: not carried)
+    runtime_versions: dict[str, str] = field(default_factory=dict)
     files: dict[str, FileEntry] = field(default_factory=dict)
     images: dict[str, str] = field(default_factory=dict)
     image_sources: dict[str, list[str]] = field(default_factory=dict)
@@ -61,7 +72,13 @@ class Manifest:
             "kubernetes": self.kubernetes_version,
             "cni_plugins": self.cni_version,
             "crictl": self.crictl_version,
+            **{k: v for k, v in sorted(self.runtime_versions.items()) if k in RUNTIME_KEYS and v},
         }
+
+    @property
+    def pause_image(self) -> str:
+        """The sandbox (pause) image of kubeadm's list (``kubeadm config images list``), or ''."""
+        return pause_image(self.image_sources.get("kubeadm", []))
 
     def _covered(self) -> dict[str, Any]:
         """The part of the manifest the checksum covers (everything but ``created``)."""
@@ -110,6 +127,7 @@ class Manifest:
                 kubernetes_version=str(versions["kubernetes"]),
                 cni_version=str(versions["cni_plugins"]),
                 crictl_version=str(versions["crictl"]),
+                runtime_versions={k: str(versions[k]) for k in RUNTIME_KEYS if versions.get(k)},
                 files=files,
                 images={str(k): str(v) for k, v in data.get("images", {}).items()},
                 image_sources={str(k): [str(i) for i in v] for k, v in data.get("image_sources", {}).items()},

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from koral_ansible.bundle import ResolvedBundle, resolve_bundle
+from koral_ansible.bundle import ResolvedBundle, kubeadm_images, resolve_bundle
+from koral_ansible.bundle.manifest import pause_image
 from koral_ansible.errors import InputError, OperationError
 from koral_ansible.inventory import record_inventory
 from koral_ansible.operations.context import Env, OperationFrame
@@ -61,7 +62,10 @@ def playbook_vars(env: Env, spec: ClusterSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"kubeadm_kubeconfig_dest": str(env.paths.kubeconfig(spec.name))}
     bundle = resolve_spec_bundle(env, spec)
     if bundle is not None:
-        out.update(bundle.ansible_vars())
+        out.update(bundle.ansible_vars())  # the roles read the pause tag from the bundle's manifest
+    else:  # online: the pause tag kubeadm uses for the version (the table bundle builds fall back to)
+        pause = pause_image(kubeadm_images(spec.kubernetes_version))
+        out["container_runtime_pause_version"] = pause.rsplit(":", 1)[-1]
     return out
 
 

@@ -110,6 +110,14 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
     # Koral's port convention: 2222 -> control, 2223.. -> workers, over host keys recorded on first contact.
     for i, node in enumerate(record.nodes):
         assert ssh(env, 2222 + i, "hostname") == node.name
+    # The node runtime is the bundle's (Debian's containerd 2.1.9, runc, CNI plugins), its config.toml
+    # version 3 as containerd reads it, the sandbox tag from the bundle's kubeadm image list.
+    assert " 2.1.9" in ssh(env, 2223, "containerd --version")
+    dump = ssh(env, 2223, "containerd config dump")
+    assert dump.startswith("version = 3") or "\nversion = 3\n" in dump
+    assert "sandbox = 'registry.invalid:5000/pause:3.10'" in dump
+    assert "bin_dirs = ['/opt/cni/bin']" in dump
+    assert set(ssh(env, 2223, "ls /opt/cni/bin").split()) >= {"bridge", "host-local", "loopback", "portmap"}
     # The API load balancer reaches the (double) API server on the control node.
     ep = record.endpoint
     with socket.create_connection((ep["public_ip"], ep["api_port"]), timeout=5):

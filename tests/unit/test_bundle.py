@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import stat
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,11 @@ EXPECTED_TOP = {
     "10-kubeadm.conf",
     "cni/cni-plugins-amd64.tgz",
     "cri-tools/crictl-linux-amd64.tar.gz",
+    "containerd/containerd",
+    "containerd/containerd-shim-runc-v2",
+    "containerd/ctr",
+    "runc/runc",
+    "etcd/etcdctl",
     "network.yaml",
     "dashboard.yaml",
 }
@@ -90,7 +97,14 @@ def test_layout_matches_koral(built: BuildResult) -> None:
 
 def test_manifest_records_versions_files_and_images(built: BuildResult) -> None:
     manifest = Manifest.load(built.directory / "manifest.json")
-    assert manifest.versions == {"kubernetes": VERSION, "cni_plugins": "1.5.1", "crictl": "1.31.1"}
+    assert manifest.versions == {
+        "kubernetes": VERSION,
+        "cni_plugins": "1.9.1",
+        "crictl": "1.31.1",
+        "containerd": "2.1.9",
+        "runc": "1.1.5",
+        "etcdctl": "3.5.30",
+    }
     assert manifest.arch == "amd64" and manifest.name == f"kubernetes-{VERSION}-amd64"
     assert set(manifest.files) == {
         str(p.relative_to(built.directory)) for p in built.directory.rglob("*") if p.is_file()
@@ -408,3 +422,55 @@ def test_same_inputs_same_checksum(tmp_path: Path) -> None:
     second = _build(src, tmp_path / "b")
     assert first.manifest.checksum == second.manifest.checksum
     assert (first.directory / "manifest.json").read_text() != "" and first.manifest.created
+
+
+def test_bundle_carries_the_real_node_runtime(built: BuildResult) -> None:
+    """containerd + shim + ctr, runc, etcdctl (0755) and the CNI plugins archive, each with its
+    sha256 in the manifest; the binaries are Debian's and answer like themselves."""
+    manifest = built.manifest
+    for rel in (
+        "containerd/containerd",
+        "containerd/containerd-shim-runc-v2",
+        "containerd/ctr",
+        "etcd/etcdctl",
+    ):
+        path = built.directory / rel
+        assert path.stat().st_mode & 0o777 == 0o755
+        assert manifest.files[rel].size == path.stat().st_size
+        assert manifest.files[rel].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    out = subprocess.run(
+        [built.directory / "containerd/containerd", "--version"], capture_output=True, text=True
+    )
+    assert " 2.1.9" in out.stdout
+    out = subprocess.run([built.directory / "etcd/etcdctl", "version"], capture_output=True, text=True)
+    assert "etcdctl version: 3.5.30" in out.stdout
+    with tarfile.open(built.directory / "cni/cni-plugins-amd64.tgz") as tgz:
+        names = {Path(n).name for n in tgz.getnames()}
+    assert {"loopback", "portmap", "bridge", "host-local"} <= names
+    assert "runc/runc" in manifest.files and manifest.files["runc/runc"].size > 1_000_000
+
+
+def test_runtime_binaries_come_together(tmp_path: Path) -> None:
+    src = make_sources(tmp_path, VERSION)
+    (src.from_dir / "runc" / "runc").unlink()
+    with pytest.raises(
+        InputError, match=r"^--from: must hold all of containerd/containerd.*missing runc/runc"
+    ):
+        _build(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_bundle_without_runtime_keeps_the_old_manifest(tmp_path: Path) -> None:
+    """A --from directory without containerd/runc/etcdctl builds as before: three versions."""
+    src = make_sources(tmp_path, VERSION, runtime=False)
+    manifest = _build(src, tmp_path / "out").manifest
+    assert manifest.versions == {"kubernetes": VERSION, "cni_plugins": "1.5.1", "crictl": "1.31.1"}
+    assert not any(f.startswith(("containerd/", "runc/", "etcd/")) for f in manifest.files)
+    assert Manifest.from_json(manifest.to_json()).compute_checksum() == manifest.checksum
+
+
+def test_manifest_names_the_pause_image_kubeadm_lists(built: BuildResult) -> None:
+    assert built.manifest.pause_image == "registry.k8s.io/pause:3.10"
+    m = Manifest(name="n", arch="amd64", kubernetes_version="1.34.1", cni_version="1", crictl_version="1")
+    m.image_sources["kubeadm"] = kubeadm_images("1.34.1")
+    assert m.pause_image == "registry.k8s.io/pause:3.10.1"

@@ -146,3 +146,15 @@ def test_stop_start_keep_a_joining_worker_joining(env: Env) -> None:
     record = env.store.get_cluster("demo")
     assert "demo-node-2" not in lifecycle._members_before(env, record)
     assert lifecycle._joining_workers(env, record) == ["demo-node-2"]
+
+
+@pytest.mark.parametrize(("version", "pause"), [("1.31.4", "3.10"), ("1.34.1", "3.10.1")])
+def test_pause_tag_without_a_bundle_is_kubeadms(koral_home: Paths, version: str, pause: str) -> None:
+    """No bundle (online install): the plays get kubeadm's pause tag for the version; with a bundle
+    the role reads it from the bundle's manifest, so nothing is passed."""
+    from koral_ansible.operations.create import playbook_vars
+
+    e = Env(paths=koral_home, store=StateStore(koral_home), quiet=True)
+    extra = playbook_vars(e, validate_spec({"name": "demo", "size": 1, "kubernetes_version": version}))
+    assert extra["container_runtime_pause_version"] == pause
+    assert "koral_bundle" not in extra

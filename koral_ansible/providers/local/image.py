@@ -27,14 +27,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from koral_ansible.bundle.debian import debian_mirror
 from koral_ansible.errors import OperationError
 from koral_ansible.paths import Paths, private_dir
 from koral_ansible.providers.local.podman import Podman
 
 RECIPE_VERSION = "5"
 SUITE = "bookworm"
-MIRROR_ENV = "KORAL_DEBIAN_MIRROR"
-DEFAULT_MIRROR = "http://deb.debian.org/debian"
 IMAGE_NAME = "localhost/koral-node"
 DEBOOTSTRAP_TIMEOUT = 1200.0
 IMPORT_TIMEOUT = 600.0
@@ -49,6 +48,9 @@ PACKAGES: tuple[str, ...] = (
     "iputils-ping",
     "ca-certificates",
     "sudo",
+    # Debian 12's containerd 1.6 + runc: used only by nodes installed without a bundle runtime (and
+    # scenarios such as molecule/kubeadm that start it directly); a bundle's containerd 2.x replaces
+    # it through the container_runtime role's own unit (docs/bundle.md "On the nodes").
     "containerd",
     "runc",
     "nftables",
@@ -249,7 +251,7 @@ def build_tarball(paths: Paths, report: Report = _noop, suite: str = SUITE) -> P
     rootfs = work / "rootfs"
     _clean_stale(paths, work)
     private_dir(work)
-    mirror = os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)
+    mirror = debian_mirror()
     t0 = time.monotonic()
     include = packages(suite)
     report(f"image: debootstrap {suite} from {mirror} ({len(include)} packages)")
