@@ -78,3 +78,16 @@ def test_docker_archive_repo_tags(tmp_path: Path) -> None:
     manifest = json.dumps([{"RepoTags": ["weaveworks/weave-npc:2.8.1"]}]).encode()
     path = _tar(tmp_path / "d.tar", {"manifest.json": manifest})
     assert imp.archive_names(path) == (["docker.io/weaveworks/weave-npc:2.8.1"], "")
+
+
+def test_aliases_name_kubeadm_images_after_the_private_registry() -> None:
+    present = {
+        "registry.k8s.io/pause:3.10.1",
+        "registry.k8s.io/coredns/coredns:v1.12.1",
+        "registry.example:5000/pause:3.10.1",
+        "docker.io/weaveworks/weave-kube:2.8.1",
+    }
+    assert imp.aliases(present, "registry.example:5000") == [
+        ("registry.k8s.io/coredns/coredns:v1.12.1", "registry.example:5000/coredns/coredns:v1.12.1"),
+    ]
+    assert imp.aliases(present | {"registry.example:5000/coredns/coredns:v1.12.1"}, "registry.example:5000") == []

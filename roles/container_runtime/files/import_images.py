@@ -3,6 +3,11 @@
 
 Run on the node by the container_runtime role. Prints one line per archive:
 ``imported ARCHIVE: NAMES`` or ``present ARCHIVE: NAMES``. Exit 1 with a message on failure.
+
+With ``--alias-to HOST`` (the cluster's private registry, when its images come from the bundle
+because the registry does not answer), every ``registry.k8s.io/X`` image also gets the name
+``HOST/X`` (``tagged NAME`` lines): kubeadm's ``imageRepository`` and containerd's sandbox image
+then name images that are present, as real kubeadm and kubelet need offline.
 """
 
 from __future__ import annotations
@@ -69,11 +74,26 @@ def ctr(address: str, namespace: str, *args: str) -> str:
     return res.stdout
 
 
+UPSTREAM = "registry.k8s.io/"
+
+
+def aliases(present: set[str], host: str) -> list[tuple[str, str]]:
+    """(source, alias) pairs for every registry.k8s.io image that lacks its HOST/ name."""
+    pairs = []
+    for name in sorted(present):
+        if name.startswith(UPSTREAM):
+            alias = f"{host.rstrip('/')}/{name[len(UPSTREAM):]}"
+            if alias not in present:
+                pairs.append((name, alias))
+    return pairs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--namespace", default="k8s.io")
     parser.add_argument("--address", default="/run/containerd/containerd.sock")
+    parser.add_argument("--alias-to", default="", help="also name registry.k8s.io/X images HOST/X")
     args = parser.parse_args()
     if not args.dir.is_dir():
         sys.exit(f"image directory {args.dir} does not exist")
@@ -89,6 +109,11 @@ def main() -> int:
         extra = ["--base-name", base] if base else []
         ctr(args.address, args.namespace, "images", "import", *extra, str(path))
         print(f"imported {path.name}: {' '.join(names) or '(unnamed)'}")
+    if args.alias_to:
+        present = set(ctr(args.address, args.namespace, "images", "ls", "-q").split())
+        for source, alias in aliases(present, args.alias_to):
+            ctr(args.address, args.namespace, "images", "tag", source, alias)
+            print(f"tagged {alias}")
     return 0
 
 
