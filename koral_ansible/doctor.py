@@ -39,7 +39,7 @@ DOCTOR_POOL = IPv4Network("10.216.0.0/16")  # throwaway networks; koral nodes us
 DOCTOR_IMAGE = "localhost/koral-doctor:busybox"
 NETWORK_STAMP_TTL = 6 * 3600.0
 MIN_FREE_CACHE = 4 * 2**30  # node image tarball + podman store + bundles
-MIN_FREE_HOME = 1 * 2**30  # per-cluster node state (containerd, etcd) and run artifacts
+MIN_FREE_HOME = 512 * 2**20  # node state of a small cluster (containerd, etcd), run artifacts
 CGROUP_CONTROLLERS = ("cpu", "memory", "pids")  # limits; without them nodes run unlimited
 TOOLS = ("podman", "runc", "nft", "haproxy", "ip", "debootstrap", "iptables", "ssh")
 TOOL_PACKAGES = (
@@ -300,7 +300,7 @@ def check_disk(host: Host, paths: Paths) -> Check:
     for label, path, need in (("cache", paths.cache, MIN_FREE_CACHE), ("home", paths.home, MIN_FREE_HOME)):
         free = host.free_bytes(path)
         if free < need:
-            short.append(f"{label} {path} has {free / 2**30:.1f} GiB free (needs {need / 2**30:.0f})")
+            short.append(f"{label} {path} has {free / 2**30:.1f} GiB free (needs {need / 2**30:.1f})")
     if short:
         return Check(
             "disk",
@@ -383,6 +383,7 @@ def _network_round_trip(host: Host, paths: Paths) -> str:
         proc = _import_busybox(podman)
         if proc.returncode != 0:
             return f"cannot build the test image from {BUSYBOX}: {_last(proc.stderr)}"
+    _remove_stale(podman)
     net = f"koral-doctor-{os.getpid()}"
     ctr = f"koral-doctor-{os.getpid()}"
     store = Podman(paths)
@@ -411,6 +412,18 @@ def _network_round_trip(host: Host, paths: Paths) -> str:
     finally:
         podman("rm", "-f", "-t", "0", ctr)
         podman("network", "rm", "-f", net)
+
+
+def _remove_stale(podman: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """Throwaway containers and networks of doctor runs that were killed (their pid is gone)."""
+    for list_args, rm_args in (
+        (["ps", "-a", "--format", "{{.Names}}"], ["rm", "-f", "-t", "0"]),
+        (["network", "ls", "--format", "{{.Name}}"], ["network", "rm", "-f"]),
+    ):
+        for name in podman(*list_args).stdout.split():
+            pid = name.removeprefix("koral-doctor-")
+            if pid != name and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                podman(*rm_args, name)
 
 
 def _import_busybox(

@@ -193,7 +193,7 @@ def test_cgroups_v2_v1_and_missing(tmp_path: Path) -> None:
 
 def test_disk_fails_when_full(tmp_path: Path, paths: Paths) -> None:
     check = doctor.check_disk(FakeHost(tmp_path, free=100 * 2**20), paths)
-    assert check.status is Status.FAIL and "has 0.1 GiB free (needs 4)" in check.detail
+    assert check.status is Status.FAIL and "has 0.1 GiB free (needs 4.0)" in check.detail
 
 
 def test_preflight_raises_exit_2_with_the_first_failing_line(tmp_path: Path, paths: Paths) -> None:
@@ -243,8 +243,7 @@ def test_create_refuses_with_exit_2_and_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = tmp_path / "home"
-    monkeypatch.setenv("KORAL_HOME", str(home))
-    monkeypatch.setenv("KORAL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KORAL_HOME", str(home))  # the shared cache: validate() asks its podman store
     env = Env.open(str(home), quiet=True)
     env.store.add_cluster(validate_spec({"name": "demo", "size": 2}), ClusterState.RUNNING)
     env.store.close()
@@ -268,3 +267,20 @@ def test_create_refuses_with_exit_2_and_changes_nothing(
     ]
     assert _snapshot(home) == before
     assert not os.path.exists(Paths.resolve(home=home).cluster_dir("other"))
+
+
+def test_stale_throwaways_of_killed_doctor_runs_are_removed() -> None:
+    calls: list[tuple[str, ...]] = []
+    alive = f"koral-doctor-{os.getpid()}"
+
+    def podman(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        calls.append(args)
+        listing = "koral-doctor-999999999\n" + alive + "\nkoral-demo\nkoral-doctor-x\n"
+        return subprocess.CompletedProcess(list(args), 0, listing if "--format" in args else "", "")
+
+    doctor._remove_stale(podman)
+    removed = [c for c in calls if "--format" not in c]
+    assert removed == [
+        ("rm", "-f", "-t", "0", "koral-doctor-999999999"),
+        ("network", "rm", "-f", "koral-doctor-999999999"),
+    ]
