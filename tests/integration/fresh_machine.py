@@ -189,6 +189,7 @@ class FreshMachine:
                 self.podman.run(
                     "import", "--change", 'CMD=["/bin/sleep","infinity"]', "-", self.image, stdin=fh
                 )
+            self._prune_images()
         sha = subprocess.run(
             ["git", "-C", str(self.source), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
@@ -218,6 +219,13 @@ class FreshMachine:
         )  # fmt: skip
         self.created.append("container")
         log(f"{self.name}: pristine {SUITE} {VARIANT} on {subnet}, repository at {sha[:12]}")
+
+    def _prune_images(self) -> None:
+        """Pristine images of other keys (an older debootstrap or mirror); one still in use stays."""
+        refs = self.podman.run("images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE, check=False).stdout
+        for ref in refs.split():
+            if ref.startswith(f"{IMAGE}:") and ref != self.image:
+                self.podman.run("rmi", ref, check=False)
 
     def _seed_node_image(self) -> None:
         """The node image tarball of the same recipe, hard-linked from the host's cache when it has
