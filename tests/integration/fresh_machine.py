@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -166,9 +167,8 @@ class FreshMachine:
         tag = pristine_key()
         self.image = f"{IMAGE}:{tag}"
         self.name = f"koral-fresh-{os.getpid()}"
-        self.work = Path(
-            tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=private_dir(paths.cache / "fresh"))
-        )
+        # made by __enter__ (a machine never entered leaves nothing), removed by close()
+        self.work = paths.cache / "fresh" / f"run-{os.getpid()}-{secrets.token_hex(4)}"
         self.created: list[str] = []
 
     def __enter__(self) -> FreshMachine:
@@ -183,6 +183,7 @@ class FreshMachine:
         self.close()
 
     def _start(self) -> None:
+        private_dir(self.work)
         tar = pristine_tarball(self.paths)
         if not self.podman.image_exists(self.image):
             with tar.open("rb") as fh:
