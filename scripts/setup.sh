@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(python3 python3-venv python3-dev gcc git openssh-client podman runc netavark aardvark-dns iptables debootstrap nftables haproxy
-      iproute2 xorriso skopeo buildah busybox-static docker-registry sqlite3 uidmap ca-certificates curl)
+# The package list has one home, shared with `koral-play doctor`: koral_ansible/data/host-packages.txt
+mapfile -t DEBS < <(sed -e 's/#.*//' koral_ansible/data/host-packages.txt | awk 'NF { print $1 }')
 missing=()
 for p in "${DEBS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -28,3 +28,8 @@ def require_root_podman() -> None:
     missing = [t for t in ("podman", "runc", "nft", "haproxy", "debootstrap") if shutil.which(t) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``last`` (the fresh-machine test) run after all others; the order is otherwise kept."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)

@@ -123,7 +123,9 @@ def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
     check_resume(env, spec)
     resolve_spec_bundle(env, spec, deep=True)  # a bad bundle is refused before anything is created
     # Refused before anything (even the cluster's SSH key pair) is written.
-    provider_for(env, spec, ssh_public_key="").validate(spec)
+    checker = provider_for(env, spec, ssh_public_key="")
+    checker.validate(spec)
+    checker.check_host()  # e.g. the local provider's `koral-play doctor` checks
     progress = env.progress("create")
     provider = provider_for(env, spec, report=progress.message)
     for value in spec.secrets().values():

@@ -86,6 +86,11 @@ class Provider(ABC):
     def validate(self, spec: ClusterSpec) -> None:
         """Check the spec against what this provider can do; raise InputError before any change."""
 
+    def check_host(self) -> None:
+        """Refuse (a KoralError with exit 2) when this machine cannot run the provider; called by
+        ``create`` after :meth:`validate`, before anything is created or recorded."""
+        return None
+
     @abstractmethod
     def provision(self, spec: ClusterSpec) -> Endpoint:
         """Create (or finish creating) network, nodes, port forwards, firewall and LB.

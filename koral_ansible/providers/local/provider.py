@@ -16,6 +16,7 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
+from koral_ansible import doctor
 from koral_ansible.errors import InputError, OperationError
 from koral_ansible.providers.base import API_PORT, SSH_BASE_PORT, Endpoint, Provider, node_name
 from koral_ansible.providers.local import lb, network, nft, nodes
@@ -95,6 +96,9 @@ class LocalProvider(Provider):
                     "name",
                     f"{spec.name!r} is already used by local nodes of another koral home; pick another",
                 )
+
+    def check_host(self) -> None:
+        doctor.preflight(self.ctx.paths)  # HostNotReady (exit 2) names the first failing check
 
     # ---- network ----------------------------------------------------------------------------
     def _recorded_subnet(self) -> IPv4Network | None:
