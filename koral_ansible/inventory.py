@@ -16,10 +16,23 @@ from typing import Any
 
 import yaml
 
+from koral_ansible import k8s_releases, versions
 from koral_ansible.paths import Paths, write_private
 from koral_ansible.providers.base import Endpoint
 from koral_ansible.spec import ClusterSpec
 from koral_ansible.state import ClusterRecord, NodeRecord
+
+
+def release_vars(kubernetes_version: str) -> dict[str, Any]:
+    """Per-release facts the roles need for ``kubernetes_version`` (from k8s_releases)."""
+    v = versions.Version.parse(kubernetes_version)
+    out: dict[str, Any] = {"koral_kubeadm_api_version": versions.kubeadm_api_version(v)}
+    if v.major == 1 and v.minor in k8s_releases.RELEASES:
+        # The sandbox image the kubelet of this release expects (kubeadm's PauseVersion).
+        out["container_runtime_pause_version"] = k8s_releases.step(
+            k8s_releases.RELEASES[v.minor].pause, v.patch
+        )
+    return out
 
 
 def cluster_vars(spec: ClusterSpec, endpoint: Endpoint) -> dict[str, Any]:
@@ -29,6 +42,7 @@ def cluster_vars(spec: ClusterSpec, endpoint: Endpoint) -> dict[str, Any]:
         "koral_cluster_name": spec.name,
         "koral_provider": spec.provider,
         "koral_kubernetes_version": spec.kubernetes_version,
+        **release_vars(spec.kubernetes_version),
         "koral_pod_cidr": spec.pod_cidr,
         "koral_service_cidr": spec.service_cidr,
         "koral_cni": spec.cni,

@@ -14,6 +14,7 @@ from typing import Any
 from koral_ansible import versions
 from koral_ansible.bundle import resolve_bundle
 from koral_ansible.errors import InputError
+from koral_ansible.inventory import release_vars
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge, provider_for
 from koral_ansible.spec import ClusterSpec, max_cluster_size, validate_spec
@@ -273,7 +274,7 @@ def upgrade(env: Env, name: str, version: str) -> ClusterRecord:
             if needed:  # one snapshot per upgrade: a resumed upgrade keeps the first one
                 converge(env, frame, record, "etcd-backup.yml", limit=_limit(record, []))
         with frame.phase("upgrade"):
-            extra: dict[str, Any] = {"koral_kubernetes_version": target}
+            extra: dict[str, Any] = {"koral_kubernetes_version": target, **release_vars(target)}
             if bundle is not None:
                 extra.update(bundle.ansible_vars())
             converge(env, frame, record, "upgrade.yml", extra=extra)

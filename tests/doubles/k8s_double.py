@@ -47,6 +47,19 @@ from urllib.parse import parse_qs, urlparse
 # The Kubernetes version this double claims to be. tests/doubles/install.py rewrites this
 # line when it builds a bundle for another version (like a real binary, the version is baked in).
 DOUBLE_VERSION = "1.31.4"
+# Per-release facts (image tags, kubeadm config API, the kubelet's cgroup v1 rule) from
+# koral_ansible/k8s_releases.py: tests/doubles/__init__.py bakes them into this line when it writes
+# the double, so a double on a node reads the same data as koral without importing it.
+K8S_RELEASES: dict[str, Any] = {}
+
+
+def _releases() -> dict[str, Any]:
+    if K8S_RELEASES:
+        return K8S_RELEASES
+    # Run from the source tree (unit tests): read the facts from koral itself.
+    from koral_ansible.k8s_releases import double_data
+
+    return double_data()
 
 STATE_DIR = Path(os.environ.get("KORAL_DOUBLE_STATE", "/var/lib/kubeadm-double"))
 K8S_DIR = Path(os.environ.get("KORAL_DOUBLE_K8S_DIR", "/etc/kubernetes"))
@@ -797,7 +810,10 @@ CERT_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def api_version_for(version: str) -> str:
-    """The kubeadm config API the double insists on: v1beta4 from 1.31, v1beta3 before."""
+    """The kubeadm config API the double insists on (K8S_RELEASES: v1beta4 from 1.31, v1beta3 before)."""
+    facts = _releases().get(str(_vtuple(version)[1]))
+    if facts:
+        return str(facts["kubeadm_api"])
     return "kubeadm.k8s.io/v1beta4" if _vtuple(version)[:2] >= (1, 31) else "kubeadm.k8s.io/v1beta3"
 
 
@@ -1383,16 +1399,23 @@ def parse_flags(
 # kubeadm
 # ---------------------------------------------------------------------------------------
 
-# Image versions per minor (approximate, from the release notes of each minor).
-_IMAGE_TABLE = {
-    28: ("3.9", "3.5.9-0", "v1.10.1"),
-    29: ("3.9", "3.5.10-0", "v1.11.1"),
-    30: ("3.9", "3.5.12-0", "v1.11.1"),
-    31: ("3.10", "3.5.15-0", "v1.11.3"),
-    32: ("3.10", "3.5.16-0", "v1.11.3"),
-    33: ("3.10", "3.5.21-0", "v1.12.0"),
-    34: ("3.10.1", "3.6.4-0", "v1.12.1"),
-}
+def _image_tags(version: str) -> tuple[str, str, str]:
+    """(pause, etcd, CoreDNS) tags for a version, from the baked release facts (K8S_RELEASES);
+    a minor without facts takes those of the double's own minor."""
+    _major, minor, patch = _vtuple(version)
+    rel = _releases()
+    facts = rel.get(str(minor)) or rel[str(_vtuple(DOUBLE_VERSION)[1])]
+
+    def step(steps: list[list[Any]]) -> str:
+        tag = str(steps[0][1])
+        for first, candidate in steps:
+            if patch >= int(first):
+                tag = str(candidate)
+        return tag
+
+    return step(facts["pause"]), step(facts["etcd"]), step(facts["coredns"])
+
+
 INIT_PHASES = {
     "preflight",
     "certs",
@@ -1433,8 +1456,7 @@ GLOBAL_KUBEADM_FLAGS = {"v": "str", "rootfs": "str", "help": "bool"}
 
 
 def image_list(version: str, repo: str | None) -> list[str]:
-    _major, minor, _ = _vtuple(version)
-    pause, etcd, coredns = _IMAGE_TABLE.get(minor, _IMAGE_TABLE[31])
+    pause, etcd, coredns = _image_tags(version)
     r = repo or "registry.k8s.io"
     cdns = f"{r}/coredns/coredns" if r == "registry.k8s.io" else f"{r}/coredns"
     v = "v" + version.lstrip("v")
@@ -1717,7 +1739,7 @@ def _write_manifests(p: ClusterParams, initial_cluster: str, cluster_state: str)
     v = "v" + p.version
     pki = str(p.pki)
     if not p.external_etcd:
-        _pause, etcd_tag, _cdns = _IMAGE_TABLE.get(_vtuple(p.version)[1], _IMAGE_TABLE[31])
+        _pause, etcd_tag, _cdns = _image_tags(p.version)
         etcd_cmd = [
             "etcd",
             f"--advertise-client-urls=https://{p.advertise}:2379",
@@ -2185,7 +2207,7 @@ def _put_cm(
 
 
 def _addons(p: ClusterParams, skip: set[str]) -> list[dict[str, Any]]:
-    _pause, _etcd, cdns = _IMAGE_TABLE.get(_vtuple(p.version)[1], _IMAGE_TABLE[31])
+    _pause, _etcd, cdns = _image_tags(p.version)
     out = []
     if "addon/coredns" not in skip:
         image = (
