@@ -28,6 +28,7 @@ from pathlib import Path
 
 from koral_ansible.bundle import BuildResult, build_bundle, kubeadm_images, normalize_image
 from koral_ansible.bundle.layout import image_file_name
+from tests.versions import DEFAULT
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -292,7 +293,7 @@ class FixtureSources:
 
 def make_sources(
     root: Path,
-    kubernetes_version: str = "1.31.4",
+    kubernetes_version: str = DEFAULT,
     *,
     kubeadm: Path | None = None,
     kubelet: Path | None = None,
@@ -354,7 +355,7 @@ def make_sources(
 
 def make_test_bundle(
     root: Path,
-    kubernetes_version: str = "1.31.4",
+    kubernetes_version: str = DEFAULT,
     *,
     kubeadm: Path | None = None,
     kubelet: Path | None = None,
@@ -388,7 +389,7 @@ def make_test_bundle(
     )
 
 
-def make_double_bundle(root: Path, kubernetes_version: str = "1.31.4", *, iso: bool = True) -> BuildResult:
+def make_double_bundle(root: Path, kubernetes_version: str = DEFAULT, *, iso: bool = True) -> BuildResult:
     """:func:`make_test_bundle` with the test doubles as kubeadm, kubelet and kubectl."""
     from tests.doubles import write_doubles
 

@@ -38,11 +38,12 @@ from koral_ansible.providers.local.podman import LABEL_CLUSTER, LABEL_HOME, Podm
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
+from tests.versions import UPGRADE_FROM, UPGRADE_TO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
-VERSION = "1.31.4"
-TARGET = "1.32.0"
+VERSION = UPGRADE_FROM
+TARGET = UPGRADE_TO
 NAME = "fault"
 KUBEADM_PLAY = "Install Kubernetes with kubeadm"
 

@@ -30,8 +30,10 @@ from tests.bundle_fixtures import (
     placeholder_kubeadm,
     write_docker_archive,
 )
+from tests.versions import DEFAULT
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
+NEXT_PATCH_OF_DEFAULT = ".".join([*DEFAULT.split(".")[:2], str(int(DEFAULT.split(".")[2]) + 1)])
 EXPECTED_TOP = {
     "manifest.json",
     "k8s/kubeadm",
@@ -237,7 +239,7 @@ def test_kubeadm_binary_decides_the_image_list(tmp_path: Path) -> None:
 
 def test_kubeadm_version_must_match(tmp_path: Path) -> None:
     src = make_sources(tmp_path, VERSION)
-    placeholder_kubeadm(src.from_dir / "k8s" / "kubeadm", "1.31.5")
+    placeholder_kubeadm(src.from_dir / "k8s" / "kubeadm", NEXT_PATCH_OF_DEFAULT)
     with pytest.raises(InputError, match=r"^--kubernetes-version: must match the kubeadm binary"):
         _build(src, tmp_path / "out")
 

@@ -12,8 +12,9 @@ from koral_ansible.bundle import find_bundle, list_bundles
 from koral_ansible.cli.bundle import bundle
 from koral_ansible.cli.common import run_cli
 from tests.bundle_fixtures import FixtureSources, make_sources
+from tests.versions import DEFAULT
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
 
 
 def _group() -> click.Group:
@@ -85,7 +86,7 @@ def test_build_verify_list(
     assert "bundle: " in stderr and str(out) not in stdout.replace(str(out / "b1"), "")
 
     code, stdout, _ = cli(["bundle", "verify", str(out / "b1.iso")], capsys)
-    assert code == 0 and ": ok (b1, kubernetes 1.31.4, amd64," in stdout
+    assert code == 0 and f": ok (b1, kubernetes {VERSION}, amd64," in stdout
 
     code, stdout, _ = cli(["bundle", "list", "-o", "json"], capsys)
     rows = json.loads(stdout)

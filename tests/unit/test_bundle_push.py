@@ -18,8 +18,9 @@ from koral_ansible.bundle import BuildResult
 from koral_ansible.bundle.push import Registry, push_bundle, skopeo_copy_argv
 from koral_ansible.errors import InputError, OperationError
 from tests.bundle_fixtures import make_test_bundle
+from tests.versions import DEFAULT
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
 USER, PASSWORD = "koral", "pa55-w0rd-not-in-logs"
 
 needs_tools = pytest.mark.skipif(
