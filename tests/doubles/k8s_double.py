@@ -3667,6 +3667,39 @@ def _serve_background(srv: ThreadingHTTPServer) -> None:
     threading.Thread(target=srv.serve_forever, daemon=True).start()
 
 
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+
+def _cgroup2_unified() -> bool:
+    """libcontainer cgroups.IsCgroup2UnifiedMode: statfs("/sys/fs/cgroup").f_type == CGROUP2_SUPER_MAGIC."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type (a C long) comes first
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(b"/sys/fs/cgroup", buf) != 0:
+        return False
+    return ctypes.c_long.from_buffer(buf).value == CGROUP2_SUPER_MAGIC
+
+
+def _check_cgroup_v1(cfg: dict[str, Any]) -> None:
+    """KubeletConfiguration.failCgroupV1 (default false up to 1.34, true from 1.35, KEP-5573): on a
+    cgroup v1 host the kubelet exits with ValidateKubeletConfiguration's error, wrapped by
+    cmd/kubelet/app/server.go (kubernetes/kubernetes pkg/kubelet/apis/config/validation/
+    validation_linux.go; text of 1.35 as logged in kubernetes/node-problem-detector PR #1169)."""
+    facts = _releases().get(str(_vtuple(DOUBLE_VERSION)[1])) or {}
+    fail = cfg.get("failCgroupV1")
+    if fail is None:
+        fail = bool(facts.get("fail_cgroup_v1_default", False))
+    if fail and not _cgroup2_unified():
+        text = facts.get("cgroup_v1_error") or (
+            "kubelet is configured to not run on a host using cgroup v1. "
+            "cgroup v1 support is in maintenance mode"
+        )
+        raise DoubleError(
+            f"failed to validate kubelet configuration, error: {text}, path: &TypeMeta{{Kind:,APIVersion:,}}"
+        )
+
+
 def kubelet_main(argv: list[str]) -> int:
     flags, pos = parse_flags(argv, KUBELET_FLAGS, {"v": "v"}, prog="kubelet")
     if flags.get("version"):
@@ -3689,6 +3722,7 @@ def kubelet_main(argv: list[str]) -> int:
     driver = flags.get("cgroup-driver") or cfg.get("cgroupDriver") or "cgroupfs"
     if driver not in ("systemd", "cgroupfs"):
         raise DoubleError(f"invalid configuration: cgroupDriver {driver!r}")
+    _check_cgroup_v1(cfg)
     cri = flags.get("container-runtime-endpoint") or cfg.get("containerRuntimeEndpoint") or DEFAULT_CRI
     if not Path(_cri_path(cri)).is_socket():
         raise DoubleError(
