@@ -28,6 +28,8 @@ def release_vars(kubernetes_version: str) -> dict[str, Any]:
     v = versions.Version.parse(kubernetes_version)
     out: dict[str, Any] = {"koral_kubeadm_api_version": versions.kubeadm_api_version(v)}
     if v.major == 1 and v.minor in k8s_releases.RELEASES:
+        # Whether this release's kubelet refuses a cgroup v1 host unless failCgroupV1: false.
+        out["koral_kubelet_fails_cgroup_v1"] = k8s_releases.RELEASES[v.minor].fail_cgroup_v1_default
         # The sandbox image the kubelet of this release expects (kubeadm's PauseVersion).
         out["container_runtime_pause_version"] = k8s_releases.step(
             k8s_releases.RELEASES[v.minor].pause, v.patch
@@ -58,6 +60,7 @@ def cluster_vars(spec: ClusterSpec, endpoint: Endpoint) -> dict[str, Any]:
         "koral_registry_username": (reg.username or "") if reg else "",
         "koral_registry_insecure_skip_verify": reg.insecure_skip_verify if reg else False,
         "koral_bundle": spec.bundle or "",
+        "koral_allow_cgroup_v1": spec.allow_cgroup_v1,
     }
 
 

@@ -129,6 +129,11 @@ class ClusterSpec(BaseModel):
         default=("0.0.0.0/0",), description="Source CIDRs allowed to reach SSH (2222..) and the API (6443)"
     )
     bundle: str | None = Field(default=None, description="Kubernetes binaries bundle: directory or ISO path")
+    allow_cgroup_v1: bool = Field(
+        default=False,
+        description="Run on cgroup v1 nodes (kubelet failCgroupV1: false; deprecated upstream from 1.35, "
+        "KEP-5573): true or false. Local nodes on a cgroup v1 host opt in by themselves",
+    )
 
     @field_validator("name")
     @classmethod

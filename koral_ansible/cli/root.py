@@ -103,6 +103,12 @@ def _secret_from(value: str | None, file: str | None, env_name: str, field: str)
     "--allowed-cidrs", help="Comma-separated source CIDRs allowed to SSH (2222..) and the API (6443)."
 )
 @click.option("--bundle", help="Kubernetes binaries bundle (directory or ISO) to install from.")
+@click.option(
+    "--allow-cgroup-v1",
+    is_flag=True,
+    default=None,
+    help="Allow cgroup v1 nodes (kubelet failCgroupV1: false); refused by the kubelet by default from 1.35.",
+)
 @pass_env
 def create(env: Env, name: str | None, spec_file: str | None, ha: bool | None, **flags: Any) -> None:
     """Create a cluster (or resume an interrupted create of the same spec).

@@ -57,6 +57,7 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
         "root_disk_size": spec.root_disk_size,
         "network": spec.network or record.endpoint.get("extra", {}).get("network", ""),
         "cni": spec.cni,
+        "allow_cgroup_v1": spec.allow_cgroup_v1,
         "pod_cidr": spec.pod_cidr,
         "service_cidr": spec.service_cidr,
         "allowed_cidrs": list(spec.allowed_cidrs),

@@ -139,13 +139,16 @@ CREATE_CASES: list[tuple[list[str], str, str]] = [
     (["create", "other", "-f", "{dir}/malformed.yaml"], "-f/--file", "not valid YAML at line"),
     (["create", "other", "-f", "{dir}/list.yaml"], "-f/--file", "YAML mapping of field: value"),
     (["create", "other", "-f", "{dir}/missing.yaml"], "-f/--file", "cannot read"),
-    (["create", "other", "-f", "{dir}/unknown.yaml"], "flavour", "allowed fields: allowed_cidrs"),
+    (["create", "other", "-f", "{dir}/unknown.yaml"], "flavour", "allow_cgroup_v1, allowed_cidrs"),
     (["create", "other", "-f", "{dir}/registry_unknown.yaml"], "registry.color", "allowed fields: insecure"),
     (["create", "-f", "{dir}/bad_fields.yaml"], "control_nodes", "1, 3, 5 or 7"),
     (["create", "-f", "{dir}/bad_size.yaml"], "size", SIZE_RULE),
     (["create", "-f", "{dir}/bad_type.yaml"], "size", "1..max cluster size"),
     (["create", "-f", "{dir}/overlap.yaml"], "pod_cidr", "disjoint"),
     (["create", "-f", "{dir}/noname.yaml"], "name", NAME_RULE),
+    (["create", "-f", "{dir}/cgroup_v1_word.yaml"], "allow_cgroup_v1", "true or false"),
+    (["create", "-f", "{dir}/cgroup_v1_list.yaml"], "allow_cgroup_v1", "true or false"),
+    (["create", "other", "--allow-cgroup-v1=yes"], "--allow-cgroup-v1", "does not take a value"),
     # an existing cluster with another spec
     (["create", "demo", "--size", "3"], "name", "already exists"),
 ]
@@ -160,6 +163,8 @@ SPEC_FILES = {
     "bad_type.yaml": "name: other\nsize: [1]\n",
     "overlap.yaml": "name: other\npod_cidr: 10.100.0.0/16\nservice_cidr: 10.100.128.0/17\n",
     "noname.yaml": "size: 2\n",
+    "cgroup_v1_word.yaml": "name: other\nallow_cgroup_v1: sometimes\n",
+    "cgroup_v1_list.yaml": "name: other\nallow_cgroup_v1: [true]\n",
 }
 
 OUTPUT_CASES: list[tuple[list[str], str, str]] = [
@@ -278,7 +283,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
 
 
 def test_matrix_names_every_create_option() -> None:
-    """Every create option (but --ha, a flag, and the help) has at least one bad value above."""
+    """Every create option (but the flags --ha and --allow-cgroup-v1, and the help) has a bad value above."""
     create = root.get_command(None, "create")  # type: ignore[arg-type]
     assert create is not None
     tested = {a for args, _f, _w in CREATE_CASES for a in args if a.startswith("-")}
@@ -286,7 +291,7 @@ def test_matrix_names_every_create_option() -> None:
         opt
         for param in create.params
         for opt in param.opts
-        if opt.startswith("--") and opt not in ("--ha", "--help")
+        if opt.startswith("--") and opt not in ("--ha", "--allow-cgroup-v1", "--help")
     }
     aliases = {"--file": "-f", "--version": "--kubernetes-version"}
     missing = {o for o in options - tested if aliases.get(o) not in tested}
