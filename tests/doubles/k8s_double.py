@@ -3701,7 +3701,12 @@ def _check_cgroup_v1(cfg: dict[str, Any]) -> None:
 
 
 def kubelet_main(argv: list[str]) -> int:
-    flags, pos = parse_flags(argv, KUBELET_FLAGS, {"v": "v"}, prog="kubelet")
+    known = dict(KUBELET_FLAGS)
+    if _vtuple(DOUBLE_VERSION)[:2] >= (1, 35):
+        # Removed from the kubelet command line in 1.35 (kubernetes/kubernetes CHANGELOG-1.35.md,
+        # PR #133779): passing it is an unknown flag and the kubelet does not start.
+        known.pop("pod-infra-container-image", None)
+    flags, pos = parse_flags(argv, known, {"v": "v"}, prog="kubelet")
     if flags.get("version"):
         print(f"Kubernetes v{DOUBLE_VERSION}")
         return 0

@@ -404,6 +404,7 @@ def _render(template: str, version: str, **overrides: Any) -> str:
         "__kubeadm_cert_sans": ["192.0.2.10", "10.0.0.11"],
         "kubeadm_cgroup_driver": "systemd",
         "kubeadm_allow_cgroup_v1": False,
+        "__kubeadm_ignore_preflight_errors": ["SystemVerification"],
         "__kubeadm_join_control_plane": True,
         "__kubeadm_join_token": "abcdef.0123456789abcdef",
         "__kubeadm_ca_cert_hash": "sha256:" + "a" * 64,

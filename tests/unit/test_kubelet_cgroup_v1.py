@@ -67,3 +67,29 @@ def test_detection_matches_statfs_of_sys_fs_cgroup() -> None:
         ["stat", "-fc", "%T", "/sys/fs/cgroup"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert kd._cgroup2_unified() is (kind == "cgroup2fs")
+
+
+@pytest.mark.parametrize(("version", "refused"), [("1.34.12", False), ("1.35.9", True), ("1.37.1", True)])
+def test_pod_infra_container_image_flag_removed_in_1_35(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str, refused: bool
+) -> None:
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(CONFIG)
+    monkeypatch.setattr(kd, "DOUBLE_VERSION", version)
+    monkeypatch.setattr(kd, "_cgroup2_unified", lambda: True)
+    with pytest.raises(kd.DoubleError) as exc:
+        kd.kubelet_main(
+            [
+                "--config",
+                str(cfg),
+                "--pod-infra-container-image",
+                "registry.k8s.io/pause:3.10",
+                "--container-runtime-endpoint",
+                f"unix://{tmp_path}/none.sock",
+            ]
+        )
+    msg = str(exc.value)
+    if refused:
+        assert "unknown flag: --pod-infra-container-image" in msg
+    else:
+        assert NO_CRI in msg
