@@ -161,7 +161,9 @@ class ClusterSpec(BaseModel):
     @field_validator("kubernetes_version")
     @classmethod
     def _version(cls, v: str) -> str:
-        return str(versions.check_supported(v))
+        # A recorded cluster may be on an upgrade-source-only minor; `create` refuses those
+        # (load_spec, the create entry point, checks versions.check_supported).
+        return str(versions.check_known(v))
 
     @field_validator("cpu")
     @classmethod
@@ -402,4 +404,9 @@ def load_spec(
             data[key] = value
     if "name" not in data:
         raise InputError("name", f"is required ({NAME_RULE})")
-    return validate_spec(data, max_size=max_size)
+    spec = validate_spec(data, max_size=max_size)
+    try:
+        versions.check_supported(spec.kubernetes_version)
+    except ValueError as exc:
+        raise InputError("kubernetes_version", str(exc)) from None
+    return spec

@@ -101,3 +101,30 @@ def test_double_source_bakes_release_facts() -> None:
     text = double_source("1.37.1")
     assert "K8S_RELEASES: dict[str, Any] = {}" not in text
     assert repr(k8s_releases.double_data()) in text
+
+
+def test_upgrade_only_minor_is_recorded_and_upgraded_but_not_created(monkeypatch: pytest.MonkeyPatch) -> None:
+    from koral_ansible.errors import InputError
+    from koral_ansible.spec import load_spec, validate_spec
+
+    monkeypatch.setattr(versions, "SUPPORTED_MINORS", ((1, 35), (1, 36), (1, 37)))
+    monkeypatch.setattr(versions, "UPGRADE_ONLY_MINORS", ((1, 34),))
+    assert validate_spec({"name": "a", "kubernetes_version": "1.34.12"}).kubernetes_version == "1.34.12"
+    with pytest.raises(InputError) as exc:
+        load_spec(None, {"name": "a", "kubernetes_version": "1.34.12"})
+    assert str(exc.value) == (
+        "kubernetes_version: Kubernetes 1.34.12 can only be upgraded from, not created; "
+        "supported: 1.35.x to 1.37.x (1.34.x clusters can still be upgraded)"
+    )
+    with pytest.raises(
+        ValueError, match=r"supported: 1\.35\.x to 1\.37\.x \(1\.34\.x clusters can still be upgraded\)"
+    ):
+        versions.check_supported("1.33.9")
+    assert str(versions.check_upgrade("1.34.12", "1.35.9")) == "1.35.9"
+    assert str(versions.check_upgrade("1.36.5", "1.37.1")) == "1.37.1"
+    with pytest.raises(ValueError, match=r"allowed targets are 1\.35\.x \(one minor version at a time\)"):
+        versions.check_upgrade("1.34.12", "1.36.5")
+    with pytest.raises(ValueError, match=r"can only be upgraded from, not created"):
+        versions.check_upgrade("1.34.12", "1.34.13")  # 1.34 is no longer a target
+    with pytest.raises(ValueError, match=r"only forward upgrades are allowed"):
+        versions.check_upgrade("1.37.1", "1.36.5")
