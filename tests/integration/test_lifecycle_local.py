@@ -31,7 +31,7 @@ from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
-from tests.versions import OLDER, TOO_FAR, UPGRADE_FROM, UPGRADE_TO
+from tests.versions import OLDER, TOO_FAR, TOO_FAR_WORDS, UPGRADE_FROM, UPGRADE_TO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -273,7 +273,7 @@ def test_upgrade_refusals_change_nothing(cluster: Env, capsys: pytest.CaptureFix
     env = cluster
     before = env.store.last_operation(NAME)
     events_before = len(env.store.events(NAME))
-    refused = ((TOO_FAR, "allowed targets"), (OLDER, "only forward"), (VERSION, "only forward"))
+    refused = ((TOO_FAR, TOO_FAR_WORDS), (OLDER, "only forward"), (VERSION, "only forward"))
     for version, words in refused:
         code, err = koral(capsys, "upgrade", NAME, "--version", version)
         assert code == 2, err

@@ -21,7 +21,7 @@ from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env
 from koral_ansible.spec import validate_spec
 from koral_ansible.state import ClusterState, NodeRecord
-from tests.versions import FROM_MINOR, NEXT_PATCH, OLDER, TOO_FAR, UPGRADE_FROM
+from tests.versions import RECORD_FROM, RECORD_NEXT_PATCH, RECORD_OLDER, RECORD_TOO_FAR, RECORD_TOO_FAR_WORDS
 
 NAME_RULE = "1-32 characters of a-z"
 SIZE_RULE = "from 1 to 10"
@@ -186,13 +186,13 @@ LIFECYCLE_CASES: list[tuple[list[str], str, str]] = [
     (["--max-size", "2", "scale", "demo", "--size", "3"], "size", "from 1 to 2"),
     (["scale", "demo"], "--size", "Missing option"),
     (["scale", "ghost", "--size", "2"], "NAME", "known clusters: demo"),
-    (["upgrade", "demo", "--version", TOO_FAR], "--version", f"allowed targets are {FROM_MINOR}.x"),
-    (["upgrade", "demo", "--version", OLDER], "--version", "only forward"),
-    (["upgrade", "demo", "--version", UPGRADE_FROM], "--version", "only forward"),
+    (["upgrade", "demo", "--version", RECORD_TOO_FAR], "--version", RECORD_TOO_FAR_WORDS),
+    (["upgrade", "demo", "--version", RECORD_OLDER], "--version", "only forward"),
+    (["upgrade", "demo", "--version", RECORD_FROM], "--version", "only forward"),
     (["upgrade", "demo", "--version", "abc"], "--version", "X.Y.Z"),
     (["upgrade", "demo", "--version", "9.0.0"], "--version", "supported: 1."),
     (["upgrade", "demo"], "--version", "Missing option"),
-    (["upgrade", "ghost", "--version", NEXT_PATCH], "NAME", "known clusters: demo"),
+    (["upgrade", "ghost", "--version", RECORD_NEXT_PATCH], "NAME", "known clusters: demo"),
     (["remove-node", "demo", "ghost"], "NODE", "nodes: demo-control-1, demo-node-1, demo-node-2"),
     (["remove-node", "demo", "demo-control-1"], "NODE", "last control-plane node"),
     (["remove-node", "ghost", "demo-node-1"], "NAME", "known clusters: demo"),
@@ -239,7 +239,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     env = Env.open(str(h), quiet=True)
     env.store.add_cluster(
-        validate_spec({"name": "demo", "size": 2, "kubernetes_version": UPGRADE_FROM}), ClusterState.RUNNING
+        validate_spec({"name": "demo", "size": 2, "kubernetes_version": RECORD_FROM}), ClusterState.RUNNING
     )
     for idx, (name, role) in enumerate(
         [("demo-control-1", "control"), ("demo-node-1", "worker"), ("demo-node-2", "worker")]
