@@ -14,7 +14,7 @@ Changing the supported set or the default there moves every test with it:
 
 from __future__ import annotations
 
-from koral_ansible import versions
+from koral_ansible import k8s_releases, versions
 from koral_ansible.versions import Version
 
 DEFAULT = versions.DEFAULT_VERSION
@@ -65,3 +65,10 @@ RECORD_TOO_FAR, RECORD_TOO_FAR_WORDS = _too_far(RECORD_FROM)
 RECORD_OLDER = _older(RECORD_FROM)
 _r = Version.parse(RECORD_FROM)
 RECORD_NEXT_PATCH = f"{_r.major}.{_r.minor}.{_r.patch + 1}"
+
+# The control-plane image tags of DEFAULT (from koral_ansible/k8s_releases.py).
+_d = Version.parse(DEFAULT)
+_rel = k8s_releases.release(_d.minor)
+PAUSE = k8s_releases.step(_rel.pause, _d.patch)
+ETCD = k8s_releases.step(_rel.etcd, _d.patch)
+COREDNS = k8s_releases.step(_rel.coredns, _d.patch)

@@ -12,7 +12,7 @@ from koral_ansible.bundle import find_bundle, list_bundles
 from koral_ansible.cli.bundle import bundle
 from koral_ansible.cli.common import run_cli
 from tests.bundle_fixtures import FixtureSources, make_sources
-from tests.versions import DEFAULT
+from tests.versions import DEFAULT, PAUSE
 
 VERSION = DEFAULT
 
@@ -151,9 +151,9 @@ def test_missing_option_and_missing_image(
 ) -> None:
     code, _, stderr = cli(["bundle", "build", "--kubernetes-version", VERSION], capsys)
     assert code == 2 and "--cni-version" in stderr
-    (src.from_dir / "images" / "registry.k8s.io_pause_3.10.tar").unlink()
+    (src.from_dir / "images" / f"registry.k8s.io_pause_{PAUSE}.tar").unlink()
     code, _, stderr = cli(_build_args(src, tmp_path / "out"), capsys)
-    assert code == 2 and "registry.k8s.io/pause:3.10" in stderr and "missing" in stderr
+    assert code == 2 and f"registry.k8s.io/pause:{PAUSE}" in stderr and "missing" in stderr
 
 
 def test_help(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from koral_ansible.bundle import BuildResult, record_bundle, resolve_bundle
 from koral_ansible.errors import InputError
 from tests.bundle_fixtures import make_test_bundle
-from tests.versions import DEFAULT, UPGRADE_FROM, UPGRADE_TO
+from tests.versions import DEFAULT, PAUSE, UPGRADE_FROM, UPGRADE_TO
 
 VERSION = DEFAULT
 OTHER = UPGRADE_TO if DEFAULT == UPGRADE_FROM else UPGRADE_FROM  # a supported version that is not VERSION
@@ -37,9 +37,10 @@ def test_resolve_by_path_name_and_version(built: BuildResult, tmp_path: Path) ->
     extra = by_name.ansible_vars()
     assert extra["koral_bundle"] == str(built.iso)
     assert extra["koral_bundle_checksum"] == built.manifest.checksum
-    assert {"ref": "registry.k8s.io/pause:3.10", "file": "images/registry.k8s.io_pause_3.10.tar"} in extra[
-        "koral_bundle_images"
-    ]
+    assert {
+        "ref": f"registry.k8s.io/pause:{PAUSE}",
+        "file": f"images/registry.k8s.io_pause_{PAUSE}.tar",
+    } in extra["koral_bundle_images"]
 
 
 def test_resolve_refuses_bad_bundles(built: BuildResult, tmp_path: Path) -> None:
