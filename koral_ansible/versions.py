@@ -75,9 +75,10 @@ def check_supported(text: str) -> Version:
 
 
 def check_known(text: str) -> Version:
-    """Parse ``text`` and check a recorded cluster may be on it (created, or upgrade source only)."""
+    """Parse ``text`` and check a recorded cluster may be on it: a supported or upgrade-only minor,
+    or any minor with release facts (an older cluster can still be shown, scaled and deleted)."""
     v = Version.parse(text)
-    if v.minor_key in UPGRADE_ONLY_MINORS:
+    if v.minor_key in UPGRADE_ONLY_MINORS or (v.major == 1 and v.minor in k8s_releases.RELEASES):
         return v
     return check_supported(text)
 
@@ -100,6 +101,9 @@ def pinned_version(minor: tuple[int, int]) -> str | None:
 def check_upgrade(current: str, target: str) -> Version:
     """Allowed: a later patch of the same minor, or any patch of the next minor. Never backwards."""
     cur, tgt = Version.parse(current), check_supported(target)
+    sources = tuple(sorted(UPGRADE_ONLY_MINORS + SUPPORTED_MINORS))
+    if cur.minor_key not in sources:
+        raise ValueError(f"cannot upgrade from {cur}: koral upgrades clusters on {_range(sources)}")
     if tgt <= cur:
         raise ValueError(f"cannot upgrade from {cur} to {tgt}: only forward upgrades are allowed")
     if tgt.major != cur.major or tgt.minor not in (cur.minor, cur.minor + 1):

@@ -128,3 +128,21 @@ def test_upgrade_only_minor_is_recorded_and_upgraded_but_not_created(monkeypatch
         versions.check_upgrade("1.34.12", "1.34.13")  # 1.34 is no longer a target
     with pytest.raises(ValueError, match=r"only forward upgrades are allowed"):
         versions.check_upgrade("1.37.1", "1.36.5")
+
+
+def test_older_recorded_cluster_stays_manageable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cluster recorded at a minor no longer supported still loads from the state; upgrading it
+    is refused naming the minors koral upgrades from."""
+    from koral_ansible.spec import restore_spec, validate_spec
+
+    monkeypatch.setattr(versions, "SUPPORTED_MINORS", ((1, 35), (1, 36), (1, 37)))
+    monkeypatch.setattr(versions, "UPGRADE_ONLY_MINORS", ((1, 34),))
+    old = validate_spec({"name": "a", "kubernetes_version": "1.35.9"}).public_dict()
+    old["kubernetes_version"] = "1.31.4"
+    assert restore_spec(old, {}).kubernetes_version == "1.31.4"
+    with pytest.raises(
+        ValueError, match=r"^cannot upgrade from 1\.31\.4: koral upgrades clusters on 1\.34\.x to 1\.37\.x$"
+    ):
+        versions.check_upgrade("1.31.4", "1.35.9")
+    with pytest.raises(ValueError, match=r"unsupported Kubernetes version 1\.20\.0"):
+        versions.check_known("1.20.0")
