@@ -59,7 +59,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         record_bundle(home, target_manifest, None, target_iso)  # type: ignore[arg-type]
         started = time.monotonic()
         args = ["create", NAME, "--control-nodes", "3", "--size", "1", "--allowed-cidrs", "10.0.0.0/8"]
-        args += ["--bundle", str(iso)]
+        args += ["--bundle", str(iso), "--kubernetes-version", VERSION]
         assert run_cli(root, args) == 0
         print(f"create 3+1: {time.monotonic() - started:.0f}s")
         yield Env.open(str(home), quiet=True)

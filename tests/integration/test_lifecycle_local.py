@@ -63,7 +63,19 @@ def cluster(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Env:
     record_bundle(home, target_manifest, None, target_iso)  # type: ignore[arg-type]
     started = time.monotonic()
     code = run_cli(
-        root, ["create", NAME, "--size", "1", "--bundle", str(iso), "--allowed-cidrs", "10.0.0.0/8"]
+        root,
+        [
+            "create",
+            NAME,
+            "--size",
+            "1",
+            "--bundle",
+            str(iso),
+            "--allowed-cidrs",
+            "10.0.0.0/8",
+            "--kubernetes-version",
+            VERSION,
+        ],
     )
     assert code == 0
     print(f"create 1+1: {time.monotonic() - started:.0f}s")
