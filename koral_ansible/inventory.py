@@ -16,10 +16,25 @@ from typing import Any
 
 import yaml
 
+from koral_ansible import k8s_releases, versions
 from koral_ansible.paths import Paths, write_private
 from koral_ansible.providers.base import Endpoint
 from koral_ansible.spec import ClusterSpec
 from koral_ansible.state import ClusterRecord, NodeRecord
+
+
+def release_vars(kubernetes_version: str) -> dict[str, Any]:
+    """Per-release facts the roles need for ``kubernetes_version`` (from k8s_releases)."""
+    v = versions.Version.parse(kubernetes_version)
+    out: dict[str, Any] = {"koral_kubeadm_api_version": versions.kubeadm_api_version(v)}
+    if v.major == 1 and v.minor in k8s_releases.RELEASES:
+        # Whether this release's kubelet refuses a cgroup v1 host unless failCgroupV1: false.
+        out["koral_kubelet_fails_cgroup_v1"] = k8s_releases.RELEASES[v.minor].fail_cgroup_v1_default
+        # The sandbox image the kubelet of this release expects (kubeadm's PauseVersion).
+        out["container_runtime_pause_version"] = k8s_releases.step(
+            k8s_releases.RELEASES[v.minor].pause, v.patch
+        )
+    return out
 
 
 def cluster_vars(spec: ClusterSpec, endpoint: Endpoint) -> dict[str, Any]:
@@ -29,6 +44,7 @@ def cluster_vars(spec: ClusterSpec, endpoint: Endpoint) -> dict[str, Any]:
         "koral_cluster_name": spec.name,
         "koral_provider": spec.provider,
         "koral_kubernetes_version": spec.kubernetes_version,
+        **release_vars(spec.kubernetes_version),
         "koral_pod_cidr": spec.pod_cidr,
         "koral_service_cidr": spec.service_cidr,
         "koral_cni": spec.cni,
@@ -44,6 +60,7 @@ def cluster_vars(spec: ClusterSpec, endpoint: Endpoint) -> dict[str, Any]:
         "koral_registry_username": (reg.username or "") if reg else "",
         "koral_registry_insecure_skip_verify": reg.insecure_skip_verify if reg else False,
         "koral_bundle": spec.bundle or "",
+        "koral_allow_cgroup_v1": spec.allow_cgroup_v1,
     }
 
 

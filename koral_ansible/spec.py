@@ -134,6 +134,11 @@ class ClusterSpec(BaseModel):
         default=node_oses.DEFAULT_NODE_OS,
         description=f"Local nodes' OS: one of {node_oses.ALLOWED} (default {node_oses.DEFAULT_NODE_OS})",
     )
+    allow_cgroup_v1: bool = Field(
+        default=False,
+        description="Run on cgroup v1 nodes (kubelet failCgroupV1: false; deprecated upstream from 1.35, "
+        "KEP-5573): true or false. Local nodes on a cgroup v1 host opt in by themselves",
+    )
 
     @field_validator("name")
     @classmethod
@@ -168,7 +173,9 @@ class ClusterSpec(BaseModel):
     @field_validator("kubernetes_version")
     @classmethod
     def _version(cls, v: str) -> str:
-        return str(versions.check_supported(v))
+        # A recorded cluster may be on an upgrade-source-only minor; `create` refuses those
+        # (load_spec, the create entry point, checks versions.check_supported).
+        return str(versions.check_known(v))
 
     @field_validator("cpu")
     @classmethod
@@ -419,4 +426,9 @@ def load_spec(
             data[key] = value
     if "name" not in data:
         raise InputError("name", f"is required ({NAME_RULE})")
-    return validate_spec(data, max_size=max_size)
+    spec = validate_spec(data, max_size=max_size)
+    try:
+        versions.check_supported(spec.kubernetes_version)
+    except ValueError as exc:
+        raise InputError("kubernetes_version", str(exc)) from None
+    return spec

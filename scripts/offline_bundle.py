@@ -32,10 +32,10 @@ def main() -> int:
     paths = Paths.resolve()
     version = os.environ.get("KORAL_KUBERNETES_VERSION", versions.DEFAULT_VERSION)
     from koral_ansible.bundle.debian import RUNTIME_PINS
-    from tests.doubles import SOURCE
+    from tests.doubles import double_source
 
-    # a changed double or runtime pin is a new demo bundle
-    recipe = SOURCE.read_bytes() + repr(RUNTIME_PINS).encode()
+    # a changed double (or the release facts baked into it) or runtime pin is a new demo bundle
+    recipe = double_source(version).encode() + repr(RUNTIME_PINS).encode()
     root = paths.cache / "bundles" / f"demo-{version}-{hashlib.sha256(recipe).hexdigest()[:12]}"
     existing = find_bundle(paths.home, version)
     if existing is not None and existing.iso and Path(existing.iso).exists():

@@ -33,6 +33,7 @@ from pathlib import Path
 from koral_ansible.bundle import BuildResult, build_bundle, kubeadm_images, normalize_image
 from koral_ansible.bundle.debian import write_runtime_sources
 from koral_ansible.bundle.layout import image_file_name
+from tests.versions import DEFAULT
 
 BUSYBOX = Path("/bin/busybox")
 
@@ -297,7 +298,7 @@ class FixtureSources:
 
 def make_sources(
     root: Path,
-    kubernetes_version: str = "1.31.4",
+    kubernetes_version: str = DEFAULT,
     *,
     kubeadm: Path | None = None,
     kubelet: Path | None = None,
@@ -365,7 +366,7 @@ def make_sources(
 
 def make_test_bundle(
     root: Path,
-    kubernetes_version: str = "1.31.4",
+    kubernetes_version: str = DEFAULT,
     *,
     kubeadm: Path | None = None,
     kubelet: Path | None = None,
@@ -399,7 +400,7 @@ def make_test_bundle(
     )
 
 
-def make_double_bundle(root: Path, kubernetes_version: str = "1.31.4", *, iso: bool = True) -> BuildResult:
+def make_double_bundle(root: Path, kubernetes_version: str = DEFAULT, *, iso: bool = True) -> BuildResult:
     """:func:`make_test_bundle` with the test doubles as kubeadm, kubelet and kubectl."""
     from tests.doubles import write_doubles
 

@@ -122,6 +122,12 @@ def _secret_from(value: str | None, file: str | None, env_name: str, field: str)
 @click.option(
     "--set-current", is_flag=True, help="With --merge-kubeconfig: also make koral-NAME the current context."
 )
+@click.option(
+    "--allow-cgroup-v1",
+    is_flag=True,
+    default=None,
+    help="Allow cgroup v1 nodes (kubelet failCgroupV1: false); refused by the kubelet by default from 1.35.",
+)
 @pass_env
 def create(
     env: Env,

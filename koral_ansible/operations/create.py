@@ -11,6 +11,7 @@ from typing import Any
 
 from koral_ansible.bundle import ResolvedBundle, kubeadm_images, resolve_bundle
 from koral_ansible.bundle.manifest import pause_image
+from koral_ansible.cgroup import cgroup_version
 from koral_ansible.errors import InputError, OperationError
 from koral_ansible.inventory import record_inventory
 from koral_ansible.operations.context import Env, OperationFrame
@@ -119,7 +120,15 @@ def check_resume(env: Env, spec: ClusterSpec) -> ClusterRecord | None:
     return existing
 
 
+def _cgroup_v1_opt_in(spec: ClusterSpec) -> ClusterSpec:
+    """Local nodes share this host's cgroup hierarchy: on a cgroup v1 host they opt in by themselves."""
+    if spec.provider == "local" and not spec.allow_cgroup_v1 and cgroup_version() == 1:
+        return spec.replace(allow_cgroup_v1=True)
+    return spec
+
+
 def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
+    spec = _cgroup_v1_opt_in(spec)
     check_resume(env, spec)
     resolve_spec_bundle(env, spec, deep=True)  # a bad bundle is refused before anything is created
     # Refused before anything (even the cluster's SSH key pair) is written.
@@ -135,6 +144,15 @@ def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
     ) as frame:
         if env.store.find_cluster(spec.name) is None:
             env.store.add_cluster(spec, ClusterState.STARTING)
+            if spec.allow_cgroup_v1:
+                env.store.event(
+                    spec.name,
+                    "create",
+                    "preflight",
+                    "warning",
+                    "cgroup v1 nodes allowed (kubelet failCgroupV1: false): cgroup v1 is deprecated "
+                    "upstream from Kubernetes 1.35 (KEP-5573) and will be removed; move nodes to cgroup v2",
+                )
         with frame.phase("provision"):
             endpoint: Endpoint = provider.provision(spec)
             env.store.set_endpoint(spec.name, endpoint.to_dict())

@@ -14,6 +14,7 @@ from typing import Any
 from koral_ansible import versions
 from koral_ansible.bundle import resolve_bundle
 from koral_ansible.errors import InputError
+from koral_ansible.inventory import release_vars
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge, provider_for
 from koral_ansible.spec import ClusterSpec, max_cluster_size, validate_spec
@@ -276,7 +277,11 @@ def upgrade(env: Env, name: str, version: str) -> ClusterRecord:
             if needed:  # one snapshot per upgrade: a resumed upgrade keeps the first one
                 converge(env, frame, record, "etcd-backup.yml", limit=_limit(record, []))
         with frame.phase("upgrade"):
-            extra: dict[str, Any] = {"koral_kubernetes_version": target, **bundle.ansible_vars()}
+            extra: dict[str, Any] = {
+                "koral_kubernetes_version": target,
+                **release_vars(target),
+                **bundle.ansible_vars(),
+            }
             converge(env, frame, record, "upgrade.yml", extra=extra)
         env.store.set_spec(record.spec.replace(kubernetes_version=target, bundle=str(bundle.path)))
         env.store.set_state(name, ClusterState.RUNNING)

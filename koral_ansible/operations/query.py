@@ -89,6 +89,7 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
         "node_os": spec.node_os if record.provider == "local" else None,
         "network": _network(record),
         "cni": spec.cni,
+        "allow_cgroup_v1": spec.allow_cgroup_v1,
         "pod_cidr": spec.pod_cidr,
         "service_cidr": spec.service_cidr,
         "allowed_cidrs": list(spec.allowed_cidrs),

@@ -3,7 +3,9 @@
 ``k8s_double.py`` is one stdlib-only Python 3 program that plays kubeadm, kubelet, kubectl and
 (started by the kubelet double from the static pod manifest) kube-apiserver, chosen by the name
 it runs under. :func:`write_doubles` writes the three bundle binaries (``kubeadm``, ``kubelet``,
-``kubectl``) with the Kubernetes version baked in, like real release binaries.
+``kubectl``) with the Kubernetes version baked in, like real release binaries, and with the
+per-release facts of :mod:`koral_ansible.k8s_releases` (image tags, kubeadm config API, the
+kubelet's cgroup v1 rule) baked in too, so the double on a node reads the same data as koral.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from koral_ansible.k8s_releases import double_data
+
 DOUBLES_DIR = Path(__file__).resolve().parent
 SOURCE = DOUBLES_DIR / "k8s_double.py"
 BINARIES: tuple[str, ...] = ("kubeadm", "kubelet", "kubectl")
 _VERSION_LINE = re.compile(r'^DOUBLE_VERSION = "[^"]*"$', re.M)
+_RELEASES_LINE = re.compile(r"^K8S_RELEASES: dict\[str, Any\] = \{\}$", re.M)
 
 
 def double_source(version: str) -> str:
@@ -25,6 +30,10 @@ def double_source(version: str) -> str:
     new, n = _VERSION_LINE.subn(f'DOUBLE_VERSION = "{version}"', text)
     if n != 1:
         raise RuntimeError("k8s_double.py: DOUBLE_VERSION line not found")
+    baked = f"K8S_RELEASES: dict[str, Any] = {double_data()!r}"
+    new, n = _RELEASES_LINE.subn(lambda _m: baked, new)
+    if n != 1:
+        raise RuntimeError("k8s_double.py: K8S_RELEASES line not found")
     return new
 
 

@@ -47,6 +47,19 @@ from urllib.parse import parse_qs, urlparse
 # The Kubernetes version this double claims to be. tests/doubles/install.py rewrites this
 # line when it builds a bundle for another version (like a real binary, the version is baked in).
 DOUBLE_VERSION = "1.31.4"
+# Per-release facts (image tags, kubeadm config API, the kubelet's cgroup v1 rule) from
+# koral_ansible/k8s_releases.py: tests/doubles/__init__.py bakes them into this line when it writes
+# the double, so a double on a node reads the same data as koral without importing it.
+K8S_RELEASES: dict[str, Any] = {}
+
+
+def _releases() -> dict[str, Any]:
+    if K8S_RELEASES:
+        return K8S_RELEASES
+    # Run from the source tree (unit tests): read the facts from koral itself.
+    from koral_ansible.k8s_releases import double_data
+
+    return double_data()
 
 STATE_DIR = Path(os.environ.get("KORAL_DOUBLE_STATE", "/var/lib/kubeadm-double"))
 K8S_DIR = Path(os.environ.get("KORAL_DOUBLE_K8S_DIR", "/etc/kubernetes"))
@@ -802,7 +815,10 @@ CERT_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def api_version_for(version: str) -> str:
-    """The kubeadm config API the double insists on: v1beta4 from 1.31, v1beta3 before."""
+    """The kubeadm config API the double insists on (K8S_RELEASES: v1beta4 from 1.31, v1beta3 before)."""
+    facts = _releases().get(str(_vtuple(version)[1]))
+    if facts:
+        return str(facts["kubeadm_api"])
     return "kubeadm.k8s.io/v1beta4" if _vtuple(version)[:2] >= (1, 31) else "kubeadm.k8s.io/v1beta3"
 
 
@@ -1388,16 +1404,23 @@ def parse_flags(
 # kubeadm
 # ---------------------------------------------------------------------------------------
 
-# Image versions per minor (approximate, from the release notes of each minor).
-_IMAGE_TABLE = {
-    28: ("3.9", "3.5.9-0", "v1.10.1"),
-    29: ("3.9", "3.5.10-0", "v1.11.1"),
-    30: ("3.9", "3.5.12-0", "v1.11.1"),
-    31: ("3.10", "3.5.15-0", "v1.11.3"),
-    32: ("3.10", "3.5.16-0", "v1.11.3"),
-    33: ("3.10", "3.5.21-0", "v1.12.0"),
-    34: ("3.10.1", "3.6.4-0", "v1.12.1"),
-}
+def _image_tags(version: str) -> tuple[str, str, str]:
+    """(pause, etcd, CoreDNS) tags for a version, from the baked release facts (K8S_RELEASES);
+    a minor without facts takes those of the double's own minor."""
+    _major, minor, patch = _vtuple(version)
+    rel = _releases()
+    facts = rel.get(str(minor)) or rel[str(_vtuple(DOUBLE_VERSION)[1])]
+
+    def step(steps: list[list[Any]]) -> str:
+        tag = str(steps[0][1])
+        for first, candidate in steps:
+            if patch >= int(first):
+                tag = str(candidate)
+        return tag
+
+    return step(facts["pause"]), step(facts["etcd"]), step(facts["coredns"])
+
+
 INIT_PHASES = {
     "preflight",
     "certs",
@@ -1438,8 +1461,7 @@ GLOBAL_KUBEADM_FLAGS = {"v": "str", "rootfs": "str", "help": "bool"}
 
 
 def image_list(version: str, repo: str | None) -> list[str]:
-    _major, minor, _ = _vtuple(version)
-    pause, etcd, coredns = _IMAGE_TABLE.get(minor, _IMAGE_TABLE[31])
+    pause, etcd, coredns = _image_tags(version)
     r = repo or "registry.k8s.io"
     cdns = f"{r}/coredns/coredns" if r == "registry.k8s.io" else f"{r}/coredns"
     v = "v" + version.lstrip("v")
@@ -2002,7 +2024,7 @@ def _write_manifests(p: ClusterParams, initial_cluster: str, cluster_state: str)
     v = "v" + p.version
     pki = str(p.pki)
     if not p.external_etcd:
-        _pause, etcd_tag, _cdns = _IMAGE_TABLE.get(_vtuple(p.version)[1], _IMAGE_TABLE[31])
+        _pause, etcd_tag, _cdns = _image_tags(p.version)
         etcd_cmd = [
             "etcd",
             f"--advertise-client-urls=https://{p.advertise}:2379",
@@ -2451,7 +2473,7 @@ def _put_cm(
 
 
 def _addons(p: ClusterParams, skip: set[str]) -> list[dict[str, Any]]:
-    _pause, _etcd, cdns = _IMAGE_TABLE.get(_vtuple(p.version)[1], _IMAGE_TABLE[31])
+    _pause, _etcd, cdns = _image_tags(p.version)
     out = []
     if "addon/coredns" not in skip:
         image = (
@@ -4260,8 +4282,46 @@ def _serve_background(srv: ThreadingHTTPServer) -> None:
     threading.Thread(target=srv.serve_forever, daemon=True).start()
 
 
+CGROUP2_SUPER_MAGIC = 0x63677270
+
+
+def _cgroup2_unified() -> bool:
+    """libcontainer cgroups.IsCgroup2UnifiedMode: statfs("/sys/fs/cgroup").f_type == CGROUP2_SUPER_MAGIC."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type (a C long) comes first
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(b"/sys/fs/cgroup", buf) != 0:
+        return False
+    return ctypes.c_long.from_buffer(buf).value == CGROUP2_SUPER_MAGIC
+
+
+def _check_cgroup_v1(cfg: dict[str, Any]) -> None:
+    """KubeletConfiguration.failCgroupV1 (default false up to 1.34, true from 1.35, KEP-5573): on a
+    cgroup v1 host the kubelet exits with ValidateKubeletConfiguration's error, wrapped by
+    cmd/kubelet/app/server.go (kubernetes/kubernetes pkg/kubelet/apis/config/validation/
+    validation_linux.go; text of 1.35 as logged in kubernetes/node-problem-detector PR #1169)."""
+    facts = _releases().get(str(_vtuple(DOUBLE_VERSION)[1])) or {}
+    fail = cfg.get("failCgroupV1")
+    if fail is None:
+        fail = bool(facts.get("fail_cgroup_v1_default", False))
+    if fail and not _cgroup2_unified():
+        text = facts.get("cgroup_v1_error") or (
+            "kubelet is configured to not run on a host using cgroup v1. "
+            "cgroup v1 support is in maintenance mode"
+        )
+        raise DoubleError(
+            f"failed to validate kubelet configuration, error: {text}, path: &TypeMeta{{Kind:,APIVersion:,}}"
+        )
+
+
 def kubelet_main(argv: list[str]) -> int:
-    flags, pos = parse_flags(argv, KUBELET_FLAGS, {"v": "v"}, prog="kubelet")
+    known = dict(KUBELET_FLAGS)
+    if _vtuple(DOUBLE_VERSION)[:2] >= (1, 35):
+        # Removed from the kubelet command line in 1.35 (kubernetes/kubernetes CHANGELOG-1.35.md,
+        # PR #133779): passing it is an unknown flag and the kubelet does not start.
+        known.pop("pod-infra-container-image", None)
+    flags, pos = parse_flags(argv, known, {"v": "v"}, prog="kubelet")
     if flags.get("version"):
         print(f"Kubernetes v{DOUBLE_VERSION}")
         return 0
@@ -4282,6 +4342,7 @@ def kubelet_main(argv: list[str]) -> int:
     driver = flags.get("cgroup-driver") or cfg.get("cgroupDriver") or "cgroupfs"
     if driver not in ("systemd", "cgroupfs"):
         raise DoubleError(f"invalid configuration: cgroupDriver {driver!r}")
+    _check_cgroup_v1(cfg)
     cri = flags.get("container-runtime-endpoint") or cfg.get("containerRuntimeEndpoint") or DEFAULT_CRI
     if not Path(_cri_path(cri)).is_socket():
         raise DoubleError(

@@ -38,11 +38,12 @@ from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import podman_env
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
+from tests.versions import DEFAULT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 NAME = "astest"
-VERSION = "1.31.4"
+VERSION = DEFAULT
 CONTROL = f"{NAME}-control-1"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 SCALE_TIMEOUT = 900.0

@@ -21,11 +21,12 @@ from koral_ansible.paths import Paths
 from koral_ansible.providers.local.podman import Podman, podman_env
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.bundle_nodes import start_node, stop_node
+from tests.versions import DEFAULT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 REPO = Path(__file__).resolve().parents[2]
-VERSION = "1.31.4"
+VERSION = DEFAULT
 CONTAINER = "koral-ittamper-node"  # start_node names it koral-<cluster>-node
 PLAYBOOK = """\
 - name: Install Kubernetes from a bundle (the create playbook's order)

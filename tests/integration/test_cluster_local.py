@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from koral_ansible.bundle import verify_bundle
+from koral_ansible.cgroup import cgroup_version
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env, OperationFrame
@@ -27,10 +28,11 @@ from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
+from tests.versions import DEFAULT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
 REGISTRY_SECRET = "it-registry-pass-1234"
 
 
@@ -137,6 +139,15 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
     assert code == 0 and json.loads(out)["state"] == "Running"
     phases = {(e.phase, e.result) for e in env.store.events("itest")}
     assert ("provision", "Completed") in phases and ("configure", "Completed") in phases
+
+    # On a cgroup v1 host local nodes opt in by themselves: recorded in the spec, shown, a warning
+    # event, and the kubelets run with failCgroupV1: false (a 1.35+ kubelet refuses cgroup v1
+    # otherwise, KEP-5573; the kubelet double too). On a cgroup v2 host nothing changes.
+    v1 = cgroup_version() == 1
+    assert json.loads(out)["allow_cgroup_v1"] is v1
+    assert record.spec.allow_cgroup_v1 is v1
+    assert (("preflight", "warning") in phases) is v1
+    assert ("failCgroupV1: false" in ssh(env, 2223, "cat /var/lib/kubelet/config.yaml")) is v1
 
     # A second converge of the unchanged cluster changes nothing.
     with OperationFrame(env, "itest", "converge", busy=None, failed=None) as frame:

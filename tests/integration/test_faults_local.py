@@ -38,11 +38,12 @@ from koral_ansible.providers.local.podman import LABEL_CLUSTER, LABEL_HOME, Podm
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
+from tests.versions import UPGRADE_FROM, UPGRADE_TO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
-VERSION = "1.31.4"
-TARGET = "1.32.0"
+VERSION = UPGRADE_FROM
+TARGET = UPGRADE_TO
 NAME = "fault"
 KUBEADM_PLAY = "Install Kubernetes with kubeadm"
 
@@ -78,7 +79,9 @@ def test_corrupted_bundle_refused_before_any_node(
     shutil.copytree(bundle_dir, bad)
     victim = bad / "k8s" / "kubeadm"
     victim.write_bytes(victim.read_bytes() + b"\n# tampered\n")
-    code = run_cli(root, ["-q", "create", "fbad", "--size", "1", "--bundle", str(bad)])
+    code = run_cli(
+        root, ["-q", "create", "fbad", "--size", "1", "--bundle", str(bad), "--kubernetes-version", VERSION]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "--bundle" in err[0] and "kubeadm" in err[0], err
@@ -110,7 +113,7 @@ def _kubeadm_play_started(runs: Path, seen: set[Path]) -> bool:
 def test_node_lost_mid_create_then_rerun_completes(home: Path, bundle_dir: Path) -> None:
     paths = Paths.resolve(home=home)
     worker = f"{NAME}-node-1"
-    args = ["create", NAME, "--size", "1", "--bundle", str(bundle_dir)]
+    args = ["create", NAME, "--size", "1", "--bundle", str(bundle_dir), "--kubernetes-version", VERSION]
     cmd = [sys.executable, "-c", "from koral_ansible.cli import main; main()", "-q", *args]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -253,7 +256,20 @@ def test_full_state_dir_clear_error_db_intact(
         pass
     finally:
         os.close(fd)
-    code = run_cli(root, ["-q", "create", "fdisk", "--size", "1", "--bundle", str(bundle_dir)])
+    code = run_cli(
+        root,
+        [
+            "-q",
+            "create",
+            "fdisk",
+            "--size",
+            "1",
+            "--bundle",
+            str(bundle_dir),
+            "--kubernetes-version",
+            VERSION,
+        ],
+    )
     err = capsys.readouterr().err.strip().splitlines()
     with capsys.disabled():
         print(f"\nfull state dir: exit {code}: {err[-1] if err else ''}")
@@ -273,7 +289,20 @@ def test_full_state_dir_clear_error_db_intact(
     filler.unlink()
     subprocess.run(["mount", "-o", "remount,size=1g", str(tiny_home)], check=True)
     t0 = time.monotonic()
-    code = run_cli(root, ["-q", "create", "fdisk", "--size", "1", "--bundle", str(bundle_dir)])
+    code = run_cli(
+        root,
+        [
+            "-q",
+            "create",
+            "fdisk",
+            "--size",
+            "1",
+            "--bundle",
+            str(bundle_dir),
+            "--kubernetes-version",
+            VERSION,
+        ],
+    )
     with capsys.disabled():
         print(f"re-run create with space: exit {code} in {time.monotonic() - t0:.0f}s")
     assert code == 0, capsys.readouterr().err

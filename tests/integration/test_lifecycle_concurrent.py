@@ -30,11 +30,12 @@ from koral_ansible.providers.local.podman import Podman, podman_env
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
+from tests.versions import DEFAULT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 NAMES = ("lcca", "lccb")
-VERSION = "1.31.4"
+VERSION = DEFAULT
 CREATE_ARGS = ("--size", "1", "--allowed-cidrs", "10.0.0.0/8", "--bundle")
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 

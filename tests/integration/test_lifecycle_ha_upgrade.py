@@ -1,4 +1,5 @@
-"""HA upgrade end to end on local nodes: 3 control-plane nodes + 1 worker, 1.31.4 -> 1.32.0.
+"""HA upgrade end to end on local nodes: 3 control-plane nodes + 1 worker, UPGRADE_FROM -> UPGRADE_TO
+(tests/versions.py).
 
 `koral-play upgrade` with a new recorded bundle must: take the etcd snapshot first; run
 `kubeadm upgrade apply` on the first control node only; `kubeadm upgrade node` on the other
@@ -38,12 +39,13 @@ from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
+from tests.versions import UPGRADE_FROM, UPGRADE_TO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 NAME = "lhaup"
-VERSION = "1.31.4"
-TARGET = "1.32.0"
+VERSION = UPGRADE_FROM
+TARGET = UPGRADE_TO
 CONTROLS = [f"{NAME}-control-{i}" for i in (1, 2, 3)]
 WORKER = f"{NAME}-node-1"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -69,14 +71,14 @@ def _bundle(tmp: pytest.TempPathFactory, version: str) -> tuple[Path, object]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    """A 3+1 cluster made with `koral-play create --control-nodes 3`, the 1.32.0 bundle recorded beside it."""
+    """A 3+1 cluster made with `koral-play create --control-nodes 3`, the TARGET bundle recorded beside it."""
     with cli_home(tmp_path_factory.mktemp("koral-home"), NAME) as home:
         iso, _ = _bundle(tmp_path_factory, VERSION)
         target_iso, target_manifest = _bundle(tmp_path_factory, TARGET)
         record_bundle(home, target_manifest, None, target_iso)  # type: ignore[arg-type]
         started = time.monotonic()
         args = ["create", NAME, "--control-nodes", "3", "--size", "1", "--allowed-cidrs", "10.0.0.0/8"]
-        args += ["--bundle", str(iso)]
+        args += ["--bundle", str(iso), "--kubernetes-version", VERSION]
         assert run_cli(root, args) == 0
         print(f"create 3+1: {time.monotonic() - started:.0f}s")
         yield Env.open(str(home), quiet=True)

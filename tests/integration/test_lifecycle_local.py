@@ -31,12 +31,13 @@ from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
+from tests.versions import OLDER, TOO_FAR, TOO_FAR_WORDS, UPGRADE_FROM, UPGRADE_TO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 NAME = "ltest"
-VERSION = "1.31.4"
-TARGET = "1.32.0"
+VERSION = UPGRADE_FROM
+TARGET = UPGRADE_TO
 CONTROL = f"{NAME}-control-1"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
 
@@ -62,7 +63,19 @@ def cluster(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Env:
     record_bundle(home, target_manifest, None, target_iso)  # type: ignore[arg-type]
     started = time.monotonic()
     code = run_cli(
-        root, ["create", NAME, "--size", "1", "--bundle", str(iso), "--allowed-cidrs", "10.0.0.0/8"]
+        root,
+        [
+            "create",
+            NAME,
+            "--size",
+            "1",
+            "--bundle",
+            str(iso),
+            "--allowed-cidrs",
+            "10.0.0.0/8",
+            "--kubernetes-version",
+            VERSION,
+        ],
     )
     assert code == 0
     print(f"create 1+1: {time.monotonic() - started:.0f}s")
@@ -272,7 +285,7 @@ def test_upgrade_refusals_change_nothing(cluster: Env, capsys: pytest.CaptureFix
     env = cluster
     before = env.store.last_operation(NAME)
     events_before = len(env.store.events(NAME))
-    refused = (("1.33.0", "allowed targets"), ("1.30.9", "only forward"), ("1.31.4", "only forward"))
+    refused = ((TOO_FAR, TOO_FAR_WORDS), (OLDER, "only forward"), (VERSION, "only forward"))
     for version, words in refused:
         code, err = koral(capsys, "upgrade", NAME, "--version", version)
         assert code == 2, err

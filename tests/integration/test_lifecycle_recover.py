@@ -30,11 +30,12 @@ from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
+from tests.versions import DEFAULT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 NAME = "lrec"
-VERSION = "1.31.4"
+VERSION = DEFAULT
 CONTROL = f"{NAME}-control-1"
 NEW = f"{NAME}-node-2"
 KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"

@@ -32,10 +32,11 @@ from koral_ansible.providers.local.podman import Podman
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.bundle_nodes import start_node, stop_node
 from tests.integration.cli_home import cli_home
+from tests.versions import DEFAULT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
 USER = "koral"
 PASSWORD = f"reg-{secrets.token_hex(8)}"
 CLUSTER = "itreg"

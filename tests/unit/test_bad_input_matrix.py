@@ -21,6 +21,14 @@ from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env
 from koral_ansible.spec import validate_spec
 from koral_ansible.state import ClusterState, NodeRecord
+from tests.versions import (
+    RECORD_FROM,
+    RECORD_NEXT_MINOR,
+    RECORD_NEXT_PATCH,
+    RECORD_OLDER,
+    RECORD_TOO_FAR,
+    RECORD_TOO_FAR_WORDS,
+)
 
 NAME_RULE = "1-32 characters of a-z"
 SIZE_RULE = "from 1 to 10"
@@ -148,13 +156,16 @@ CREATE_CASES: list[tuple[list[str], str, str]] = [
     (["create", "other", "-f", "{dir}/malformed.yaml"], "-f/--file", "not valid YAML at line"),
     (["create", "other", "-f", "{dir}/list.yaml"], "-f/--file", "YAML mapping of field: value"),
     (["create", "other", "-f", "{dir}/missing.yaml"], "-f/--file", "cannot read"),
-    (["create", "other", "-f", "{dir}/unknown.yaml"], "flavour", "allowed fields: allowed_cidrs"),
+    (["create", "other", "-f", "{dir}/unknown.yaml"], "flavour", "allow_cgroup_v1, allowed_cidrs"),
     (["create", "other", "-f", "{dir}/registry_unknown.yaml"], "registry.color", "allowed fields: insecure"),
     (["create", "-f", "{dir}/bad_fields.yaml"], "control_nodes", "1, 3, 5 or 7"),
     (["create", "-f", "{dir}/bad_size.yaml"], "size", SIZE_RULE),
     (["create", "-f", "{dir}/bad_type.yaml"], "size", "1..max cluster size"),
     (["create", "-f", "{dir}/overlap.yaml"], "pod_cidr", "disjoint"),
     (["create", "-f", "{dir}/noname.yaml"], "name", NAME_RULE),
+    (["create", "-f", "{dir}/cgroup_v1_word.yaml"], "allow_cgroup_v1", "true or false"),
+    (["create", "-f", "{dir}/cgroup_v1_list.yaml"], "allow_cgroup_v1", "true or false"),
+    (["create", "other", "--allow-cgroup-v1=yes"], "--allow-cgroup-v1", "does not take a value"),
     # an existing cluster with another spec
     (["create", "demo", "--size", "3"], "name", "already exists"),
 ]
@@ -169,6 +180,8 @@ SPEC_FILES = {
     "bad_type.yaml": "name: other\nsize: [1]\n",
     "overlap.yaml": "name: other\npod_cidr: 10.100.0.0/16\nservice_cidr: 10.100.128.0/17\n",
     "noname.yaml": "size: 2\n",
+    "cgroup_v1_word.yaml": "name: other\nallow_cgroup_v1: sometimes\n",
+    "cgroup_v1_list.yaml": "name: other\nallow_cgroup_v1: [true]\n",
 }
 
 OUTPUT_CASES: list[tuple[list[str], str, str]] = [
@@ -190,16 +203,16 @@ LIFECYCLE_CASES: list[tuple[list[str], str, str]] = [
     (["--max-size", "2", "scale", "demo", "--size", "3"], "size", "from 1 to 2"),
     (["scale", "demo"], "--size", "Missing option"),
     (["scale", "ghost", "--size", "2"], "NAME", "known clusters: demo"),
-    (["upgrade", "demo", "--version", "1.33.0"], "--version", "allowed targets are 1.31.x"),
-    (["upgrade", "demo", "--version", "1.30.0"], "--version", "only forward"),
-    (["upgrade", "demo", "--version", "1.31.4"], "--version", "only forward"),
+    (["upgrade", "demo", "--version", RECORD_TOO_FAR], "--version", RECORD_TOO_FAR_WORDS),
+    (["upgrade", "demo", "--version", RECORD_OLDER], "--version", "only forward"),
+    (["upgrade", "demo", "--version", RECORD_FROM], "--version", "only forward"),
     (["upgrade", "demo", "--version", "abc"], "--version", "X.Y.Z"),
     (["upgrade", "demo", "--version", "9.0.0"], "--version", "supported: 1."),
     (["upgrade", "demo"], "--version", "Missing option"),
     # an allowed step with no bundle recorded for it (the roles install only from a bundle)
-    (["upgrade", "demo", "--version", "1.32.0"], "--version", "no bundle for Kubernetes 1.32.0"),
-    (["upgrade", "demo", "--version", "1.31.5"], "--version", "koral-play bundle verify PATH --record"),
-    (["upgrade", "ghost", "--version", "1.31.5"], "NAME", "known clusters: demo"),
+    (["upgrade", "demo", "--version", RECORD_NEXT_MINOR], "--version", f"no bundle for Kubernetes {RECORD_NEXT_MINOR}"),
+    (["upgrade", "demo", "--version", RECORD_NEXT_PATCH], "--version", "koral-play bundle verify PATH --record"),
+    (["upgrade", "ghost", "--version", RECORD_NEXT_PATCH], "NAME", "known clusters: demo"),
     (["remove-node", "demo", "ghost"], "NODE", "nodes: demo-control-1, demo-node-1, demo-node-2"),
     (["remove-node", "demo", "demo-control-1"], "NODE", "last control-plane node"),
     (["remove-node", "ghost", "demo-node-1"], "NAME", "known clusters: demo"),
@@ -245,7 +258,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     monkeypatch.chdir(tmp_path)
     env = Env.open(str(h), quiet=True)
-    env.store.add_cluster(validate_spec({"name": "demo", "size": 2}), ClusterState.RUNNING)
+    env.store.add_cluster(
+        validate_spec({"name": "demo", "size": 2, "kubernetes_version": RECORD_FROM}), ClusterState.RUNNING
+    )
     for idx, (name, role) in enumerate(
         [("demo-control-1", "control"), ("demo-node-1", "worker"), ("demo-node-2", "worker")]
     ):
@@ -288,7 +303,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
 
 
 def test_matrix_names_every_create_option() -> None:
-    """Every create option (but --ha, a flag, and the help) has at least one bad value above."""
+    """Every create option (but the flags --ha and --allow-cgroup-v1, and the help) has a bad value above."""
     create = root.get_command(None, "create")  # type: ignore[arg-type]
     assert create is not None
     tested = {a for args, _f, _w in CREATE_CASES for a in args if a.startswith("-")}
@@ -296,7 +311,7 @@ def test_matrix_names_every_create_option() -> None:
         opt
         for param in create.params
         for opt in param.opts
-        if opt.startswith("--") and opt not in ("--ha", "--help")
+        if opt.startswith("--") and opt not in ("--ha", "--allow-cgroup-v1", "--help")
     }
     aliases = {"--file": "-f", "--version": "--kubernetes-version"}
     missing = {o for o in options - tested if aliases.get(o) not in tested}

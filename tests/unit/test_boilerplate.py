@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.versions import DEFAULT
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -23,7 +25,7 @@ GOOD: dict[str, Any] = {
     "all": {
         "vars": {
             "koral_cluster_name": "t",
-            "koral_kubernetes_version": "1.31.4",
+            "koral_kubernetes_version": DEFAULT,
             "koral_pod_cidr": "10.244.0.0/16",
             "koral_service_cidr": "10.96.0.0/12",
             "koral_cni": "weave",

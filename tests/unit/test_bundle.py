@@ -32,8 +32,10 @@ from tests.bundle_fixtures import (
     placeholder_kubeadm,
     write_docker_archive,
 )
+from tests.versions import DEFAULT, ETCD, PAUSE
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
+NEXT_PATCH_OF_DEFAULT = ".".join([*DEFAULT.split(".")[:2], str(int(DEFAULT.split(".")[2]) + 1)])
 EXPECTED_TOP = {
     "manifest.json",
     "k8s/kubeadm",
@@ -110,7 +112,7 @@ def test_manifest_records_versions_files_and_images(built: BuildResult) -> None:
         str(p.relative_to(built.directory)) for p in built.directory.rglob("*") if p.is_file()
     } - {"manifest.json"}
     assert set(manifest.images) == set(kubeadm_images(VERSION)) | set(NETWORK_IMAGES) | set(DASHBOARD_IMAGES)
-    assert manifest.images["registry.k8s.io/pause:3.10"] == "images/registry.k8s.io_pause_3.10.tar"
+    assert manifest.images[f"registry.k8s.io/pause:{PAUSE}"] == f"images/registry.k8s.io_pause_{PAUSE}.tar"
     assert manifest.image_sources["kubeadm"] == kubeadm_images(VERSION)
     assert manifest.image_sources["network.yaml"] == list(NETWORK_IMAGES)
     assert manifest.checksum == manifest.compute_checksum() and len(manifest.checksum) == 64
@@ -151,7 +153,7 @@ def test_iso_readable_by_xorriso_with_expected_tree(built: BuildResult) -> None:
     pvd = subprocess.run(
         ["xorriso", "-indev", str(built.iso), "-pvd_info"], capture_output=True, text=True, check=True
     )
-    assert "KORAL_K8S_1_31_4" in pvd.stdout
+    assert "KORAL_K8S_" + VERSION.replace(".", "_") in pvd.stdout
 
 
 def test_pull_policy_rewritten_and_comments_kept(built: BuildResult) -> None:
@@ -164,7 +166,9 @@ def test_pull_policy_rewritten_and_comments_kept(built: BuildResult) -> None:
     assert dashboard.count("imagePullPolicy: IfNotPresent") == 2
 
 
-@pytest.mark.parametrize("victim", ["images/registry.k8s.io_pause_3.10.tar", "k8s/kubelet", "network.yaml"])
+@pytest.mark.parametrize(
+    "victim", [f"images/registry.k8s.io_pause_{PAUSE}.tar", "k8s/kubelet", "network.yaml"]
+)
 def test_tampered_byte_in_directory_names_the_file(built: BuildResult, tmp_path: Path, victim: str) -> None:
     directory, _ = _copy(built, tmp_path)
     data = bytearray((directory / victim).read_bytes())
@@ -242,7 +246,7 @@ def test_kubeadm_binary_decides_the_image_list(tmp_path: Path) -> None:
         _build(src, tmp_path / "out")
     # --no-run-kubeadm: the built-in table is used and every image is there
     result = _build(src, tmp_path / "out", use_kubeadm=False)
-    assert "registry.k8s.io/etcd:3.5.15-0" in result.manifest.images
+    assert f"registry.k8s.io/etcd:{ETCD}" in result.manifest.images
     # an explicit list wins over both
     explicit = kubeadm_images(VERSION)[:2]
     result = _build(src, tmp_path / "out2", kubeadm_image_list=explicit)
@@ -251,7 +255,7 @@ def test_kubeadm_binary_decides_the_image_list(tmp_path: Path) -> None:
 
 def test_kubeadm_version_must_match(tmp_path: Path) -> None:
     src = make_sources(tmp_path, VERSION)
-    placeholder_kubeadm(src.from_dir / "k8s" / "kubeadm", "1.31.5")
+    placeholder_kubeadm(src.from_dir / "k8s" / "kubeadm", NEXT_PATCH_OF_DEFAULT)
     with pytest.raises(InputError, match=r"^--kubernetes-version: must match the kubeadm binary"):
         _build(src, tmp_path / "out")
 

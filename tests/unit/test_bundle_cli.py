@@ -12,8 +12,9 @@ from koral_ansible.bundle import find_bundle, list_bundles
 from koral_ansible.cli.bundle import bundle
 from koral_ansible.cli.common import run_cli
 from tests.bundle_fixtures import FixtureSources, make_sources
+from tests.versions import DEFAULT, PAUSE
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
 
 
 def _group() -> click.Group:
@@ -85,7 +86,7 @@ def test_build_verify_list(
     assert "bundle: " in stderr and str(out) not in stdout.replace(str(out / "b1"), "")
 
     code, stdout, _ = cli(["bundle", "verify", str(out / "b1.iso")], capsys)
-    assert code == 0 and ": ok (b1, kubernetes 1.31.4, amd64," in stdout
+    assert code == 0 and f": ok (b1, kubernetes {VERSION}, amd64," in stdout
 
     code, stdout, _ = cli(["bundle", "list", "-o", "json"], capsys)
     rows = json.loads(stdout)
@@ -150,9 +151,9 @@ def test_missing_option_and_missing_image(
 ) -> None:
     code, _, stderr = cli(["bundle", "build", "--kubernetes-version", VERSION], capsys)
     assert code == 2 and "--cni-version" in stderr
-    (src.from_dir / "images" / "registry.k8s.io_pause_3.10.tar").unlink()
+    (src.from_dir / "images" / f"registry.k8s.io_pause_{PAUSE}.tar").unlink()
     code, _, stderr = cli(_build_args(src, tmp_path / "out"), capsys)
-    assert code == 2 and "registry.k8s.io/pause:3.10" in stderr and "missing" in stderr
+    assert code == 2 and f"registry.k8s.io/pause:{PAUSE}" in stderr and "missing" in stderr
 
 
 def test_help(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

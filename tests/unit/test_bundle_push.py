@@ -18,8 +18,9 @@ from koral_ansible.bundle import BuildResult
 from koral_ansible.bundle.push import Registry, push_bundle, skopeo_copy_argv
 from koral_ansible.errors import InputError, OperationError
 from tests.bundle_fixtures import make_test_bundle
+from tests.versions import COREDNS, DEFAULT, ETCD, PAUSE
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
 USER, PASSWORD = "koral", "pa55-w0rd-not-in-logs"
 
 needs_tools = pytest.mark.skipif(
@@ -104,10 +105,13 @@ def test_push_directory_then_pull_by_mirror_path(built: BuildResult, registry: s
     assert {p.ref for p in pushed} == set(built.manifest.images)
     by_ref = {p.ref: p for p in pushed}
     host = registry.split("://")[1]
-    assert by_ref["registry.k8s.io/pause:3.10"].target == f"{host}/pause:3.10"
+    assert by_ref[f"registry.k8s.io/pause:{PAUSE}"].target == f"{host}/pause:{PAUSE}"
     assert by_ref["docker.io/weaveworks/weave-kube:2.8.1"].target == f"{host}/weaveworks/weave-kube:2.8.1"
-    assert by_ref["registry.k8s.io/coredns/coredns:v1.11.3"].target == f"{host}/coredns/coredns:v1.11.3"
-    for repo, ref in (("pause:3.10", "registry.k8s.io/pause:3.10"), ("kubernetesui/dashboard:v2.7.0", None)):
+    assert by_ref[f"registry.k8s.io/coredns/coredns:{COREDNS}"].target == f"{host}/coredns/coredns:{COREDNS}"
+    for repo, ref in (
+        (f"pause:{PAUSE}", f"registry.k8s.io/pause:{PAUSE}"),
+        ("kubernetesui/dashboard:v2.7.0", None),
+    ):
         proc = _inspect(registry, repo)
         assert proc.returncode == 0, proc.stderr
         if ref:
@@ -125,8 +129,8 @@ def test_push_iso_with_credentials(
     assert PASSWORD not in str(info.value)
     pushed = push_bundle(built.iso, auth_registry, username=USER, password=PASSWORD)
     assert len(pushed) == len(built.manifest.images)
-    assert _inspect(auth_registry, "etcd:3.5.15-0").returncode != 0  # anonymous: refused
-    assert _inspect(auth_registry, "etcd:3.5.15-0", f"{USER}:{PASSWORD}").returncode == 0
+    assert _inspect(auth_registry, f"etcd:{ETCD}").returncode != 0  # anonymous: refused
+    assert _inspect(auth_registry, f"etcd:{ETCD}", f"{USER}:{PASSWORD}").returncode == 0
     out, err = capfd.readouterr()
     assert PASSWORD not in out + err
 
@@ -173,7 +177,7 @@ def test_cli_registry_push(
     assert code == 0, err
     header, *lines = out.splitlines()
     assert header.split() == ["REF", "TARGET", "DIGEST"] and len(lines) == len(built.manifest.images)
-    pause = ["registry.k8s.io/pause:3.10", f"{auth_registry.removeprefix('http://')}/pause:3.10"]
+    pause = [f"registry.k8s.io/pause:{PAUSE}", f"{auth_registry.removeprefix('http://')}/pause:{PAUSE}"]
     assert any(line.split()[:2] == pause for line in lines)
     assert PASSWORD not in out + err and "registry: push" in err
 

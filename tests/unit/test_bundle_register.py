@@ -14,8 +14,9 @@ from koral_ansible.bundle.verify import BundleVerifyError
 from koral_ansible.errors import InputError
 from koral_ansible.providers.cloudstack.client import ApiCallError
 from tests.bundle_fixtures import make_test_bundle
+from tests.versions import DEFAULT
 
-URL = "http://10.0.0.5/isos/kubernetes-1.31.4-amd64.iso"
+URL = f"http://10.0.0.5/isos/kubernetes-{DEFAULT}-amd64.iso"
 
 
 class FakeCloud:
@@ -67,7 +68,7 @@ class FakeCloud:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
-    return make_test_bundle(tmp_path_factory.mktemp("register"), "1.31.4")
+    return make_test_bundle(tmp_path_factory.mktemp("register"), DEFAULT)
 
 
 def test_register_as_kubernetes_version_idempotent(built: BuildResult) -> None:
@@ -76,15 +77,15 @@ def test_register_as_kubernetes_version_idempotent(built: BuildResult) -> None:
     first = register_bundle(cloud, built.iso, URL, zone="zone2")
     assert (first.kind, first.kubernetes_version, first.name) == (
         "kubernetes-version",
-        "1.31.4",
-        "kubernetes-1.31.4-amd64",
+        DEFAULT,
+        f"kubernetes-{DEFAULT}-amd64",
     )
     add = [p for c, p in cloud.calls if c == "addKubernetesSupportedVersion"]
     assert len(add) == 1
     sha = hashlib.sha256(built.iso.read_bytes()).hexdigest()
     assert add[0] == {
-        "name": "kubernetes-1.31.4-amd64",
-        "semanticversion": "1.31.4",
+        "name": f"kubernetes-{DEFAULT}-amd64",
+        "semanticversion": DEFAULT,
         "url": URL,
         "checksum": "{SHA-256}" + sha,
         "mincpunumber": 2,
@@ -94,7 +95,7 @@ def test_register_as_kubernetes_version_idempotent(built: BuildResult) -> None:
     again = register_bundle(cloud, built.iso, URL, zone="zone2")
     assert again.id == first.id
     assert len([c for c, _ in cloud.calls if c == "addKubernetesSupportedVersion"]) == 1
-    assert [v.kubernetes_version for v in registered_versions(cloud)] == ["1.31.4"]
+    assert [v.kubernetes_version for v in registered_versions(cloud)] == [DEFAULT]
 
 
 def test_register_and_list_need_the_kubernetes_service(built: BuildResult) -> None:
@@ -103,7 +104,7 @@ def test_register_and_list_need_the_kubernetes_service(built: BuildResult) -> No
     cloud = FakeCloud(kubernetes_service=False)
     message = r"^--provider: must name a cloud whose Kubernetes service is enabled"
     with pytest.raises(InputError, match=message):
-        register_bundle(cloud, built.iso, URL, name="k8s-1.31.4")
+        register_bundle(cloud, built.iso, URL, name=f"k8s-{DEFAULT}")
     with pytest.raises(InputError, match=message):
         registered_versions(cloud)
     assert [c for c, _ in cloud.calls] == ["listCapabilities", "listCapabilities"]

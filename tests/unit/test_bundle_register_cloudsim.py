@@ -25,8 +25,9 @@ from tests.bundle_fixtures import make_test_bundle
 from tests.cloudsim.fixtures import cloudsim  # noqa: F401 - fixture
 from tests.cloudsim.iso_commands import wait_isos_settled
 from tests.cloudsim.server import CloudSim
+from tests.versions import DEFAULT
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
 NAME = f"kubernetes-{VERSION}-amd64"
 
 

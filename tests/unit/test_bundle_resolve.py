@@ -10,8 +10,10 @@ import pytest
 from koral_ansible.bundle import BuildResult, record_bundle, resolve_bundle
 from koral_ansible.errors import InputError
 from tests.bundle_fixtures import make_test_bundle
+from tests.versions import DEFAULT, PAUSE, UPGRADE_FROM, UPGRADE_TO
 
-VERSION = "1.31.4"
+VERSION = DEFAULT
+OTHER = UPGRADE_TO if DEFAULT == UPGRADE_FROM else UPGRADE_FROM  # a supported version that is not VERSION
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +37,18 @@ def test_resolve_by_path_name_and_version(built: BuildResult, tmp_path: Path) ->
     extra = by_name.ansible_vars()
     assert extra["koral_bundle"] == str(built.iso)
     assert extra["koral_bundle_checksum"] == built.manifest.checksum
-    assert {"ref": "registry.k8s.io/pause:3.10", "file": "images/registry.k8s.io_pause_3.10.tar"} in extra[
-        "koral_bundle_images"
-    ]
+    assert {
+        "ref": f"registry.k8s.io/pause:{PAUSE}",
+        "file": f"images/registry.k8s.io_pause_{PAUSE}.tar",
+    } in extra["koral_bundle_images"]
 
 
 def test_resolve_refuses_bad_bundles(built: BuildResult, tmp_path: Path) -> None:
     home = tmp_path / "home"
     with pytest.raises(
-        InputError, match=r"^--bundle: .* holds Kubernetes 1.31.4, the cluster asks for 1.32.0"
+        InputError, match=rf"^--bundle: .* holds Kubernetes {VERSION}, the cluster asks for {OTHER}"
     ):
-        resolve_bundle(home, built.directory, "1.32.0")
+        resolve_bundle(home, built.directory, OTHER)
     with pytest.raises(InputError, match=r"^--bundle: .* is for amd64 nodes, the nodes are arm64"):
         resolve_bundle(home, built.directory, VERSION, "arm64")
     with pytest.raises(InputError, match=r"^--bundle: must be a bundle directory, an ISO or a name"):

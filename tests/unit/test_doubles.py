@@ -436,6 +436,7 @@ def _render(template: str, version: str, **overrides: Any) -> str:
     )
     env.filters["to_json"] = json.dumps
     env.filters["combine"] = lambda a, b: {**a, **b}
+    env.filters["bool"] = lambda v: v is True or str(v).lower() in ("true", "yes", "1")
     api = kd.api_version_for(version)
     variables: dict[str, Any] = {
         "ansible_managed": "Ansible managed",
@@ -457,6 +458,8 @@ def _render(template: str, version: str, **overrides: Any) -> str:
         "kubeadm_dns_domain": "cluster.local",
         "__kubeadm_cert_sans": ["192.0.2.10", "10.0.0.11"],
         "kubeadm_cgroup_driver": "systemd",
+        "kubeadm_allow_cgroup_v1": False,
+        "__kubeadm_ignore_preflight_errors": ["SystemVerification"],
         "__kubeadm_join_control_plane": True,
         "__kubeadm_join_token": "abcdef.0123456789abcdef",
         "__kubeadm_ca_cert_hash": "sha256:" + "a" * 64,

@@ -19,12 +19,15 @@ from koral_ansible.paths import Paths
 from koral_ansible.runner import stop_orphans
 from koral_ansible.spec import validate_spec
 from koral_ansible.state import ClusterState, NodeRecord, StateStore
+from tests.versions import RECORD_FROM, RECORD_OLDER, RECORD_TOO_FAR, RECORD_TOO_FAR_WORDS
 
 
 @pytest.fixture
 def env(koral_home: Paths) -> Env:
     e = Env(paths=koral_home, store=StateStore(koral_home), quiet=True)
-    e.store.add_cluster(validate_spec({"name": "demo", "size": 2}), ClusterState.RUNNING)
+    e.store.add_cluster(
+        validate_spec({"name": "demo", "size": 2, "kubernetes_version": RECORD_FROM}), ClusterState.RUNNING
+    )
     for idx, (name, role) in enumerate(
         [("demo-control-1", "control"), ("demo-node-1", "worker"), ("demo-node-2", "worker")]
     ):
@@ -55,7 +58,12 @@ def test_scale_members_survive_a_killed_run(env: Env) -> None:
 
 @pytest.mark.parametrize(
     ("version", "words"),
-    [("1.33.0", "allowed targets"), ("1.30.9", "only forward"), ("1.31.4", "only forward"), ("2.0", "X.Y.Z")],
+    [
+        (RECORD_TOO_FAR, RECORD_TOO_FAR_WORDS),
+        (RECORD_OLDER, "only forward"),
+        (RECORD_FROM, "only forward"),
+        ("2.0", "X.Y.Z"),
+    ],
 )
 def test_upgrade_refusals_change_nothing(env: Env, version: str, words: str) -> None:
     with pytest.raises(InputError, match=words):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from koral_ansible import versions
 from koral_ansible.errors import InputError
 from koral_ansible.spec import load_spec, max_cluster_size, validate_spec
+from tests.versions import NEXT_PATCH, OLDER, TOO_FAR, UPGRADE_FROM, UPGRADE_TO
 
 
 def spec(**kw: object) -> dict[str, object]:
@@ -129,11 +130,11 @@ def test_public_dict_masks_secrets() -> None:
 def test_versions() -> None:
     assert versions.kubeadm_api_version("1.30.2") == "kubeadm.k8s.io/v1beta3"
     assert versions.kubeadm_api_version("1.31.0") == "kubeadm.k8s.io/v1beta4"
-    assert str(versions.check_upgrade("1.30.2", "1.31.0")) == "1.31.0"
-    assert str(versions.check_upgrade("1.30.2", "1.30.5")) == "1.30.5"
-    for bad in ("1.32.0", "1.29.9", "1.30.2", "1.30.1"):
+    assert str(versions.check_upgrade(UPGRADE_FROM, UPGRADE_TO)) == UPGRADE_TO
+    assert str(versions.check_upgrade(UPGRADE_FROM, NEXT_PATCH)) == NEXT_PATCH
+    for bad in (TOO_FAR, OLDER, UPGRADE_FROM):
         with pytest.raises(ValueError):
-            versions.check_upgrade("1.30.2", bad)
+            versions.check_upgrade(UPGRADE_FROM, bad)
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None, max_examples=200)

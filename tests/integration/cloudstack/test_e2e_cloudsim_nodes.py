@@ -34,11 +34,12 @@ from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.cloudsim import CloudSim
 from tests.cloudsim.podman_backend import PodmanBackend
+from tests.versions import DEFAULT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 NAME = "cse2e"
-VERSION = "1.31.4"
+VERSION = DEFAULT
 
 
 @dataclass
