@@ -184,6 +184,7 @@ SPEC_FILES = {
     "cgroup_v1_list.yaml": "name: other\nallow_cgroup_v1: [true]\n",
 }
 
+NEXT_MINOR = RECORD_NEXT_MINOR
 OUTPUT_CASES: list[tuple[list[str], str, str]] = [
     (["list", "-o", "xml"], "--output", "'table', 'wide', 'json', 'yaml'"),
     (["show", "demo", "-o", "xml"], "--output", "'table', 'wide', 'json', 'yaml'"),
@@ -210,8 +211,8 @@ LIFECYCLE_CASES: list[tuple[list[str], str, str]] = [
     (["upgrade", "demo", "--version", "9.0.0"], "--version", "supported: 1."),
     (["upgrade", "demo"], "--version", "Missing option"),
     # an allowed step with no bundle recorded for it (the roles install only from a bundle)
-    (["upgrade", "demo", "--version", RECORD_NEXT_MINOR], "--version", f"no bundle for Kubernetes {RECORD_NEXT_MINOR}"),
-    (["upgrade", "demo", "--version", RECORD_NEXT_PATCH], "--version", "koral-play bundle verify PATH --record"),
+    (["upgrade", "demo", "--version", NEXT_MINOR], "--version", f"no bundle for Kubernetes {NEXT_MINOR}"),
+    (["upgrade", "demo", "--version", RECORD_NEXT_PATCH], "--version", "bundle verify PATH --record"),
     (["upgrade", "ghost", "--version", RECORD_NEXT_PATCH], "NAME", "known clusters: demo"),
     (["remove-node", "demo", "ghost"], "NODE", "nodes: demo-control-1, demo-node-1, demo-node-2"),
     (["remove-node", "demo", "demo-control-1"], "NODE", "last control-plane node"),

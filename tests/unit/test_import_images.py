@@ -90,4 +90,5 @@ def test_aliases_name_kubeadm_images_after_the_private_registry() -> None:
     assert imp.aliases(present, "registry.example:5000") == [
         ("registry.k8s.io/coredns/coredns:v1.12.1", "registry.example:5000/coredns/coredns:v1.12.1"),
     ]
-    assert imp.aliases(present | {"registry.example:5000/coredns/coredns:v1.12.1"}, "registry.example:5000") == []
+    tagged = present | {"registry.example:5000/coredns/coredns:v1.12.1"}
+    assert imp.aliases(tagged, "registry.example:5000") == []
