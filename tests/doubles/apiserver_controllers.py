@@ -661,6 +661,8 @@ class Controllers:
                         {
                             "name": c["name"],
                             "image": c.get("image", ""),
+                            "imageID": "",
+                            "containerID": "",
                             "ready": True,
                             "started": True,
                             "restartCount": 0,

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -341,3 +342,242 @@ def test_python_kubernetes_client_lists_nodes_and_applies(cluster: Cluster) -> N
     core.patch_namespaced_config_map("py-client", "default", {"data": {"k": "w"}})
     assert core.read_namespaced_config_map("py-client", "default").data == {"k": "w"}
     assert kubernetes.__version__
+
+
+# --- apply -----------------------------------------------------------------------------
+
+
+def test_client_side_apply_created_unchanged_configured(cluster: Cluster, tmp_path: Path) -> None:
+    f = _write(tmp_path, "app.yaml", DEPLOY)
+    first = cluster.kubectl("apply", "-f", f).stdout.splitlines()
+    assert first == [
+        "namespace/demo created",
+        "deployment.apps/web created",
+        "configmap/settings created",
+        "service/web created",
+    ]
+    again = cluster.kubectl("apply", "-f", f).stdout.splitlines()
+    assert all(line.endswith(" unchanged") for line in again), again
+    cm = json.loads(cluster.kubectl("-n", "demo", "get", "cm", "settings", "-o", "json").stdout)
+    assert "kubectl.kubernetes.io/last-applied-configuration" in cm["metadata"]["annotations"]
+    changed = DEPLOY.replace('data: {a: "1"}', 'data: {b: "2"}').replace('value: "1"', 'value: "2"')
+    out = cluster.kubectl("apply", "-f", _write(tmp_path, "app2.yaml", changed)).stdout
+    assert "configmap/settings configured" in out and "deployment.apps/web configured" in out
+    cm = json.loads(cluster.kubectl("-n", "demo", "get", "cm", "settings", "-o", "json").stdout)
+    assert cm["data"] == {"b": "2"}  # the three-way patch removed what the last apply set
+    dep = json.loads(cluster.kubectl("-n", "demo", "get", "deploy", "web", "-o", "json").stdout)
+    assert dep["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "2"}]
+    assert dep["metadata"]["generation"] == 2
+
+
+def test_service_gets_cluster_ip_and_node_port(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.kubectl("apply", "-f", _write(tmp_path, "app.yaml", DEPLOY))
+    svc = json.loads(cluster.kubectl("-n", "demo", "get", "svc", "web", "-o", "json").stdout)
+    ip = svc["spec"]["clusterIP"]
+    assert ip.startswith("10.") and ip != "10.96.0.1" and svc["spec"]["clusterIPs"] == [ip]
+    assert 30000 <= svc["spec"]["ports"][0]["nodePort"] <= 32767
+    taken = f"""apiVersion: v1
+kind: Service
+metadata: {{name: clash, namespace: demo}}
+spec: {{clusterIP: {ip}, ports: [{{port: 1}}]}}
+"""
+    bad = cluster.kubectl("apply", "-f", _write(tmp_path, "clash.yaml", taken), check=False)
+    assert bad.returncode == 1 and "provided IP is already allocated" in bad.stderr
+    assert "is invalid" in bad.stderr
+    kube = json.loads(cluster.kubectl("get", "svc", "kubernetes", "-o", "json").stdout)
+    assert kube["spec"]["clusterIP"] == "10.96.0.1"
+
+
+def test_invalid_and_strict_field_validation(cluster: Cluster, tmp_path: Path) -> None:
+    no_sel = """apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: nosel, namespace: default}
+spec:
+  template:
+    metadata: {labels: {a: b}}
+    spec: {containers: [{name: c, image: i}]}
+"""
+    bad = cluster.kubectl("apply", "-f", _write(tmp_path, "nosel.yaml", no_sel), check=False)
+    assert bad.returncode == 1
+    assert (
+        'The DaemonSet "nosel" is invalid' in bad.stderr and "* spec.selector: Required value" in bad.stderr
+    )
+    unknown = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: u, namespace: default}\nbogus: 1\n"
+    strict = cluster.kubectl("apply", "-f", _write(tmp_path, "u.yaml", unknown), check=False)
+    assert strict.returncode == 1 and 'unknown field "bogus"' in strict.stderr
+    assert cluster.kubectl("apply", "--validate=false", "-f", str(tmp_path / "u.yaml")).returncode == 0
+
+
+def test_server_side_apply(cluster: Cluster, tmp_path: Path) -> None:
+    cm = (
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa, namespace: default}\ndata: {a: '1', b: '2'}\n"
+    )
+    out = cluster.kubectl("apply", "--server-side", "-f", _write(tmp_path, "ssa.yaml", cm)).stdout
+    assert out.strip() == "configmap/ssa serverside-applied"
+    obj = json.loads(cluster.kubectl("get", "cm", "ssa", "-o", "json", "--show-managed-fields").stdout)
+    assert obj["data"] == {"a": "1", "b": "2"}
+    mf = {m["manager"]: m for m in obj["metadata"]["managedFields"]}
+    assert mf["kubectl"]["operation"] == "Apply" and "f:a" in mf["kubectl"]["fieldsV1"]["f:data"]
+    less = cm.replace(", b: '2'", "")
+    cluster.kubectl("apply", "--server-side", "-f", _write(tmp_path, "ssa2.yaml", less))
+    obj = json.loads(cluster.kubectl("get", "cm", "ssa", "-o", "json").stdout)
+    assert obj["data"] == {"a": "1"}  # the manager no longer applies b: removed
+    other = less.replace("'1'", "'9'")
+    conflict = cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "other",
+        "-f",
+        _write(tmp_path, "o.yaml", other),
+        check=False,
+    )
+    assert (
+        conflict.returncode == 1
+        and 'conflict with "kubectl"' in conflict.stderr
+        and ".data.a" in conflict.stderr
+    )
+    forced = cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        "other",
+        "-f",
+        str(tmp_path / "o.yaml"),
+    )
+    assert forced.returncode == 0
+    assert json.loads(cluster.kubectl("get", "cm", "ssa", "-o", "json").stdout)["data"] == {"a": "9"}
+
+
+# --- watch: wait, rollout status, get -w ------------------------------------------------
+
+
+def test_wait_rollout_status_and_network_readiness(cluster: Cluster, tmp_path: Path) -> None:
+    before = cluster.kubectl("wait", "--for=condition=Ready", "node", "--all", "--timeout=3s", check=False)
+    if before.returncode == 0:  # another test applied the network plugin already
+        pytest.skip("network plugin already applied in this module")
+    assert "timed out waiting for the condition" in before.stderr
+    waiter = subprocess.Popen(
+        [
+            str(cluster.kubectl_bin),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "wait",
+            "--for=condition=Ready",
+            "node",
+            "--all",
+            "--timeout=60s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    cluster.kubectl("apply", "-f", _write(tmp_path, "weave.yaml", WEAVE))
+    cluster.beat()  # the kubelets' next status report sees the network plugin
+    out, err = waiter.communicate(timeout=90)
+    assert waiter.returncode == 0, err
+    assert sorted(out.split("\n")[:-1]) == [f"node/{n} condition met" for n in ("cp1", "w1", "w2")]
+    ds = cluster.kubectl("-n", "kube-system", "rollout", "status", "daemonset/weave-net", "--timeout=60s")
+    assert 'daemon set "weave-net" successfully rolled out' in ds.stdout
+    table = cluster.kubectl("-n", "kube-system", "get", "ds", "weave-net").stdout.splitlines()
+    assert table[1].split()[:6] == ["weave-net", "3", "3", "3", "3", "3"]
+    cluster.kubectl("apply", "-f", _write(tmp_path, "app.yaml", DEPLOY))
+    dep = cluster.kubectl("-n", "demo", "rollout", "status", "deployment/web", "--timeout=60s")
+    assert 'deployment "web" successfully rolled out' in dep.stdout
+    pods = cluster.kubectl("get", "pods", "-A", "-o", "wide").stdout.splitlines()
+    assert pods[0].split()[:3] == ["NAMESPACE", "NAME", "READY"]
+    web = [p.split() for p in pods if p.startswith("demo ")]
+    assert len(web) == 2 and all(p[2] == "1/1" and p[3] == "Running" for p in web)
+    assert {p[7] for p in web} <= {"w1", "w2"}  # cp1 is tainted NoSchedule
+    weave = [p.split() for p in pods if "weave-net-" in p]
+    assert {p[7] for p in weave} == {"cp1", "w1", "w2"}  # the DaemonSet tolerates the taint
+
+
+def test_get_watch_prints_changes(cluster: Cluster) -> None:
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched}\ndata: {a: '1'}\n",
+    )
+    w = subprocess.Popen(
+        [
+            str(cluster.kubectl_bin),
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "get",
+            "cm",
+            "watched",
+            "-w",
+            "--request-timeout=0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        cluster.kubectl("patch", "configmap", "watched", "-p", '{"data":{"b":"2"}}')
+        deadline = time.monotonic() + 20
+        lines: list[str] = []
+        assert w.stdout is not None
+        while time.monotonic() < deadline and len(lines) < 3:
+            line = w.stdout.readline()
+            if line:
+                lines.append(line)
+    finally:
+        w.kill()
+    assert lines[0].split() == ["NAME", "DATA", "AGE"], lines
+    assert lines[1].split()[:2] == ["watched", "1"] and lines[2].split()[:2] == ["watched", "2"]
+
+
+# --- drain, evictions -----------------------------------------------------------------
+
+
+def test_drain_evicts_and_uncordon(cluster: Cluster, tmp_path: Path) -> None:
+    cluster.kubectl("apply", "-f", _write(tmp_path, "weave.yaml", WEAVE))
+    cluster.kubectl("apply", "-f", _write(tmp_path, "app.yaml", DEPLOY))
+    cluster.beat()
+    cluster.kubectl("-n", "demo", "rollout", "status", "deployment/web", "--timeout=60s")
+    refused = cluster.kubectl("drain", "w1", "--timeout=20s", check=False)
+    assert refused.returncode == 1 and "cannot delete DaemonSet-managed Pods" in refused.stderr
+    assert "node/w1 cordoned" in refused.stdout  # kubectl cordons before it looks at the pods
+    drained = cluster.kubectl("drain", "w1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s")
+    assert "node/w1 already cordoned" in drained.stdout and "node/w1 drained" in drained.stdout
+    assert "evicting pod demo/web-" in drained.stdout
+    assert "Warning: ignoring DaemonSet-managed Pods" in drained.stderr
+    pods = json.loads(cluster.kubectl("get", "pods", "-n", "demo", "-o", "json").stdout)["items"]
+    assert pods and all(p["spec"]["nodeName"] != "w1" for p in pods)
+    assert "SchedulingDisabled" in cluster.kubectl("get", "node", "w1").stdout
+    assert "node/w1 uncordoned" in cluster.kubectl("uncordon", "w1").stdout
+    assert "SchedulingDisabled" not in cluster.kubectl("get", "node", "w1").stdout
+
+
+def test_pdb_blocks_eviction(cluster: Cluster) -> None:
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "all-web", "namespace": "demo"},
+        "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "web"}}},
+    }
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps(pdb))
+    cluster.kubectl("apply", "-f", "-", stdin=DEPLOY)
+    name = api.list_namespaced_pod("demo", label_selector="app=web").items[0].metadata.name
+    ev = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace="demo"))
+    with pytest.raises(client.ApiException) as err:
+        api.create_namespaced_pod_eviction(name, "demo", ev)
+    assert err.value.status == 429 and "disruption budget" in json.loads(err.value.body)["message"]
+    cluster.kubectl("-n", "demo", "delete", "pdb", "all-web")
+
+
+def test_delete_node_and_ignore_not_found(cluster: Cluster) -> None:
+    cluster.add_node("gone")
+    assert cluster.kubectl("delete", "node", "gone").stdout.strip() == 'node "gone" deleted'
+    cluster.node_kubeconfigs.pop("gone")
+    assert cluster.kubectl("delete", "node", "gone", "--ignore-not-found").stdout == ""
+    missing = cluster.kubectl("delete", "node", "gone", check=False)
+    assert 'Error from server (NotFound): nodes "gone" not found' in missing.stderr
