@@ -581,3 +581,13 @@ def test_delete_node_and_ignore_not_found(cluster: Cluster) -> None:
     assert cluster.kubectl("delete", "node", "gone", "--ignore-not-found").stdout == ""
     missing = cluster.kubectl("delete", "node", "gone", check=False)
     assert 'Error from server (NotFound): nodes "gone" not found' in missing.stderr
+
+
+def test_namespace_lifecycle(cluster: Cluster) -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: nowhere}\n"
+    missing = cluster.kubectl("apply", "-f", "-", stdin=cm, check=False)
+    assert missing.returncode == 1 and 'namespaces "nowhere" not found' in missing.stderr
+    refused = cluster.kubectl("delete", "namespace", "kube-system", check=False)
+    assert refused.returncode == 1 and "this namespace may not be deleted" in refused.stderr
+    sa = cluster.kubectl("-n", "kube-public", "get", "sa", "default", "-o", "name").stdout
+    assert sa.strip() == "serviceaccount/default"
