@@ -591,3 +591,17 @@ def test_namespace_lifecycle(cluster: Cluster) -> None:
     assert refused.returncode == 1 and "this namespace may not be deleted" in refused.stderr
     sa = cluster.kubectl("-n", "kube-public", "get", "sa", "default", "-o", "name").stdout
     assert sa.strip() == "serviceaccount/default"
+
+
+def test_server_side_apply_over_client_side_apply(cluster: Cluster, tmp_path: Path) -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: csa-then-ssa, namespace: default}"
+    cm += "\ndata: {a: '1'}\n"
+    f = _write(tmp_path, "c.yaml", cm)
+    assert cluster.kubectl("apply", "-f", f).stdout.strip() == "configmap/csa-then-ssa created"
+    out = cluster.kubectl("apply", "--server-side", "-f", f)
+    assert out.stdout.strip() == "configmap/csa-then-ssa serverside-applied", out.stderr
+    obj = json.loads(
+        cluster.kubectl("get", "cm", "csa-then-ssa", "-o", "json", "--show-managed-fields").stdout
+    )
+    assert obj["data"] == {"a": "1"}
+    assert "kubectl" in {m["manager"] for m in obj["metadata"]["managedFields"]}
