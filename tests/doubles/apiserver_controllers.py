@@ -637,7 +637,10 @@ class Controllers:
             alive = self.heartbeat_age(spec["nodeName"]) <= HEARTBEAT_GRACE
             running = alive and (spec.get("hostNetwork") or node_ready(node))
             status = copy.deepcopy(p.get("status") or {})
-            if running and status.get("phase") != "Running":
+            pod_ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+            )
+            if running and (status.get("phase") != "Running" or not pod_ready):
                 ip = next(
                     (
                         a["address"]

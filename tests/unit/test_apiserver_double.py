@@ -605,3 +605,32 @@ def test_server_side_apply_over_client_side_apply(cluster: Cluster, tmp_path: Pa
     )
     assert obj["data"] == {"a": "1"}
     assert "kubectl" in {m["manager"] for m in obj["metadata"]["managedFields"]}
+
+
+def test_pods_ready_again_when_the_kubelet_reports_again(cluster: Cluster, tmp_path: Path) -> None:
+    """A node whose kubelet stops reporting goes Unknown and its pods unready; once it reports
+    again the pods are Ready and the DaemonSet rolls out again (an upgrade restarts kubelets)."""
+    from tests.doubles import apiserver_controllers as ctl
+
+    cluster.kubectl("apply", "-f", _write(tmp_path, "weave.yaml", WEAVE))
+    cluster.beat()
+    cluster.kubectl("-n", "kube-system", "rollout", "status", "daemonset/weave-net", "--timeout=60s")
+    kc = cluster.node_kubeconfigs.pop("w2")
+    old = ctl.HEARTBEAT_GRACE
+    try:
+        # the API server's grace is 40 s; wait for it rather than patching the server process
+        deadline = time.monotonic() + old + 20
+        status = ""
+        while time.monotonic() < deadline and "Unknown" not in status:
+            time.sleep(2)
+            status = cluster.kubectl("get", "node", "w2", "--no-headers").stdout
+        assert "Unknown" in status
+        ds = cluster.kubectl(
+            "-n", "kube-system", "rollout", "status", "daemonset/weave-net", "--timeout=3s", check=False
+        )
+        assert ds.returncode == 1 and "of 3 updated pods are available" in ds.stdout
+    finally:
+        cluster.node_kubeconfigs["w2"] = kc
+    cluster.beat()
+    again = cluster.kubectl("-n", "kube-system", "rollout", "status", "daemonset/weave-net", "--timeout=30s")
+    assert 'daemon set "weave-net" successfully rolled out' in again.stdout
