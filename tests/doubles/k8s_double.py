@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Test doubles for kubeadm, kubelet, kubectl and kube-apiserver (one stdlib-only file).
+"""Test doubles for kubeadm and kubelet, and the entry point of the kube-apiserver double
+(kube_apiserver.py); stdlib only.
 
-Installed on test nodes in place of the real binaries (see tests/doubles/install.py and
-tests/doubles/README.md). The program to play is chosen from the name the file is run
-under (``kubeadm``, ``kubelet``, ``kubectl``) or, for the API server that the kubelet
-double starts from the kube-apiserver static pod manifest, from KORAL_DOUBLE_PROG.
+Installed on test nodes in place of the real binaries as one zipapp per program (see
+tests/doubles/__init__.py and tests/doubles/README.md); kubectl is the real one. The program to
+play is chosen from the name it is run under (``kubeadm``, ``kubelet``) or, for the API server
+that the kubelet double starts from the kube-apiserver static pod manifest, from KORAL_DOUBLE_PROG.
 
 What is real: the config files parsed (strict YAML subset, see ``yaml_load_all``), the
 kubeadm API field lists (v1beta3 / v1beta4, written here as data from the upstream types),
@@ -42,7 +43,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 # The Kubernetes version this double claims to be. tests/doubles/install.py rewrites this
 # line when it builds a bundle for another version (like a real binary, the version is baked in).
@@ -2234,7 +2235,7 @@ def _upload_certs(client: ApiClient, pki: Path, key: str) -> None:
         "type": "Opaque",
         "stringData": data,
     }
-    client.request("PUT", "/api/v1/namespaces/kube-system/secrets/kubeadm-certs", secret)
+    create_or_update(client, "/api/v1/namespaces/kube-system/secrets", secret)
     print('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace')
 
 
@@ -2438,7 +2439,10 @@ def cmd_init(argv: list[str], rec: dict[str, Any]) -> int:
     print("[bootstrap-token] Configured bootstrap tokens")
     if "addon" not in skip:
         for obj in _addons(p, skip):
-            local.request("POST", "/apis/double.koral/v1/apply", obj)
+            base = "/api/v1" if obj["apiVersion"] == "v1" else f"/apis/{obj['apiVersion']}"
+            plurals = {"Deployment": "deployments", "DaemonSet": "daemonsets", "Service": "services"}
+            plural = plurals[obj["kind"]]
+            create_or_update(local, f"{base}/namespaces/kube-system/{plural}", obj)
     print("\nYour Kubernetes control-plane has initialized successfully!\n")
     if not flags.get("skip-token-print"):
         kc = Kubeconfig(K8S_DIR / "admin.conf")
@@ -2469,38 +2473,96 @@ def _put_cm(
         "metadata": {"name": name, "namespace": ns, "annotations": annotations or {}},
         "data": data,
     }
-    client.request("PUT", f"/api/v1/namespaces/{ns}/configmaps/{name}", cm)
+    create_or_update(client, f"/api/v1/namespaces/{ns}/configmaps", cm)
+
+
+def create_or_update(client: ApiClient, collection: str, obj: dict[str, Any]) -> None:
+    """POST, then PUT on AlreadyExists (cmd/kubeadm/app/util/apiclient/idempotency.go CreateOrUpdate*)."""
+    try:
+        client.request("POST", collection, obj)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        client.request("PUT", f"{collection}/{obj['metadata']['name']}", obj)
 
 
 def _addons(p: ClusterParams, skip: set[str]) -> list[dict[str, Any]]:
+    """CoreDNS (Deployment + kube-dns Service) and kube-proxy (DaemonSet), shaped as kubeadm's
+    cmd/kubeadm/app/phases/addons/{dns,proxy}/manifests.go (selectors, tolerations, hostNetwork)."""
     _pause, _etcd, cdns = _image_tags(p.version)
-    out = []
+    out: list[dict[str, Any]] = []
     if "addon/coredns" not in skip:
         image = (
             f"{p.repo}/coredns/coredns:{cdns}" if p.repo == "registry.k8s.io" else f"{p.repo}/coredns:{cdns}"
         )
+        labels = {"k8s-app": "kube-dns"}
         out.append(
             {
                 "apiVersion": "apps/v1",
                 "kind": "Deployment",
-                "metadata": {"name": "coredns", "namespace": "kube-system"},
-                "spec": {"template": {"spec": {"containers": [{"name": "coredns", "image": image}]}}},
+                "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": labels},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {
+                            "containers": [{"name": "coredns", "image": image}],
+                            "tolerations": [
+                                {"key": "CriticalAddonsOnly", "operator": "Exists"},
+                                {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+                            ],
+                            "serviceAccountName": "coredns",
+                        },
+                    },
+                },
+            }
+        )
+        dns_ip = str(ipaddress.ip_network(p.service_subnet.split(",")[0], strict=False)[10])
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": "kube-dns",
+                    "namespace": "kube-system",
+                    "labels": {
+                        **labels,
+                        "kubernetes.io/cluster-service": "true",
+                        "kubernetes.io/name": "CoreDNS",
+                    },
+                },
+                "spec": {
+                    "clusterIP": dns_ip,
+                    "selector": labels,
+                    "ports": [
+                        {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                        {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                        {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+                    ],
+                },
             }
         )
     if "addon/kube-proxy" not in skip:
+        labels = {"k8s-app": "kube-proxy"}
         out.append(
             {
                 "apiVersion": "apps/v1",
                 "kind": "DaemonSet",
-                "metadata": {"name": "kube-proxy", "namespace": "kube-system"},
+                "metadata": {"name": "kube-proxy", "namespace": "kube-system", "labels": labels},
                 "spec": {
+                    "selector": {"matchLabels": labels},
                     "template": {
+                        "metadata": {"labels": labels},
                         "spec": {
+                            "hostNetwork": True,
                             "containers": [
                                 {"name": "kube-proxy", "image": f"{p.repo}/kube-proxy:v{p.version}"}
-                            ]
-                        }
-                    }
+                            ],
+                            "tolerations": [{"operator": "Exists"}],
+                            "serviceAccountName": "kube-proxy",
+                        },
+                    },
                 },
             }
         )
@@ -3364,459 +3426,14 @@ def kubeadm_main(argv: list[str]) -> int:
         record_call(redact_argv(argv), _redact_config(rec.get("config")), rc, rec.get("note", ""))
 
 
-# ---------------------------------------------------------------------------------------
-# kube-apiserver double (started by the kubelet double from the static pod manifest)
-#
-# The first control-plane node (kubeadm init) keeps the state in a JSON file. API servers on
-# control-plane nodes that joined later forward every request to it with their front-proxy
-# client certificate and X-Remote-User/Group headers (like an aggregated API server), so all
-# API servers agree. Health and version are answered locally.
-# ---------------------------------------------------------------------------------------
-
-NETWORK_DAEMONSETS = {"weave-net", "calico-node", "kube-flannel-ds", "cilium", "canal"}
-HEARTBEAT_GRACE = 40.0
-
-
-def _b64(s: str) -> str:
-    return base64.b64encode(s.encode()).decode()
-
-
-class ApiState:
-    def __init__(self, path: Path, version: str) -> None:
-        self.path, self.version = path, version
-        self.lock = threading.RLock()
-        try:
-            self.data: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.data = {"nodes": {}, "secrets": {}, "configmaps": {}, "objects": {}}
-
-    def save(self) -> None:
-        _write(self.path, json.dumps(self.data), 0o600)
-
-    # bootstrap tokens -------------------------------------------------------------
-    def tokens(self) -> dict[str, dict[str, str]]:
-        out = {}
-        for s in self.data["secrets"].values():
-            if s.get("type") != "bootstrap.kubernetes.io/token":
-                continue
-            d = {k: base64.b64decode(v).decode() for k, v in (s.get("data") or {}).items()}
-            exp = d.get("expiration")
-            if exp and _dt.datetime.strptime(exp, "%Y-%m-%dT%H:%M:%SZ").replace(
-                tzinfo=_dt.UTC
-            ) < _dt.datetime.now(_dt.UTC):
-                continue
-            out[d["token-id"]] = d
-        return out
-
-    def node_view(self, node: dict[str, Any]) -> dict[str, Any]:
-        n = json.loads(json.dumps(node))
-        hb = n.get("status", {}).get("_heartbeat", 0)
-        age = time.time() - hb
-        if age > HEARTBEAT_GRACE:
-            cond = {
-                "status": "Unknown",
-                "reason": "NodeStatusUnknown",
-                "message": "Kubelet stopped posting node status.",
-            }
-        else:  # what the kubelet posted (it decides NetworkReady, as real kubelets do)
-            posted = [c for c in n["status"].get("conditions") or [] if c.get("type") == "Ready"]
-            cond = {
-                k: v
-                for k, v in (posted[0] if posted else {}).items()
-                if k not in ("type", "lastHeartbeatTime")
-            }
-            if not posted:
-                cond = {
-                    "status": "False",
-                    "reason": "KubeletNotReady",
-                    "message": "kubelet has not posted status yet",
-                }
-        hbt = _dt.datetime.fromtimestamp(hb, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        n["status"].pop("_heartbeat", None)
-        n["status"]["conditions"] = [{"type": "Ready", "lastHeartbeatTime": hbt, **cond}]
-        return n
-
-
-def _identity(handler: BaseHTTPRequestHandler, state: ApiState) -> tuple[str, list[str]] | None:
-    conn: ssl.SSLSocket = handler.request  # type: ignore[assignment]
-    cert = conn.getpeercert()
-    if cert:
-        subj = dict(x[0] for x in cert.get("subject", ()))
-        orgs = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName"]
-        issuer = dict(x[0] for x in cert.get("issuer", ()))
-        if issuer.get("commonName") == "front-proxy-ca" and handler.headers.get("X-Remote-User"):
-            groups = [g for g in (handler.headers.get("X-Remote-Group") or "").split(",") if g]
-            return handler.headers["X-Remote-User"], groups
-        if issuer.get("commonName") == "kubernetes":
-            return subj.get("commonName", ""), orgs
-    auth = handler.headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
-        m = TOKEN_RE.match(auth[7:].strip())
-        if m:
-            t = state.tokens().get(m.group(1))
-            if (
-                t
-                and hmac.compare_digest(t["token-secret"], m.group(2))
-                and t.get("usage-bootstrap-authentication") == "true"
-            ):
-                return f"system:bootstrap:{m.group(1)}", [
-                    "system:bootstrappers",
-                    *t.get("auth-extra-groups", "").split(","),
-                ]
-        return ("", ["invalid"])
-    return None
-
-
-_BOOTSTRAP_ALLOWED = [
-    ("GET", re.compile(r"^/api/v1/namespaces/kube-system/configmaps/(kubeadm-config|kubelet-config)$")),
-    ("GET", re.compile(r"^/api/v1/namespaces/kube-system/secrets/kubeadm-certs$")),
-    ("GET", re.compile(r"^/api/v1/nodes/[^/]+$")),
-    ("POST", re.compile(r"^/apis/certificates\.k8s\.io/v1/certificatesigningrequests$")),
-]
-_ANON_ALLOWED = re.compile(
-    r"^/(healthz|livez|readyz|version)$|^/api/v1/namespaces/kube-public/configmaps/cluster-info$"
-)
-
-
-class ApiHandler(BaseHTTPRequestHandler):
-    server_version = "kube-apiserver-double"
-    protocol_version = "HTTP/1.1"
-    state: ApiState
-    opts: dict[str, str]
-    primary: str | None
-    proxy_client: ApiClient | None = None
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        sys.stderr.write("apiserver: " + (fmt % args) + "\n")
-
-    def setup(self) -> None:
-        self.request.settimeout(30)
-        try:
-            self.request.do_handshake()
-        except (ssl.SSLError, OSError):
-            self.request.close()
-            raise
-        super().setup()
-
-    def _send(self, code: int, body: Any, ctype: str = "application/json") -> None:
-        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def _status(self, code: int, reason: str, message: str) -> None:
-        self._send(
-            code,
-            {
-                "kind": "Status",
-                "apiVersion": "v1",
-                "status": "Failure",
-                "message": message,
-                "reason": reason,
-                "code": code,
-            },
-        )
-
-    def _body(self) -> Any:
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
-        return json.loads(raw) if raw else None
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def _dispatch(self, method: str) -> None:
-        try:
-            self._route(method)
-        except (ValueError, KeyError, TypeError) as exc:
-            self._status(400, "BadRequest", f"bad request: {exc}")
-        except DoubleError as exc:
-            self._status(503, "ServiceUnavailable", str(exc))
-
-    def _route(self, method: str) -> None:
-        url = urlparse(self.path)
-        path = url.path.rstrip("/") or "/"
-        if path in ("/healthz", "/livez", "/readyz"):
-            return self._send(200, "ok", "text/plain")
-        if path == "/version":
-            v = _vtuple(self.state.version)
-            return self._send(
-                200,
-                {
-                    "major": str(v[0]),
-                    "minor": str(v[1]),
-                    "gitVersion": f"v{self.state.version}",
-                    "platform": "linux/amd64",
-                },
-            )
-        ident = _identity(self, self.state) if not self.primary else None
-        body = self._body() if method in ("POST", "PUT", "PATCH") else None
-        if self.primary:
-            return self._proxy(method, self.path, body)
-        if ident == ("", ["invalid"]):
-            return self._status(401, "Unauthorized", "Unauthorized")
-        if ident is None and not _ANON_ALLOWED.match(path):
-            return self._status(
-                403, "Forbidden", f'forbidden: User "system:anonymous" cannot {method.lower()} path "{path}"'
-            )
-        if (
-            ident
-            and "system:bootstrappers" in ident[1]
-            and not _ANON_ALLOWED.match(path)
-            and not any(m == method and rx.match(path) for m, rx in _BOOTSTRAP_ALLOWED)
-        ):
-            return self._status(
-                403, "Forbidden", f'forbidden: User "{ident[0]}" cannot {method.lower()} "{path}"'
-            )
-        with self.state.lock:
-            self._serve(method, path, parse_qs(url.query), body)
-
-    def _proxy(self, method: str, path: str, body: Any) -> None:
-        conn: ssl.SSLSocket = self.request  # type: ignore[assignment]
-        cert = conn.getpeercert()
-        headers: dict[str, str] = {}
-        if cert:
-            subj = dict(x[0] for x in cert.get("subject", ()))
-            orgs = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName"]
-            headers = {"X-Remote-User": subj.get("commonName", ""), "X-Remote-Group": ",".join(orgs)}
-        assert self.proxy_client is not None
-        client = ApiClient(self.proxy_client.server, None, None, None, None, 15, headers)
-        client.ctx = self.proxy_client.ctx
-        if self.headers.get("Authorization"):
-            client.headers["Authorization"] = self.headers["Authorization"]
-        try:
-            ctype = self.headers.get("Content-Type", "application/json")
-            res = client.request(method, path, body, ctype)
-            self._send(200 if method != "POST" else 201, res if res is not None else {})
-        except ApiError as exc:
-            self._status(exc.status, "Proxied", str(exc).split(": ", 1)[-1])
-
-    # --- storage ------------------------------------------------------------------
-    def _serve(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> None:
-        d = self.state.data
-        m = re.match(r"^/api/v1/namespaces/([^/]+)/(configmaps|secrets)(?:/([^/]+))?$", path)
-        if m:
-            ns, res, name = m.groups()
-            store = d[res]
-            if name is None:
-                if method == "GET":
-                    items = [v for k, v in store.items() if k.startswith(ns + "/")]
-                    return self._send(200, {"kind": "List", "apiVersion": "v1", "items": items})
-                if method == "POST":
-                    name = body["metadata"]["name"]
-                    if f"{ns}/{name}" in store:
-                        return self._status(409, "AlreadyExists", f'{res} "{name}" already exists')
-                    method = "PUT"
-                else:
-                    return self._status(405, "MethodNotAllowed", "method not allowed")
-            key = f"{ns}/{name}"
-            if method == "GET":
-                if key not in store:
-                    return self._status(404, "NotFound", f'{res} "{name}" not found')
-                obj = json.loads(json.dumps(store[key]))
-                if key == "kube-public/cluster-info":
-                    for tid, t in self.state.tokens().items():
-                        if t.get("usage-bootstrap-signing") == "true":
-                            obj["data"][f"jws-kubeconfig-{tid}"] = jws_sign(
-                                obj["data"]["kubeconfig"], f"{tid}.{t['token-secret']}"
-                            )
-                return self._send(200, obj)
-            if method == "PUT":
-                obj = dict(body)
-                if res == "secrets" and "stringData" in obj:
-                    obj["data"] = {
-                        **(obj.get("data") or {}),
-                        **{k: _b64(str(v)) for k, v in obj.pop("stringData").items()},
-                    }
-                obj.setdefault("metadata", {})["namespace"] = ns
-                obj["metadata"]["name"] = name
-                store[key] = obj
-                self.state.save()
-                return self._send(200, obj)
-            if method == "DELETE":
-                if store.pop(key, None) is None:
-                    return self._status(404, "NotFound", f'{res} "{name}" not found')
-                self.state.save()
-                return self._send(200, {"kind": "Status", "status": "Success"})
-            return self._status(405, "MethodNotAllowed", "method not allowed")
-        m = re.match(r"^/api/v1/nodes(?:/([^/]+))?(/status)?$", path)
-        if m:
-            return self._nodes(method, m.group(1), bool(m.group(2)), body, query)
-        if path == "/apis/certificates.k8s.io/v1/certificatesigningrequests" and method == "POST":
-            csr = base64.b64decode(body["spec"]["request"])
-            subj = csr_subject(csr_to_pem(csr))
-            if "CN=system:node:" not in subj or "O=system:nodes" not in subj:
-                return self._status(403, "Forbidden", f"CSR subject {subj!r} is not a node identity")
-            cert = sign_csr(Path(self.opts["client-ca-file"]).with_suffix(""), csr, "client")
-            body["status"] = {
-                "certificate": base64.b64encode(cert).decode(),
-                "conditions": [{"type": "Approved", "status": "True"}],
-            }
-            return self._send(201, body)
-        if path == "/apis/double.koral/v1/apply" and method == "POST":
-            key = _obj_key(body)
-            old = d["objects"].get(key)
-            d["objects"][key] = body
-            self.state.save()
-            result = "created" if old is None else ("unchanged" if old == body else "configured")
-            return self._send(200, {"result": result})
-        if path == "/apis/double.koral/v1/objects":
-            key = "|".join(query.get(k, [""])[0] for k in ("apiVersion", "kind", "namespace", "name"))
-            if method == "GET":
-                if key.endswith("|"):
-                    kind = query.get("kind", [""])[0]
-                    items = [o for o in d["objects"].values() if not kind or o.get("kind") == kind]
-                    return self._send(200, {"kind": "List", "items": items})
-                obj = next(
-                    (o for k, o in d["objects"].items() if k.split("|")[1:] == key.split("|")[1:]), None
-                )
-                if obj is None:
-                    return self._status(
-                        404,
-                        "NotFound",
-                        f'{query.get("kind", ["?"])[0]} "{query.get("name", ["?"])[0]}" not found',
-                    )
-                return self._send(200, obj)
-            if method == "DELETE":
-                gone = [k for k in d["objects"] if k.split("|")[1:] == key.split("|")[1:]]
-                for k in gone:
-                    del d["objects"][k]
-                self.state.save()
-                return self._send(200 if gone else 404, {"deleted": len(gone)})
-        return self._status(404, "NotFound", f"the server could not find the requested resource ({path})")
-
-    def _nodes(
-        self, method: str, name: str | None, status: bool, body: Any, query: dict[str, list[str]]
-    ) -> None:
-        nodes = self.state.data["nodes"]
-        if name is None:
-            if method == "GET":
-                items = [self.state.node_view(n) for _, n in sorted(nodes.items())]
-                return self._send(200, {"kind": "NodeList", "apiVersion": "v1", "items": items})
-            if method == "POST":
-                name = body["metadata"]["name"]
-                if name in nodes:
-                    return self._status(409, "AlreadyExists", f'nodes "{name}" already exists')
-                body.setdefault("spec", {})
-                body.setdefault("status", {})["_heartbeat"] = time.time()
-                body["metadata"]["creationTimestamp"] = now_rfc3339()
-                nodes[name] = body
-                self.state.save()
-                return self._send(201, self.state.node_view(body))
-            return self._status(405, "MethodNotAllowed", "method not allowed")
-        if name not in nodes:
-            return self._status(404, "NotFound", f'nodes "{name}" not found')
-        node = nodes[name]
-        if method == "GET":
-            return self._send(200, self.state.node_view(node))
-        if method == "DELETE":
-            del nodes[name]
-            self.state.save()
-            return self._send(200, {"kind": "Status", "status": "Success"})
-        if method == "PATCH":
-            if status:
-                node["status"].update(body.get("status") or {})  # the kubelet posts its conditions
-                node["status"]["_heartbeat"] = time.time()
-            else:
-                _merge_patch(node, body)
-            self.state.save()
-            return self._send(200, self.state.node_view(node))
-        return self._status(405, "MethodNotAllowed", "method not allowed")
-
-
-def csr_to_pem(csr: bytes) -> bytes:
-    return (
-        csr
-        if csr.startswith(b"-----")
-        else b"-----BEGIN CERTIFICATE REQUEST-----\n"
-        + base64.encodebytes(csr)
-        + b"-----END CERTIFICATE REQUEST-----\n"
-    )
-
-
-def _merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        elif isinstance(v, dict) and isinstance(target.get(k), dict):
-            _merge_patch(target[k], v)
-        else:
-            target[k] = v
-
-
-def _obj_key(obj: dict[str, Any]) -> str:
-    md = obj.get("metadata") or {}
-    return "|".join(
-        [
-            str(obj.get("apiVersion", "")),
-            str(obj.get("kind", "")),
-            str(md.get("namespace") or ""),
-            str(md.get("name", "")),
-        ]
-    )
-
-
-def apiserver_main(argv: list[str]) -> int:
-    opts: dict[str, str] = {}
-    for a in argv:
-        if not a.startswith("--"):
-            raise DoubleError(f"kube-apiserver: unexpected argument {a!r}")
-        k, _, v = a[2:].partition("=")
-        opts[k] = v or "true"
-    for req in ("tls-cert-file", "tls-private-key-file", "client-ca-file", "secure-port"):
-        if req not in opts:
-            raise DoubleError(f"kube-apiserver: --{req} is required")
-    node = _node_state()
-    primary = node.get("primary_server")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(opts["tls-cert-file"], opts["tls-private-key-file"])
-    ctx.verify_mode = ssl.CERT_OPTIONAL
-    ctx.load_verify_locations(opts["client-ca-file"])
-    if opts.get("requestheader-client-ca-file"):
-        ctx.load_verify_locations(opts["requestheader-client-ca-file"])
-    version = os.environ.get("KORAL_DOUBLE_APISERVER_VERSION") or node.get("version") or DOUBLE_VERSION
-    state = ApiState(STATE_DIR / "apiserver-state.json", version)
-    handler = type("H", (ApiHandler,), {"state": state, "opts": opts, "primary": primary})
-    if primary:
-        handler.proxy_client = ApiClient(
-            primary,
-            Path(opts["client-ca-file"]).read_bytes(),
-            Path(opts["proxy-client-cert-file"]).read_bytes(),
-            Path(opts["proxy-client-key-file"]).read_bytes(),
-        )
-        handler.proxy_client.ctx.check_hostname = False
-    ThreadingHTTPServer.allow_reuse_address = True
-    ThreadingHTTPServer.request_queue_size = 128
-    srv = ThreadingHTTPServer((opts.get("bind-address", "0.0.0.0"), int(opts["secure-port"])), handler)
-    srv.daemon_threads = True
-    srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    sys.stderr.write(
-        f"apiserver double v{state.version} serving on :{opts['secure-port']} "
-        f"({'proxy to ' + primary if primary else 'primary'})\n"
-    )
-    with contextlib.suppress(KeyboardInterrupt):
-        srv.serve_forever()
-    return 0
-
+# The kube-apiserver double lives in kube_apiserver.py (same zipapp).
 
 # ---------------------------------------------------------------------------------------
 # kubelet double (run by kubelet.service with the 10-kubeadm.conf drop-in)
 # ---------------------------------------------------------------------------------------
+
+# DaemonSets the kubelet double plays as the network plugin's install step on its node.
+NETWORK_DAEMONSETS = {"weave-net", "calico-node", "kube-flannel-ds", "cilium", "canal"}
 
 KUBELET_FLAGS = {
     "bootstrap-kubeconfig": "str",
@@ -3954,7 +3571,7 @@ class StaticPods:
             tag = image.rsplit(":", 1)[-1] if ":" in image else ""
             if re.match(r"^v\d+\.\d+\.\d+$", tag):
                 env["KORAL_DOUBLE_APISERVER_VERSION"] = tag[1:]
-            argv, what = [sys.executable, os.path.abspath(__file__), *cmd[1:]], "apiserver double"
+            argv, what = [sys.executable, self_path(), *cmd[1:]], "apiserver double"
         else:
             exe = shutil.which(cmd[0], path=IMAGE_PATH)
             if exe is None:
@@ -4424,7 +4041,18 @@ def _node_info() -> dict[str, str]:
         "operatingSystem": "linux",
         "architecture": "amd64",
         "osImage": _os_image(),
+        # v1.NodeSystemInfo fields every kubelet posts (clients such as the Python client require them)
+        "machineID": _read_id("/etc/machine-id"),
+        "systemUUID": _read_id("/sys/class/dmi/id/product_uuid"),
+        "bootID": _read_id("/proc/sys/kernel/random/boot_id"),
     }
+
+
+def _read_id(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
 
 
 def _os_image() -> str:
@@ -4499,432 +4127,28 @@ def _serve_kubelet_api(port: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# kubectl double
-# ---------------------------------------------------------------------------------------
-
-KUBECTL_GLOBAL = {
-    "kubeconfig": "str",
-    "namespace": "str",
-    "request-timeout": "str",
-    "context": "str",
-    "server": "str",
-    "v": "str",
-}
-
-
-def _age(ts: str | None) -> str:
-    if not ts:
-        return "<unknown>"
-    t = _dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC)
-    s = int((_dt.datetime.now(_dt.UTC) - t).total_seconds())
-    return f"{s}s" if s < 120 else f"{s // 60}m" if s < 7200 else f"{s // 3600}h"
-
-
-def _node_row(n: dict[str, Any], wide: bool) -> list[str]:
-    md, st = n["metadata"], n.get("status") or {}
-    ready = _node_ready(n)
-    status = "Ready" if ready else "NotReady"
-    if (n.get("spec") or {}).get("unschedulable"):
-        status += ",SchedulingDisabled"
-    roles = (
-        ",".join(
-            sorted(
-                k.split("/", 1)[1]
-                for k in (md.get("labels") or {})
-                if k.startswith("node-role.kubernetes.io/")
-            )
-        )
-        or "<none>"
-    )
-    info = st.get("nodeInfo") or {}
-    row = [md["name"], status, roles, _age(md.get("creationTimestamp")), info.get("kubeletVersion", "")]
-    if wide:
-        ip = next((a["address"] for a in st.get("addresses") or [] if a["type"] == "InternalIP"), "<none>")
-        row += [
-            ip,
-            "<none>",
-            info.get("osImage", ""),
-            info.get("kernelVersion", ""),
-            info.get("containerRuntimeVersion", ""),
-        ]
-    return row
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
-    )
-
-
-def _kubectl_client(flags: dict[str, Any]) -> ApiClient:
-    path = (
-        flags.get("kubeconfig")
-        or os.environ.get("KUBECONFIG", "").split(":")[0]
-        or str(Path.home() / ".kube" / "config")
-    )
-    if not Path(path).exists():
-        raise DoubleError(
-            "The connection to the server localhost:8080 was refused - did you specify the right "
-            "host or port?"
-        )
-    timeout = parse_go_duration(flags["request-timeout"]) if flags.get("request-timeout") else 30.0
-    return Kubeconfig(Path(path)).client(timeout=timeout or 30.0)
-
-
-def _kind_ref(obj: dict[str, Any]) -> str:
-    api = str(obj.get("apiVersion", ""))
-    group = api.split("/")[0] if "/" in api else ""
-    return obj["kind"].lower() + (f".{group}" if group else "")
-
-
-def _load_manifests(path: str) -> list[dict[str, Any]]:
-    files: list[Path]
-    if path == "-":
-        texts = [("<stdin>", sys.stdin.read())]
-    else:
-        p = Path(path)
-        if not p.exists():
-            raise DoubleError(f'the path "{path}" does not exist')
-        files = (
-            sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p]
-        )
-        texts = [(str(f), f.read_text()) for f in files]
-    out = []
-    for name, text in texts:
-        try:
-            docs = [json.loads(text)] if text.lstrip().startswith("{") else yaml_load_all(text)
-        except (YamlError, json.JSONDecodeError) as exc:
-            raise DoubleError(f"error parsing {name}: error converting YAML to JSON: {exc}") from None
-        for d in docs:
-            if isinstance(d, dict) and d.get("kind", "").endswith("List") and "items" in d:
-                docs.extend(d["items"])
-                continue
-            if not isinstance(d, dict) or not d.get("apiVersion") or not d.get("kind"):
-                raise DoubleError(
-                    f"error validating {name!r}: error validating data: [apiVersion not set, "
-                    "kind not set]; if you choose to ignore these errors, turn validation off "
-                    "with --validate=false"
-                )
-            if not (d.get("metadata") or {}).get("name"):
-                raise DoubleError(f"error validating {name!r}: resource name may not be empty")
-            out.append(d)
-    return out
-
-
-def _poll_nodes(client: ApiClient, names: list[str] | None, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    done: set[str] = set()
-    while True:
-        items = client.request("GET", "/api/v1/nodes")["items"]
-        targets = {n["metadata"]["name"]: n for n in items}
-        wanted = names if names is not None else list(targets)
-        if names is None and not wanted:
-            raise DoubleError("error: no matching resources found")
-        for nm in wanted:
-            if nm not in targets:
-                raise DoubleError(f'Error from server (NotFound): nodes "{nm}" not found')
-            if nm not in done and _node_ready(targets[nm]):
-                print(f"node/{nm} condition met")
-                done.add(nm)
-        if all(nm in done for nm in wanted):
-            return 0
-        if time.monotonic() >= deadline:
-            left = next(nm for nm in wanted if nm not in done)
-            raise DoubleError(f"error: timed out waiting for the condition on nodes/{left}")
-        time.sleep(1)
-
-
-def _kubectl_command(argv: list[str]) -> tuple[str, list[str]]:
-    """The command is the first argument that is not a global flag (kubectl --kubeconfig F get ...)."""
-    before: list[str] = []
-    i = 0
-    while i < len(argv):
-        a = argv[i]
-        if not a.startswith("-"):
-            return a, before + argv[i + 1 :]
-        name = a.lstrip("-").split("=", 1)[0]
-        name = {"n": "namespace"}.get(name, name)
-        if name not in KUBECTL_GLOBAL:
-            raise DoubleError(f"unknown flag: {a.split('=', 1)[0]}")
-        before.append(a)
-        if "=" not in a:
-            if i + 1 >= len(argv):
-                raise DoubleError(f"flag needs an argument: {a}")
-            before.append(argv[i + 1])
-            i += 1
-        i += 1
-    raise DoubleError("kubectl controls the Kubernetes cluster manager (koral test double): no command given")
-
-
-def kubectl_main(argv: list[str]) -> int:
-    cmd, rest = _kubectl_command(argv)
-    short = {"n": "namespace", "o": "output", "f": "filename", "A": "all-namespaces"}
-    specs: dict[str, dict[str, str]] = {
-        "get": {
-            "output": "str",
-            "all-namespaces": "bool",
-            "selector": "str",
-            "show-labels": "bool",
-            "no-headers": "bool",
-        },
-        "wait": {"for": "str", "all": "bool", "timeout": "str", "selector": "str"},
-        "cordon": {"dry-run": "str", "selector": "str"},
-        "uncordon": {"dry-run": "str", "selector": "str"},
-        "drain": {
-            "ignore-daemonsets": "bool",
-            "delete-emptydir-data": "bool",
-            "timeout": "str",
-            "force": "bool",
-            "grace-period": "str",
-            "disable-eviction": "bool",
-            "selector": "str",
-            "dry-run": "str",
-            "skip-wait-for-delete-timeout": "str",
-        },
-        "delete": {
-            "filename": "list",
-            "ignore-not-found": "bool",
-            "wait": "bool",
-            "timeout": "str",
-            "grace-period": "str",
-        },
-        "apply": {
-            "filename": "list",
-            "server-side": "bool",
-            "force-conflicts": "bool",
-            "validate": "str",
-            "dry-run": "str",
-            "prune": "bool",
-            "output": "str",
-        },
-        "version": {"client": "bool", "output": "str", "short": "bool"},
-        "rollout": {"timeout": "str", "watch": "bool"},
-        "cluster-info": {},
-    }
-    if cmd not in specs:
-        raise DoubleError(f'unknown command "{cmd}" for "kubectl"')
-    flags, pos = parse_flags(rest, {**KUBECTL_GLOBAL, **specs[cmd]}, short, prog="kubectl")
-    ns = flags.get("namespace") or "default"
-    if cmd == "version":
-        v = _vtuple(DOUBLE_VERSION)
-        client_info = {
-            "major": str(v[0]),
-            "minor": str(v[1]),
-            "gitVersion": f"v{DOUBLE_VERSION}",
-            "platform": "linux/amd64",
-        }
-        out: dict[str, Any] = {"clientVersion": client_info, "kustomizeVersion": "v5.4.2"}
-        if not flags.get("client"):
-            out["serverVersion"] = _kubectl_client(flags).request("GET", "/version")
-        if flags.get("output") == "json":
-            print(json.dumps(out, indent=2))
-        elif flags.get("output") == "yaml":
-            print(yaml_dump(out), end="")
-        elif flags.get("output"):
-            raise DoubleError("--output must be 'yaml' or 'json'")
-        else:
-            print(f"Client Version: v{DOUBLE_VERSION}\nKustomize Version: v5.4.2")
-            if "serverVersion" in out:
-                print(f"Server Version: {out['serverVersion']['gitVersion']}")
-        return 0
-    client = _kubectl_client(flags)
-    if cmd == "cluster-info":
-        client.request("GET", "/healthz")
-        print(f"Kubernetes control plane is running at {client.server}")
-        return 0
-    if cmd == "get":
-        if not pos or (pos[0] not in ("nodes", "node", "no") and not pos[0].startswith(("node/", "nodes/"))):
-            return _get_object(client, pos, flags, ns)
-        names = pos[1:] if pos[0] in ("nodes", "node", "no") else [pos[0].split("/", 1)[1]]
-        if names:
-            items = [client.request("GET", f"/api/v1/nodes/{n}") for n in names]
-        else:
-            items = client.request("GET", "/api/v1/nodes")["items"]
-        fmt = flags.get("output", "")
-        if fmt == "json":
-            print(
-                json.dumps(
-                    items[0]
-                    if len(names) == 1
-                    else {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}},
-                    indent=4,
-                )
-            )
-        elif fmt == "yaml":
-            print(
-                yaml_dump(
-                    items[0] if len(names) == 1 else {"apiVersion": "v1", "kind": "List", "items": items}
-                ),
-                end="",
-            )
-        elif fmt == "name":
-            print("\n".join(f"node/{n['metadata']['name']}" for n in items))
-        elif fmt in ("", "wide"):
-            if not items:
-                sys.stderr.write("No resources found\n")
-                return 0
-            header = ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
-            if fmt == "wide":
-                header += ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
-            rows = [_node_row(n, fmt == "wide") for n in items]
-            print(
-                "\n".join(_table(header, rows).splitlines()[1:])
-                if flags.get("no-headers")
-                else _table(header, rows)
-            )
-        else:
-            raise DoubleError(f"unable to match a printer suitable for the output format {fmt!r}")
-        return 0
-    if cmd == "wait":
-        cond = flags.get("for", "")
-        if cond.lower() != "condition=ready":
-            raise DoubleError(f"the kubectl double supports only --for=condition=Ready (got {cond!r})")
-        timeout = parse_go_duration(flags.get("timeout", "30s"))
-        if pos[:1] in (["node"], ["nodes"]):
-            if flags.get("all"):
-                if len(pos) > 1:
-                    raise DoubleError("error: name cannot be provided when --all is specified")
-                return _poll_nodes(client, None, timeout)
-            if len(pos) < 2:
-                raise DoubleError("error: resource(s) were provided, but no name was specified")
-            return _poll_nodes(client, pos[1:], timeout)
-        if pos and all(p.startswith(("node/", "nodes/")) for p in pos):
-            return _poll_nodes(client, [p.split("/", 1)[1] for p in pos], timeout)
-        raise DoubleError("the kubectl double can wait only on nodes")
-    if cmd in ("cordon", "uncordon", "drain"):
-        if len(pos) != 1:
-            raise DoubleError(f"error: USAGE: {cmd} NODE [flags]")
-        name = pos[0].split("/", 1)[-1]
-        node = client.request("GET", f"/api/v1/nodes/{name}")
-        want = cmd != "uncordon"
-        if cmd == "drain":
-            ds = client.request("GET", "/apis/double.koral/v1/objects?kind=DaemonSet")["items"]
-            if ds and not flags.get("ignore-daemonsets"):
-                raise DoubleError(
-                    f'error: unable to drain node "{name}" due to error: cannot delete '
-                    "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
-                )
-            if flags.get("timeout"):
-                parse_go_duration(flags["timeout"])
-        already = bool((node.get("spec") or {}).get("unschedulable")) == want
-        if not already:
-            client.request(
-                "PATCH",
-                f"/api/v1/nodes/{name}",
-                {"spec": {"unschedulable": True if want else None}},
-                "application/merge-patch+json",
-            )
-        print(f"node/{name} {'already ' if already else ''}{'cordoned' if want else 'uncordoned'}")
-        if cmd == "drain":
-            print(f"node/{name} drained")
-        return 0
-    if cmd == "delete":
-        if flags.get("filename"):
-            for f in flags["filename"]:
-                for obj in _load_manifests(f):
-                    md = obj["metadata"]
-                    q = (
-                        f"apiVersion={obj['apiVersion']}&kind={obj['kind']}&namespace={md.get('namespace') or ''}"  # noqa: E501
-                        f"&name={md['name']}"
-                    )
-                    try:
-                        client.request("DELETE", f"/apis/double.koral/v1/objects?{q}")
-                        print(f'{_kind_ref(obj)} "{md["name"]}" deleted')
-                    except ApiError as exc:
-                        if exc.status != 404 or not flags.get("ignore-not-found"):
-                            raise
-            return 0
-        if not pos or pos[0] not in ("node", "nodes", "no"):
-            raise DoubleError("the kubectl double deletes only nodes or -f FILE")
-        for name in pos[1:]:
-            try:
-                client.request("DELETE", f"/api/v1/nodes/{name}")
-                print(f'node "{name}" deleted')
-            except ApiError as exc:
-                if exc.status != 404 or not flags.get("ignore-not-found"):
-                    raise
-        return 0
-    if cmd == "apply":
-        if not flags.get("filename"):
-            raise DoubleError("error: must specify one of -f and -k")
-        if pos:
-            raise DoubleError(f"error: Unexpected args: {pos}")
-        objs = [o for f in flags["filename"] for o in _load_manifests(f)]
-        for obj in objs:
-            md = obj.setdefault("metadata", {})
-            if obj["kind"] not in (
-                "Namespace",
-                "ClusterRole",
-                "ClusterRoleBinding",
-                "CustomResourceDefinition",
-                "PersistentVolume",
-                "StorageClass",
-                "PriorityClass",
-                "Node",
-            ):
-                md.setdefault("namespace", ns)
-            res = client.request("POST", "/apis/double.koral/v1/apply", obj)
-            print(f"{_kind_ref(obj)}/{md['name']} {res['result']}")
-        return 0
-    if cmd == "rollout":
-        if len(pos) != 2 or pos[0] != "status" or "/" not in pos[1]:
-            raise DoubleError("the kubectl double supports only: rollout status KIND/NAME")
-        kind, name = pos[1].split("/", 1)
-        kinds = {
-            "daemonset": "DaemonSet",
-            "ds": "DaemonSet",
-            "deployment": "Deployment",
-            "deploy": "Deployment",
-            "statefulset": "StatefulSet",
-            "sts": "StatefulSet",
-        }
-        if kind.lower().split(".")[0] not in kinds:
-            raise DoubleError(f"error: no status viewer has been implemented for {kind}")
-        k = kinds[kind.lower().split(".")[0]]
-        q = f"kind={k}&namespace={ns}&name={name}"
-        try:
-            client.request("GET", f"/apis/double.koral/v1/objects?{q}")
-        except ApiError:
-            raise DoubleError(f'Error from server (NotFound): {k.lower()}s.apps "{name}" not found') from None
-        label = {"DaemonSet": "daemon set", "Deployment": "deployment", "StatefulSet": "statefulset"}[k]
-        print(f'{label} "{name}" successfully rolled out')
-        return 0
-    raise DoubleError(f'unknown command "{cmd}" for "kubectl"')
-
-
-def _get_object(client: ApiClient, pos: list[str], flags: dict[str, Any], ns: str) -> int:
-    if len(pos) != 2:
-        raise DoubleError("the kubectl double supports get nodes, or get KIND NAME for applied objects")
-    kinds = {
-        "daemonset": "DaemonSet",
-        "ds": "DaemonSet",
-        "deployment": "Deployment",
-        "secret": "Secret",
-        "configmap": "ConfigMap",
-        "serviceaccount": "ServiceAccount",
-        "namespace": "Namespace",
-    }
-    word = pos[0].lower().split(".")[0]
-    k = kinds.get(word) or kinds.get(word.rstrip("s")) or pos[0]
-    obj = client.request("GET", f"/apis/double.koral/v1/objects?kind={k}&namespace={ns}&name={pos[1]}")
-    if flags.get("output") == "json":
-        print(json.dumps(obj, indent=4))
-    elif flags.get("output") == "name":
-        print(f"{_kind_ref(obj)}/{pos[1]}")
-    else:
-        print(_table(["NAME"], [[pos[1]]]))
-    return 0
-
-
-# ---------------------------------------------------------------------------------------
 # Entry point: busybox-style dispatch on the program name
 # ---------------------------------------------------------------------------------------
+
+
+def apiserver_main(argv: list[str]) -> int:
+    try:
+        from . import kube_apiserver
+    except ImportError:  # the zipapp: top-level modules
+        import kube_apiserver  # type: ignore[no-redef]
+    return kube_apiserver.apiserver_main(argv)
+
+
+def self_path() -> str:
+    """The executable this program runs from: the zipapp (``/usr/bin/kubelet``) or this file."""
+    here = os.path.abspath(__file__)
+    parent = os.path.dirname(here)
+    return parent if os.path.isfile(parent) else here
+
 
 PROGRAMS = {
     "kubeadm": kubeadm_main,
     "kubelet": kubelet_main,
-    "kubectl": kubectl_main,
     "kube-apiserver": apiserver_main,
 }
 

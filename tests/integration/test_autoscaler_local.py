@@ -1,7 +1,7 @@
 """Autoscaling end to end on local nodes: cluster-autoscaler's side played by a grpcio client.
 
 One 1 control + 1 worker cluster made with `koral-play create`. `koral-play autoscale --enable`
-deploys cluster-autoscaler (checked through the kubectl double on the first control node), manual
+deploys cluster-autoscaler (checked through the real kubectl on the first control node), manual
 `scale` is refused, `koral-play autoscaler serve` runs in a subprocess listening on the cluster
 network's gateway, and a grpcio client holding the cluster's client certificate calls it as
 cluster-autoscaler does: NodeGroups / NodeGroupNodes (instance ids = the Nodes' providerIDs),

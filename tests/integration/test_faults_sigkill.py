@@ -8,7 +8,7 @@ duplicated. The same `koral-play create` is then re-run, resumes, and is killed 
 phase: provision (once a node container exists), then the plays of create.yml (preflight,
 bundle, container runtime, firewall, kubeadm), each once its first task finished on a node.
 The run after the last kill completes: cluster Running, both nodes in the API (the bundle's
-kubectl double with the cluster's kubeconfig), two containers, no Ansible left running, a
+real kubectl with the cluster's kubeconfig), two containers, no Ansible left running, a
 second converge changes nothing; `delete --yes` leaves nothing (containers, network, nft
 table, haproxy, files).
 

@@ -1,7 +1,7 @@
 """Deploying cluster-autoscaler on ``autoscale --enable`` and removing it on ``--disable``.
 
 The ON_CHANGE hook's service address and playbook variables, the cluster_autoscaler role's
-manifests (rendered, then read by the kubectl double's YAML reader) and image filter, the
+manifests (rendered, then read by the doubles' strict YAML reader) and image filter, the
 systemd unit command, and ``delete`` forgetting the autoscaling record and certificates.
 """
 

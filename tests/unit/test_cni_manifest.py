@@ -1,5 +1,5 @@
 """roles/cni filter ``cni_manifest``: pod CIDR and Weave secret set in the CNI DaemonSet, output
-readable by the kubectl double (strict YAML subset)."""
+readable by the doubles' strict YAML subset reader (k8s_double.yaml_load_all)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_weave_gets_the_pod_cidr_and_the_password_secret() -> None:
         "name": "weave-passwd",
         "key": "weave-passwd",
     }
-    assert kd.yaml_load_all(out) == list(yaml.safe_load_all(out))  # the kubectl double reads it the same
+    assert kd.yaml_load_all(out) == list(yaml.safe_load_all(out))  # the doubles' reader reads it the same
 
 
 def test_weave_without_password_has_no_secret_reference() -> None:
