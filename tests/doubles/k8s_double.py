@@ -1461,19 +1461,25 @@ CERT_FILES = (
 GLOBAL_KUBEADM_FLAGS = {"v": "str", "rootfs": "str", "help": "bool"}
 
 
-def image_list(version: str, repo: str | None) -> list[str]:
+def image_list(version: str, repo: str | None, cc: dict[str, Any] | None = None) -> list[str]:
+    """`kubeadm config images list`: cmd/kubeadm/app/images/images.go GetControlPlaneImages, with
+    GetDNSImage (dns.imageRepository overrides imageRepository; registry.k8s.io adds /coredns) and
+    GetEtcdImage (etcd.local.imageRepository overrides it) read from the ClusterConfiguration ``cc``."""
     pause, etcd, coredns = _image_tags(version)
     r = repo or "registry.k8s.io"
-    cdns = f"{r}/coredns/coredns" if r == "registry.k8s.io" else f"{r}/coredns"
+    cc = cc or {}
+    dns_repo = (cc.get("dns") or {}).get("imageRepository") or r
+    cdns = f"{dns_repo}/coredns" if dns_repo == "registry.k8s.io" else dns_repo
+    etcd_repo = ((cc.get("etcd") or {}).get("local") or {}).get("imageRepository") or r
     v = "v" + version.lstrip("v")
     return [
         f"{r}/kube-apiserver:{v}",
         f"{r}/kube-controller-manager:{v}",
         f"{r}/kube-scheduler:{v}",
         f"{r}/kube-proxy:{v}",
-        f"{cdns}:{coredns}",
+        f"{cdns}/coredns:{coredns}",
         f"{r}/pause:{pause}",
-        f"{r}/etcd:{etcd}",
+        f"{etcd_repo}/etcd:{etcd}",
     ]
 
 
@@ -1899,6 +1905,7 @@ class ClusterParams:
         self.service_subnet = net.get("serviceSubnet") or "10.96.0.0/12"
         self.dns_domain = net.get("dnsDomain") or "cluster.local"
         self.repo = cc.get("imageRepository") or "registry.k8s.io"
+        self.images = image_list(self.version, self.repo, cc)
         self.pki = Path(cc.get("certificatesDir") or K8S_DIR / "pki")
         self.advertise = local.get("advertiseAddress") or _default_ip()
         self.port = int(local.get("bindPort") or 6443)
@@ -2367,7 +2374,7 @@ def cmd_init(argv: list[str], rec: dict[str, Any]) -> int:
             ),
         ]
         _preflight(ignored, checks)
-        _pull_images_check(ignored, image_list(p.version, cc.get("imageRepository")), p.cri, "preflight")
+        _pull_images_check(ignored, image_list(p.version, cc.get("imageRepository"), cc), p.cri, "preflight")
     if flags.get("dry-run") or ic.get("dryRun"):
         print("[dryrun] Would perform init; exiting")
         return 0
@@ -2489,12 +2496,9 @@ def create_or_update(client: ApiClient, collection: str, obj: dict[str, Any]) ->
 def _addons(p: ClusterParams, skip: set[str]) -> list[dict[str, Any]]:
     """CoreDNS (Deployment + kube-dns Service) and kube-proxy (DaemonSet), shaped as kubeadm's
     cmd/kubeadm/app/phases/addons/{dns,proxy}/manifests.go (selectors, tolerations, hostNetwork)."""
-    _pause, _etcd, cdns = _image_tags(p.version)
     out: list[dict[str, Any]] = []
     if "addon/coredns" not in skip:
-        image = (
-            f"{p.repo}/coredns/coredns:{cdns}" if p.repo == "registry.k8s.io" else f"{p.repo}/coredns:{cdns}"
-        )
+        image = next(i for i in p.images if i.rsplit(":", 1)[0].endswith("/coredns"))
         labels = {"k8s-app": "kube-dns"}
         out.append(
             {
@@ -2764,7 +2768,7 @@ def cmd_join(argv: list[str], rec: dict[str, Any]) -> int:
     if cp is not None and "preflight" not in skip and not (flags.get("dry-run") or jc.get("dryRun")):
         # cmd/kubeadm/app/cmd/phases/join/preflight.go: a control-plane join runs RunPullImagesCheck.
         version = str(cc.get("kubernetesVersion") or DOUBLE_VERSION).lstrip("v")
-        _pull_images_check(ignored, image_list(version, cc.get("imageRepository")), cri, "preflight")
+        _pull_images_check(ignored, image_list(version, cc.get("imageRepository"), cc), cri, "preflight")
     if flags.get("dry-run") or jc.get("dryRun"):
         print("[dryrun] Would join; exiting")
         return 0
@@ -3177,9 +3181,14 @@ def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
         if (K8S_DIR / "manifests" / "kube-apiserver.yaml").exists():
             # phases/upgrade/node/preflight.go: control-plane nodes pre-pull the cluster's images.
             cm = client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
-            repo = yaml_load(cm["data"]["ClusterConfiguration"]).get("imageRepository")
+            stored = yaml_load(cm["data"]["ClusterConfiguration"])
             ignored = list(flags.get("ignore-preflight-errors") or [])
-            _pull_images_check(ignored, image_list(current, repo), _node_cri(), "upgrade/preflight")
+            _pull_images_check(
+                ignored,
+                image_list(current, stored.get("imageRepository"), stored),
+                _node_cri(),
+                "upgrade/preflight",
+            )
             _retag_manifests(current)
         else:
             print("[upgrade/preflight] Skipping prepull. Not a control plane node.")
@@ -3202,7 +3211,7 @@ def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
         # phases/upgrade/apply/preflight.go: the new version's images, before anything changes.
         ignored = list(flags.get("ignore-preflight-errors") or [])
         _pull_images_check(
-            ignored, image_list(target, cc.get("imageRepository")), _node_cri(), "upgrade/preflight"
+            ignored, image_list(target, cc.get("imageRepository"), cc), _node_cri(), "upgrade/preflight"
         )
     cc["kubernetesVersion"] = "v" + target
     cc["apiVersion"] = api_version_for(target)
@@ -3322,13 +3331,14 @@ def cmd_config(argv: list[str], rec: dict[str, Any]) -> int:
     if pos:
         raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm config images list"')
     version, repo = flags.get("kubernetes-version") or DOUBLE_VERSION, flags.get("image-repository")
+    cc: dict[str, Any] = {}
     if "config" in flags:
         _no_mix(flags, {"output", "allow-missing-template-keys", "show-managed-fields", "feature-gates"})
         by_kind, docs = _load_config_file(flags["config"])
         rec["config"] = docs
         cc = by_kind.get("ClusterConfiguration", {})
         version, repo = cc.get("kubernetesVersion") or version, cc.get("imageRepository") or repo
-    images = image_list(str(version), repo)
+    images = image_list(str(version), repo, cc)
     out = flags.get("output", "text")
     if out in ("text", ""):
         print("\n".join(images))
