@@ -30,10 +30,8 @@ def release_vars(kubernetes_version: str) -> dict[str, Any]:
     if v.major == 1 and v.minor in k8s_releases.RELEASES:
         # Whether this release's kubelet refuses a cgroup v1 host unless failCgroupV1: false.
         out["koral_kubelet_fails_cgroup_v1"] = k8s_releases.RELEASES[v.minor].fail_cgroup_v1_default
-        # The sandbox image the kubelet of this release expects (kubeadm's PauseVersion).
-        out["container_runtime_pause_version"] = k8s_releases.step(
-            k8s_releases.RELEASES[v.minor].pause, v.patch
-        )
+    # The pause tag is not passed here: the container_runtime role reads it from the bundle's
+    # manifest (kubeadm's image list), its one source; create passes it only without a bundle.
     return out
 
 

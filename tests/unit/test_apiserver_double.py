@@ -111,12 +111,33 @@ class Cluster:
         self.client(kc).request("POST", "/api/v1/nodes", node)
 
     def beat(self) -> None:
+        """Each node's status report, as the kubelet double posts it: Ready once a network plugin
+        DaemonSet exists (on a real node: once its pod wrote a CNI config the kubelet can use)."""
         for name, kc in list(self.node_kubeconfigs.items()):
             with __import__("contextlib").suppress(kd.DoubleError):
-                self.client(kc).request(
+                client = self.client(kc)
+                daemonsets = client.request("GET", "/apis/apps/v1/daemonsets").get("items") or []
+                network = any(d["metadata"]["name"] in kd.NETWORK_DAEMONSETS for d in daemonsets)
+                ready = (
+                    {"status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}
+                    if network
+                    else {
+                        "status": "False",
+                        "reason": "KubeletNotReady",
+                        "message": "container runtime network not ready: NetworkReady=false "
+                        "reason:NetworkPluginNotReady message:Network plugin returns error: "
+                        "cni plugin not initialized",
+                    }
+                )
+                client.request(
                     "PATCH",
                     f"/api/v1/nodes/{name}/status",
-                    {"status": {"nodeInfo": {"kubeletVersion": f"v{VERSION}"}}},
+                    {
+                        "status": {
+                            "nodeInfo": {"kubeletVersion": f"v{VERSION}"},
+                            "conditions": [{"type": "Ready", **ready, "lastHeartbeatTime": kd.now_rfc3339()}],
+                        }
+                    },
                     "application/merge-patch+json",
                 )
 

@@ -474,7 +474,7 @@ def test_bundle_without_runtime_keeps_the_old_manifest(tmp_path: Path) -> None:
 
 
 def test_manifest_names_the_pause_image_kubeadm_lists(built: BuildResult) -> None:
-    assert built.manifest.pause_image == "registry.k8s.io/pause:3.10"
+    assert built.manifest.pause_image == f"registry.k8s.io/pause:{PAUSE}"
     m = Manifest(name="n", arch="amd64", kubernetes_version="1.34.1", cni_version="1", crictl_version="1")
     m.image_sources["kubeadm"] = kubeadm_images("1.34.1")
     assert m.pause_image == "registry.k8s.io/pause:3.10.1"

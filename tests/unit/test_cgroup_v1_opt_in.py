@@ -62,7 +62,6 @@ def test_inventory_passes_the_opt_in_and_release_facts() -> None:
     assert inventory.release_vars("1.37.1") == {
         "koral_kubeadm_api_version": "kubeadm.k8s.io/v1beta4",
         "koral_kubelet_fails_cgroup_v1": True,
-        "container_runtime_pause_version": "3.10.2",
     }
     assert inventory.release_vars("1.34.12")["koral_kubelet_fails_cgroup_v1"] is False
 
