@@ -10,4 +10,4 @@ echo "== lint: ruff, mypy" >&2
 ruff check koral_ansible tests bench
 mypy
 echo "== tests" >&2
-pytest -ra -p no:cacheprovider "$@"
+pytest -ra -p no:cacheprovider --durations=40 "$@"
