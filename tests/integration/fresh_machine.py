@@ -29,9 +29,10 @@ import time
 from ipaddress import IPv4Network
 from pathlib import Path
 
+from koral_ansible.bundle.debian import MIRROR_ENV, debian_mirror
 from koral_ansible.paths import Paths, private_dir
 from koral_ansible.providers.local import network
-from koral_ansible.providers.local.image import DEFAULT_MIRROR, MIRROR_ENV, images_dir, tarball_path
+from koral_ansible.providers.local.image import images_dir, tarball_path
 from koral_ansible.providers.local.podman import Podman
 
 SUITE = "bookworm"
@@ -55,7 +56,7 @@ def log(msg: str) -> None:
 
 
 def _mirror() -> str:
-    return os.environ.get(MIRROR_ENV, DEFAULT_MIRROR)
+    return debian_mirror()
 
 
 def _debootstrap_version() -> str:
