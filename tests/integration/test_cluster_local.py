@@ -28,7 +28,7 @@ from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
-from tests.versions import DEFAULT
+from tests.versions import DEFAULT, PAUSE
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -117,7 +117,7 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
     assert " 2.1.9" in ssh(env, 2223, "containerd --version")
     dump = ssh(env, 2223, "containerd config dump")
     assert dump.startswith("version = 3") or "\nversion = 3\n" in dump
-    assert "sandbox = 'registry.invalid:5000/pause:3.10'" in dump
+    assert f"sandbox = 'registry.invalid:5000/pause:{PAUSE}'" in dump
     assert "bin_dirs = ['/opt/cni/bin']" in dump
     assert set(ssh(env, 2223, "ls /opt/cni/bin").split()) >= {"bridge", "host-local", "loopback", "portmap"}
     # The API load balancer reaches the (double) API server on the control node.
