@@ -40,7 +40,7 @@ from koral_ansible.operations.create import converge
 from koral_ansible.paths import Paths
 from koral_ansible.providers.local.podman import LABEL_CLUSTER, LABEL_HOME, Podman, home_id
 from koral_ansible.state import ClusterState
-from tests.integration.test_faults_local import assert_nothing_left, bundle_dir
+from tests.integration.test_faults_local import VERSION, assert_nothing_left, bundle_dir
 
 __all__ = ["bundle_dir"]  # the module-scoped bundle fixture, shared with test_faults_local
 
@@ -176,7 +176,7 @@ def test_create_killed_in_each_phase_resumes_and_completes(
     home: Path, bundle_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     paths = Paths.resolve(home=home)
-    args = ["create", NAME, "--size", "1", "--bundle", str(bundle_dir)]
+    args = ["create", NAME, "--size", "1", "--bundle", str(bundle_dir), "--kubernetes-version", VERSION]
     started = time.monotonic()
     for phase in ["provision", *PLAYS]:
         summary = _create_killed_at(paths, args, phase)

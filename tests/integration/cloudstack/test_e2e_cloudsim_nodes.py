@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from koral_ansible.bundle import verify_bundle
+from koral_ansible.cgroup import cgroup_version
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env
@@ -130,9 +131,13 @@ def _plain_ansible(tmp: Path, cloud: Cloud) -> tuple[int, dict[str, int], str]:
 def test_cluster_on_cloudsim_nodes(cloud: Cloud, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # create 1+2 through the CLI; the playbook runs over public_ip:2222.. (DNAT to the VMs' sshd)
     version = verify_bundle(cloud.bundle, deep=False).kubernetes_version
+    # The test cloud's VMs share this host's cgroups: on a cgroup v1 host a cloud cluster needs the
+    # explicit opt-in (it is never implied for the cloud provider; the preflight role refuses it).
+    opt_in = ["--allow-cgroup-v1"] if cgroup_version() == 1 else []
     _cli(
         ["create", NAME, "--provider", "cloudstack", "--zone", "zone1", "--compute-offering",
-         "Medium Instance", "--size", "2", "--bundle", str(cloud.bundle), "--kubernetes-version", version],
+         "Medium Instance", "--size", "2", "--bundle", str(cloud.bundle), "--kubernetes-version", version,
+         *opt_in],
         capsys,
     )  # fmt: skip
     env = Env.open(str(cloud.home), quiet=True)
