@@ -3942,6 +3942,65 @@ def _check_cgroup_v1(cfg: dict[str, Any]) -> None:
         )
 
 
+_SEMVER = re.compile(r"\bv?(\d+)\.(\d+)\.(\d+)\S*")
+
+
+def _runtime_version(cri: str) -> str | None:
+    """What the CRI ``Version`` call answers as RuntimeVersion: containerd's server version from
+    ``ctr version`` ("Server:" block), else the installed ``containerd --version``, without a leading
+    "v" (containerd's own CRI Version code was not read). None when neither answers a version."""
+    texts = []
+    for argv in (["ctr", "--address", _cri_path(cri), "version"], ["containerd", "--version"]):
+        if shutil.which(argv[0]) is None:
+            continue
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        out = proc.stdout if proc.returncode == 0 else ""
+        if "Client:" in out:  # ctr version: only the server (the daemon) counts
+            out = out.split("Server:", 1)[1] if "Server:" in out else ""
+        texts.append(out)
+    for text in texts:
+        m = _SEMVER.search(text)
+        if m:
+            return m.group(0).removeprefix("v")
+    return None
+
+
+def _check_runtime(cri: str, driver: str) -> tuple[str, str | None]:
+    """The kubelet's start-up talk with the runtime (cmd/kubelet/app/server.go): the CRI v1
+    ``Version`` call (k8s.io/cri-client ``remote_runtime.go`` validateServiceConnection; v1 is the
+    only CRI API from 1.26, containerd implements it from 1.6), then ``getCgroupDriverFromCRI``
+    (KEP-4033, GA in 1.34): containerd < 2.0 has no ``RuntimeConfig`` (Unimplemented), so the
+    kubelet logs the fallback line, sets ``kubelet_cri_losing_support{version}`` and keeps
+    ``cgroupDriver`` from its config - it does not refuse the runtime in 1.34-1.37. Returns the
+    cgroup driver in use and the runtime version (None: not learned, nothing checked)."""
+    version = _runtime_version(cri)
+    if version is None:
+        return driver, None
+    major, minor = (int(x) for x in version.split(".")[:2])
+    if (major, minor) < (1, 6):
+        raise DoubleError(
+            f'validate service connection: validate CRI v1 runtime API for endpoint "{cri}": '
+            "rpc error: code = Unimplemented desc = unknown service runtime.v1.RuntimeService"
+        )
+    facts = _releases().get(str(_vtuple(DOUBLE_VERSION)[1])) or {}
+    label = facts.get("cri_losing_support")
+    if major < 2 and label:
+        sys.stderr.write(
+            '"CRI implementation should be updated to support RuntimeConfig. '
+            'Falling back to using cgroupDriver from kubelet config."\n'
+        )
+        KUBELET_METRICS["kubelet_cri_losing_support"] = {"version": label}
+    return driver, version
+
+
+# Gauges the kubelet double sets (name -> labels; value 1), like the kubelet's legacy registry
+# (not served: the double has no /metrics endpoint).
+KUBELET_METRICS: dict[str, dict[str, str]] = {}
+
+
 def kubelet_main(argv: list[str]) -> int:
     known = dict(KUBELET_FLAGS)
     if _vtuple(DOUBLE_VERSION)[:2] >= (1, 35):
@@ -3977,6 +4036,9 @@ def kubelet_main(argv: list[str]) -> int:
             f"rpc error: code = Unavailable desc = connection error: dial unix {_cri_path(cri)}: "
             "connect: no such file or directory"
         )
+    driver, runtime_version = _check_runtime(cri, driver)
+    global RUNTIME_VERSION
+    RUNTIME_VERSION = runtime_version or "double"
     swaps = Path("/proc/swaps").read_text().splitlines() if Path("/proc/swaps").exists() else []
     if cfg.get("failSwapOn", flags.get("fail-swap-on", True)) and len(swaps) > 1:
         raise DoubleError("running with swap on is not supported, please disable swap")
@@ -4041,12 +4103,16 @@ def kubelet_main(argv: list[str]) -> int:
     return 0
 
 
+# What the CRI Version call answered at kubelet start (nodeInfo.containerRuntimeVersion).
+RUNTIME_VERSION = "double"
+
+
 def _node_info() -> dict[str, str]:
     u = os.uname()
     return {
         "kubeletVersion": f"v{DOUBLE_VERSION}",
         "kubeProxyVersion": f"v{DOUBLE_VERSION}",
-        "containerRuntimeVersion": "containerd://double",
+        "containerRuntimeVersion": f"containerd://{RUNTIME_VERSION}",
         "kernelVersion": u.release,
         "operatingSystem": "linux",
         "architecture": "amd64",
