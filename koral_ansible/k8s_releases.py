@@ -28,9 +28,10 @@ Sources (read with the project's search tools, never guessed; see docs/kubernete
 * ``KEP_4033`` - the kubelet's cgroup driver from the CRI ``RuntimeConfig`` call (KEP-4033): GA with
   the ``kubelet_cri_losing_support`` metric in 1.34 (kubernetes/kubernetes PR #133157, e2e
   ``test/e2e_node/cgroup_driver_from_cri_test.go`` expecting ``version="1.36.0"``); the metric's
-  version moved to 1.37.0 in the 1.36 cycle (PR #136846, named by kubernetes/website PR #54356;
-  its diff was not read) and to 1.38.0 before 1.37 (PR #139121, merged 2026-05-18; the stored
-  ``cmd/kubelet/app/server.go`` ``getCgroupDriverFromCRI`` carries "1.38.0"). In every minor here
+  version moved to 1.37.0 in the 1.36 cycle (PR #136846; its diff was not read, PR #139121's
+  description says it changed the label "from `1.37.0` to `1.38.0`") and to 1.38.0 before 1.37
+  (PR #139121, approved 2026-05-22; the stored ``cmd/kubelet/app/server.go``
+  ``getCgroupDriverFromCRI`` carries "1.38.0"). In every minor here
   a runtime without ``RuntimeConfig`` (containerd < 2.0: kubernetes/website
   ``content/en/blog/_posts/2024-08-21-cgroup-driver-from-cri.md``) is *not* refused: the kubelet
   logs the fallback line and keeps ``cgroupDriver`` from its config.
