@@ -25,6 +25,16 @@ Sources (read with the project's search tools, never guessed; see docs/kubernete
   and kubernetes/kubernetes PR #134298 "[KEP-5573] Set failCgroupV1 to true" (1.35 on: default
   true, new text; the full 1.35 message as a real kubelet logged it is quoted in
   kubernetes/node-problem-detector PR #1169).
+* ``KEP_4033`` - the kubelet's cgroup driver from the CRI ``RuntimeConfig`` call (KEP-4033): GA with
+  the ``kubelet_cri_losing_support`` metric in 1.34 (kubernetes/kubernetes PR #133157, e2e
+  ``test/e2e_node/cgroup_driver_from_cri_test.go`` expecting ``version="1.36.0"``); the metric's
+  version moved to 1.37.0 in the 1.36 cycle (PR #136846; its diff was not read, PR #139121's
+  description says it changed the label "from `1.37.0` to `1.38.0`") and to 1.38.0 before 1.37
+  (PR #139121, approved 2026-05-22; the stored ``cmd/kubelet/app/server.go``
+  ``getCgroupDriverFromCRI`` carries "1.38.0"). In every minor here
+  a runtime without ``RuntimeConfig`` (containerd < 2.0: kubernetes/website
+  ``content/en/blog/_posts/2024-08-21-cgroup-driver-from-cri.md``) is *not* refused: the kubelet
+  logs the fallback line and keeps ``cgroupDriver`` from its config.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ MINIKUBE_IMAGES = "kubernetes/minikube pkg/minikube/constants/constants_kubeadm_
 ABLESTACK_RECIPE = "ablecloud-team/ablestack-kubernetes-iso scripts/util/kubernetes-iso/recipes/"
 KUBELET_CGROUP = "kubernetes/kubernetes pkg/kubelet/apis/config/validation/validation_linux.go"
 KEP_5573 = "kubernetes/kubernetes PR #134298 ([KEP-5573] Set failCgroupV1 to true)"
+KEP_4033 = "kubernetes/kubernetes cmd/kubelet/app/server.go getCgroupDriverFromCRI (KEP-4033, PR #139121)"
 
 V1BETA3 = "kubeadm.k8s.io/v1beta3"
 V1BETA4 = "kubeadm.k8s.io/v1beta4"
@@ -68,6 +79,10 @@ class Minor:
     # KubeletConfiguration.failCgroupV1 default, and the validation error text on cgroup v1.
     fail_cgroup_v1_default: bool
     cgroup_v1_error: str
+    # KEP-4033 GA: the kubelet_cri_losing_support{version=...} label the kubelet sets (with its
+    # fallback log line) when the runtime answers RuntimeConfig with Unimplemented; None: the
+    # minor has no such metric (before 1.34).
+    cri_losing_support: str | None = None
     sources: tuple[str, ...] = field(default=())
 
     @property
@@ -127,7 +142,13 @@ RELEASES: dict[int, Minor] = {
             pinned_patch=12,
             fail_cgroup_v1_default=False,
             cgroup_v1_error=CGROUP_V1_TEXT_MAINTENANCE,
-            sources=(MINIKUBE_IMAGES, ABLESTACK_RECIPE + "kubernetes-1.34.12-amd64.json", KUBELET_CGROUP),
+            cri_losing_support="1.36.0",
+            sources=(
+                MINIKUBE_IMAGES,
+                ABLESTACK_RECIPE + "kubernetes-1.34.12-amd64.json",
+                KUBELET_CGROUP,
+                KEP_4033,
+            ),
         ),
         Minor(
             minor=35,
@@ -138,7 +159,8 @@ RELEASES: dict[int, Minor] = {
             pinned_patch=9,
             fail_cgroup_v1_default=True,
             cgroup_v1_error=CGROUP_V1_TEXT_UNSUPPORTED,
-            sources=(MINIKUBE_IMAGES, ABLESTACK_RECIPE + "kubernetes-1.35.9-amd64.json", KEP_5573),
+            cri_losing_support="1.36.0",
+            sources=(MINIKUBE_IMAGES, ABLESTACK_RECIPE + "kubernetes-1.35.9-amd64.json", KEP_5573, KEP_4033),
         ),
         Minor(
             minor=36,
@@ -149,7 +171,8 @@ RELEASES: dict[int, Minor] = {
             pinned_patch=5,
             fail_cgroup_v1_default=True,
             cgroup_v1_error=CGROUP_V1_TEXT_UNSUPPORTED,
-            sources=(MINIKUBE_IMAGES, ABLESTACK_RECIPE + "kubernetes-1.36.5-amd64.json", KEP_5573),
+            cri_losing_support="1.37.0",
+            sources=(MINIKUBE_IMAGES, ABLESTACK_RECIPE + "kubernetes-1.36.5-amd64.json", KEP_5573, KEP_4033),
         ),
         Minor(
             minor=37,
@@ -160,7 +183,8 @@ RELEASES: dict[int, Minor] = {
             pinned_patch=1,
             fail_cgroup_v1_default=True,
             cgroup_v1_error=CGROUP_V1_TEXT_UNSUPPORTED,
-            sources=(MINIKUBE_IMAGES, ABLESTACK_RECIPE + "kubernetes-1.37.1-amd64.json", KEP_5573),
+            cri_losing_support="1.38.0",
+            sources=(MINIKUBE_IMAGES, ABLESTACK_RECIPE + "kubernetes-1.37.1-amd64.json", KEP_5573, KEP_4033),
         ),
     )
 }
@@ -193,6 +217,7 @@ def double_data() -> dict[str, Any]:
             "coredns": [list(s) for s in m.coredns],
             "fail_cgroup_v1_default": m.fail_cgroup_v1_default,
             "cgroup_v1_error": m.cgroup_v1_error,
+            "cri_losing_support": m.cri_losing_support,
         }
         for m in RELEASES.values()
     }

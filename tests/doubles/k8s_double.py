@@ -1696,6 +1696,24 @@ class CriConfig:
             self.config_path = str((cri.get("registry") or {}).get("config_path") or "")
         self.cni_bin_dirs = [str(d) for d in dirs] or ["/opt/cni/bin"]
         self.cni_conf_dir = str(cni.get("conf_dir") or "/etc/cni/net.d")
+        runtime = plugins.get("io.containerd.cri.v1.runtime" if version >= 3 else "io.containerd.grpc.v1.cri")
+        self.cgroup_driver = _runtime_handlers_cgroup_driver(((runtime or {}).get("containerd")) or {})
+
+
+def _runtime_handlers_cgroup_driver(ctrd: dict[str, Any]) -> str | None:
+    """containerd 2.x's answer to the CRI RuntimeConfig call (internal/cri/server/
+    runtime_config_linux.go getCgroupDriver): the runtime handlers, the default one first and the
+    others by name; the first runc handler gives "systemd" when its options.SystemdCgroup is true,
+    else "cgroupfs". None: no runc handler (containerd then auto-detects: systemd when systemd
+    runs)."""
+    runtimes = ctrd.get("runtimes") or {}
+    default = str(ctrd.get("default_runtime_name") or "runc")
+    for name in sorted(runtimes, key=lambda n: (n != default, n)):
+        handler = runtimes[name] or {}
+        if handler.get("runtime_type", "io.containerd.runc.v2") != "io.containerd.runc.v2":
+            continue
+        return "systemd" if (handler.get("options") or {}).get("SystemdCgroup") else "cgroupfs"
+    return None
 
 
 def containerd_config() -> CriConfig:
@@ -3942,6 +3960,79 @@ def _check_cgroup_v1(cfg: dict[str, Any]) -> None:
         )
 
 
+_SEMVER = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+
+
+def _runtime_version(cri: str) -> str | None:
+    """What the CRI ``Version`` call answers as RuntimeVersion: containerd's ``version.Version``
+    (containerd internal/cri/server/version.go), which ``ctr version`` prints as the "Server:"
+    block's Version and ``containerd --version`` as its third field. None when neither answers."""
+    for argv in (["ctr", "--address", _cri_path(cri), "version"], ["containerd", "--version"]):
+        if shutil.which(argv[0]) is None:
+            continue
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        out = proc.stdout if proc.returncode == 0 else ""
+        if argv[0] == "ctr":
+            server = out.split("Server:", 1)[1] if "Server:" in out else ""
+            found = re.search(r"^\s*Version:\s*(\S+)", server, re.M)
+            version = found.group(1) if found else ""
+        else:
+            fields = out.split()
+            version = fields[2] if len(fields) > 2 and fields[0] == "containerd" else ""
+        if _SEMVER.match(version):
+            return version
+    return None
+
+
+def _check_runtime(cri: str, driver: str) -> tuple[str, str | None]:
+    """The kubelet's start-up talk with the runtime (cmd/kubelet/app/server.go): the CRI v1
+    ``Version`` call (k8s.io/cri-client ``remote_runtime.go`` validateServiceConnection; v1 is the
+    only CRI API from 1.26, containerd implements it from 1.6), then ``getCgroupDriverFromCRI``
+    (KEP-4033, GA in 1.34). containerd >= 2.0 answers ``RuntimeConfig`` and its cgroup driver
+    replaces the kubelet's ``cgroupDriver`` ("Using cgroup driver setting received from the CRI
+    runtime"). containerd < 2.0 answers Unimplemented: the kubelet logs the fallback line, sets
+    ``kubelet_cri_losing_support{version}`` and keeps ``cgroupDriver`` from its config - it does not
+    refuse the runtime in 1.34-1.37. Returns the cgroup driver in use and the runtime version
+    (None: not learned, nothing checked)."""
+    version = _runtime_version(cri)
+    if version is None:
+        return driver, None
+    m = _SEMVER.match(version)
+    assert m is not None  # _runtime_version returns matching versions only
+    major, minor = int(m.group(1)), int(m.group(2))
+    if (major, minor) < (1, 6):
+        raise DoubleError(
+            f'validate service connection: validate CRI v1 runtime API for endpoint "{cri}": '
+            "rpc error: code = Unimplemented desc = unknown service runtime.v1.RuntimeService"
+        )
+    facts = _releases().get(str(_vtuple(DOUBLE_VERSION)[1])) or {}
+    label = facts.get("cri_losing_support")
+    if not label:
+        return driver, version  # before 1.34 the double models no RuntimeConfig call
+    if major < 2:
+        sys.stderr.write(
+            '"CRI implementation should be updated to support RuntimeConfig. '
+            'Falling back to using cgroupDriver from kubelet config."\n'
+        )
+        KUBELET_METRICS["kubelet_cri_losing_support"] = {"version": label}
+        return driver, version
+    runtime_driver = containerd_config().cgroup_driver
+    if runtime_driver is None:
+        runtime_driver = "systemd" if host_path("/run/systemd/system").is_dir() else "cgroupfs"
+    sys.stderr.write(
+        f'"Using cgroup driver setting received from the CRI runtime" cgroupDriver="{runtime_driver}"\n'
+    )
+    return runtime_driver, version
+
+
+# Gauges the kubelet double sets (name -> labels; value 1), like the kubelet's legacy registry
+# (not served: the double has no /metrics endpoint).
+KUBELET_METRICS: dict[str, dict[str, str]] = {}
+
+
 def kubelet_main(argv: list[str]) -> int:
     known = dict(KUBELET_FLAGS)
     if _vtuple(DOUBLE_VERSION)[:2] >= (1, 35):
@@ -3977,6 +4068,9 @@ def kubelet_main(argv: list[str]) -> int:
             f"rpc error: code = Unavailable desc = connection error: dial unix {_cri_path(cri)}: "
             "connect: no such file or directory"
         )
+    driver, runtime_version = _check_runtime(cri, driver)
+    global RUNTIME_VERSION
+    RUNTIME_VERSION = runtime_version or "double"
     swaps = Path("/proc/swaps").read_text().splitlines() if Path("/proc/swaps").exists() else []
     if cfg.get("failSwapOn", flags.get("fail-swap-on", True)) and len(swaps) > 1:
         raise DoubleError("running with swap on is not supported, please disable swap")
@@ -4041,12 +4135,16 @@ def kubelet_main(argv: list[str]) -> int:
     return 0
 
 
+# What the CRI Version call answered at kubelet start (nodeInfo.containerRuntimeVersion).
+RUNTIME_VERSION = "double"
+
+
 def _node_info() -> dict[str, str]:
     u = os.uname()
     return {
         "kubeletVersion": f"v{DOUBLE_VERSION}",
         "kubeProxyVersion": f"v{DOUBLE_VERSION}",
-        "containerRuntimeVersion": "containerd://double",
+        "containerRuntimeVersion": f"containerd://{RUNTIME_VERSION}",
         "kernelVersion": u.release,
         "operatingSystem": "linux",
         "architecture": "amd64",

@@ -380,3 +380,103 @@ def test_control_plane_preflight_files_and_ports(node: Path, monkeypatch: pytest
     assert names[:3] == ["Port-6443", "Port-10259", "Port-10257"] and "Port-2379" not in names
     swap = next(c for c in kd._common_checks("unix:///nonexistent.sock", "1.31.4") if c[0] == "Swap")
     assert swap[3] is True  # a warning: kubeadm leaves refusing swap to the kubelet
+
+
+SYSTEMD_RUNC_V3 = """[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+    SystemdCgroup = true
+"""
+SYSTEMD_RUNC_V2 = """[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+    SystemdCgroup = true
+"""
+FAKE_CTR_VERSION = """#!/bin/sh
+if [ "$1" = "--address" ]; then shift 2; fi
+[ "$1" = "version" ] || exit 1
+printf 'Client:\\n  Version:  v{v}\\n  Revision: x\\n\\nServer:\\n  Version:  v{v}\\n  Revision: x\\n'
+"""
+
+
+def _runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str) -> None:
+    """A node whose containerd (seen through `ctr version`) is ``version``."""
+    bindir = tmp_path / "rtbin"
+    bindir.mkdir()
+    (bindir / "ctr").write_text(FAKE_CTR_VERSION.replace("{v}", version))
+    (bindir / "ctr").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setattr(kd, "KUBELET_METRICS", {})
+
+
+@pytest.mark.parametrize(
+    ("kubelet", "label"),
+    [("1.34.12", "1.36.0"), ("1.35.9", "1.36.0"), ("1.36.5", "1.37.0"), ("1.37.1", "1.38.0")],
+)
+def test_kubelet_falls_back_on_containerd_1_and_sets_the_losing_support_metric(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    kubelet: str,
+    label: str,
+) -> None:
+    # containerd 1.6 has CRI v1 but no RuntimeConfig: 1.34-1.37 kubelets start anyway (KEP-4033).
+    _runtime(tmp_path, monkeypatch, "1.6.20")
+    monkeypatch.setattr(kd, "DOUBLE_VERSION", kubelet)
+    assert kd._check_runtime(kd.DEFAULT_CRI, "systemd") == ("systemd", "v1.6.20")
+    assert {"kubelet_cri_losing_support": {"version": label}} == kd.KUBELET_METRICS
+    assert "Falling back to using cgroupDriver from kubelet config." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("config", "configured", "used"),
+    [
+        (V3_CONFIG + SYSTEMD_RUNC_V3, "cgroupfs", "systemd"),
+        (V3_CONFIG + SYSTEMD_RUNC_V3.replace("true", "false"), "systemd", "cgroupfs"),
+        (V2_CONFIG + SYSTEMD_RUNC_V2, "cgroupfs", "systemd"),
+    ],
+)
+def test_kubelet_takes_the_cgroup_driver_containerd_2_reports(
+    node: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    config: str,
+    configured: str,
+    used: str,
+) -> None:
+    # containerd 2.x answers RuntimeConfig; its driver replaces the kubelet's (KEP-4033), no fallback.
+    (Path(kd.ROOTFS) / "etc" / "containerd" / "config.toml").write_text(config)
+    _runtime(node, monkeypatch, "2.1.9")
+    monkeypatch.setattr(kd, "DOUBLE_VERSION", "1.36.5")
+    assert kd._check_runtime(kd.DEFAULT_CRI, configured) == (used, "v2.1.9")
+    assert kd.KUBELET_METRICS == {}
+    err = capsys.readouterr().err
+    assert f'"Using cgroup driver setting received from the CRI runtime" cgroupDriver="{used}"' in err
+    assert "Falling back" not in err
+
+
+def test_runtime_version_is_the_server_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _runtime(tmp_path, monkeypatch, "1.6.20~ds1")
+    assert kd._runtime_version(kd.DEFAULT_CRI) == "v1.6.20~ds1"
+    # no ctr: containerd --version's third field (Debian's 2.1.9 package prints it without "v")
+    (tmp_path / "rtbin" / "ctr").unlink()
+    (tmp_path / "rtbin" / "containerd").write_text(
+        "#!/bin/sh\necho 'containerd github.com/containerd/containerd/v2 2.1.9~ds1 2.1.9~ds1-1'\n"
+    )
+    (tmp_path / "rtbin" / "containerd").chmod(0o755)
+    assert kd._runtime_version(kd.DEFAULT_CRI) == "2.1.9~ds1"
+
+
+def test_kubelet_refuses_a_runtime_without_cri_v1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _runtime(tmp_path, monkeypatch, "1.5.18")
+    monkeypatch.setattr(kd, "DOUBLE_VERSION", "1.35.9")
+    with pytest.raises(kd.DoubleError, match=r"unknown service runtime\.v1\.RuntimeService"):
+        kd._check_runtime(kd.DEFAULT_CRI, "systemd")
+
+
+def test_kubelet_checks_nothing_when_the_runtime_version_is_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert kd._check_runtime(kd.DEFAULT_CRI, "cgroupfs") == ("cgroupfs", None)

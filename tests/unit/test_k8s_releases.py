@@ -71,6 +71,14 @@ def test_cgroup_v1_rule_per_minor() -> None:
         assert rel.cgroup_v1_error.startswith("kubelet is configured to not run on a host using cgroup v1.")
 
 
+def test_cri_losing_support_label_per_minor() -> None:
+    """KEP-4033: the kubelet_cri_losing_support version a runtime without RuntimeConfig gets."""
+    assert k8s_releases.release(33).cri_losing_support is None
+    labels = {m: k8s_releases.release(m).cri_losing_support for m in (34, 35, 36, 37)}
+    assert labels == {34: "1.36.0", 35: "1.36.0", 36: "1.37.0", 37: "1.38.0"}
+    assert k8s_releases.double_data()["37"]["cri_losing_support"] == "1.38.0"
+
+
 def test_baked_double_lists_the_same_images(tmp_path: Path) -> None:
     """The written kubeadm double runs with no koral_ansible importable and lists what koral lists."""
     for version in ("1.34.12", "1.35.9", "1.36.5", "1.37.1"):
