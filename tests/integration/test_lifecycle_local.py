@@ -392,7 +392,9 @@ def test_reset(cluster: Env, capsys: pytest.CaptureFixture[str]) -> None:
     assert record.state is ClusterState.CREATED
     for node in record.nodes:
         left = node_exec(
-            env, node.name, "ls -d /etc/kubernetes /var/lib/etcd 2>/dev/null; ls -A /etc/cni/net.d 2>/dev/null; true"
+            env,
+            node.name,
+            "ls -d /etc/kubernetes /var/lib/etcd 2>/dev/null; ls -A /etc/cni/net.d 2>/dev/null; true",
         )
         assert left == "", (node.name, left)
         assert node_exec(env, node.name, "systemctl is-active kubelet", check=False) != "active"
