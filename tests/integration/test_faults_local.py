@@ -256,20 +256,9 @@ def test_full_state_dir_clear_error_db_intact(
         pass
     finally:
         os.close(fd)
-    code = run_cli(
-        root,
-        [
-            "-q",
-            "create",
-            "fdisk",
-            "--size",
-            "1",
-            "--bundle",
-            str(bundle_dir),
-            "--kubernetes-version",
-            VERSION,
-        ],
-    )
+    create = ["-q", "create", "fdisk", "--size", "1", "--bundle", str(bundle_dir)]
+    create += ["--kubernetes-version", VERSION]
+    code = run_cli(root, create)
     err = capsys.readouterr().err.strip().splitlines()
     with capsys.disabled():
         print(f"\nfull state dir: exit {code}: {err[-1] if err else ''}")
@@ -289,20 +278,7 @@ def test_full_state_dir_clear_error_db_intact(
     filler.unlink()
     subprocess.run(["mount", "-o", "remount,size=1g", str(tiny_home)], check=True)
     t0 = time.monotonic()
-    code = run_cli(
-        root,
-        [
-            "-q",
-            "create",
-            "fdisk",
-            "--size",
-            "1",
-            "--bundle",
-            str(bundle_dir),
-            "--kubernetes-version",
-            VERSION,
-        ],
-    )
+    code = run_cli(root, create)  # the same create, now with space
     with capsys.disabled():
         print(f"re-run create with space: exit {code} in {time.monotonic() - t0:.0f}s")
     assert code == 0, capsys.readouterr().err
