@@ -18,9 +18,11 @@ import sys
 import time
 from pathlib import Path
 
+from koral_ansible.cgroup import cgroup_version
 from koral_ansible.paths import Paths
 from koral_ansible.providers.local.image import ensure_image
 from koral_ansible.providers.local.podman import podman_env
+from koral_ansible.versions import DEFAULT_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = ("preflight", "container_runtime", "firewall", "etcd_backup", "kubeadm")
@@ -33,6 +35,8 @@ def molecule_env(paths: Paths | None = None) -> dict[str, str]:
     env["KORAL_NODE_IMAGE"] = ensure_image(paths)
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = f"{bindir}:{env.get('PATH', '')}"
+    env.setdefault("KORAL_KUBERNETES_VERSION", DEFAULT_VERSION)
+    env.setdefault("KORAL_ALLOW_CGROUP_V1", "true" if cgroup_version() == 1 else "false")
     env["MOLECULE_GLOB"] = "molecule/*/molecule.yml"  # the repo is also a collection: keep molecule/
     env.setdefault("ANSIBLE_FORCE_COLOR", "false")
     env.setdefault("PY_COLORS", "0")
