@@ -30,6 +30,9 @@ def release_vars(kubernetes_version: str) -> dict[str, Any]:
     if v.major == 1 and v.minor in k8s_releases.RELEASES:
         # Whether this release's kubelet refuses a cgroup v1 host unless failCgroupV1: false.
         out["koral_kubelet_fails_cgroup_v1"] = k8s_releases.RELEASES[v.minor].fail_cgroup_v1_default
+    # The oldest containerd a node may run for this release ('' = any; koral's rule, k8s_releases).
+    minimum = k8s_releases.containerd_minimum(v.minor) if v.major == 1 else None
+    out["koral_containerd_minimum"] = minimum or ""
     # The pause tag is not passed here: the container_runtime role reads it from the bundle's
     # manifest (kubeadm's image list), its one source; create passes it only without a bundle.
     return out

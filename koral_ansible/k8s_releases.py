@@ -35,6 +35,13 @@ Sources (read with the project's search tools, never guessed; see docs/kubernete
   a runtime without ``RuntimeConfig`` (containerd < 2.0: kubernetes/website
   ``content/en/blog/_posts/2024-08-21-cgroup-driver-from-cri.md``) is *not* refused: the kubelet
   logs the fallback line and keeps ``cgroupDriver`` from its config.
+* ``K8S_1_35_RELEASE`` - kubernetes/website
+  ``content/en/blog/_posts/2025-12-17-kubernetes-v1-35-release/index.md`` ("Final call for
+  containerd v1.X": "v1.35 as the last release to support the containerd v1.X series ... before
+  upgrading to the next Kubernetes version, you must switch to containerd 2.0 or later"), with
+  containerd/containerd ``RELEASES.md`` (the Kubernetes support matrix). Upstream kubelets do not
+  refuse containerd 1.x (above); refusing it from 1.36 on is koral's own rule
+  (:data:`CONTAINERD_2_FROM_MINOR`, :func:`containerd_minimum`).
 """
 
 from __future__ import annotations
@@ -50,6 +57,11 @@ ABLESTACK_RECIPE = "ablecloud-team/ablestack-kubernetes-iso scripts/util/kuberne
 KUBELET_CGROUP = "kubernetes/kubernetes pkg/kubelet/apis/config/validation/validation_linux.go"
 KEP_5573 = "kubernetes/kubernetes PR #134298 ([KEP-5573] Set failCgroupV1 to true)"
 KEP_4033 = "kubernetes/kubernetes cmd/kubelet/app/server.go getCgroupDriverFromCRI (KEP-4033, PR #139121)"
+
+K8S_1_35_RELEASE = (
+    "kubernetes/website content/en/blog/_posts/2025-12-17-kubernetes-v1-35-release/index.md; "
+    "containerd/containerd RELEASES.md"
+)
 
 V1BETA3 = "kubeadm.k8s.io/v1beta3"
 V1BETA4 = "kubeadm.k8s.io/v1beta4"
@@ -188,6 +200,19 @@ RELEASES: dict[int, Minor] = {
         ),
     )
 }
+
+
+# Koral's rule, from upstream's announcement (K8S_1_35_RELEASE): 1.35 is the last Kubernetes minor
+# supporting containerd 1.x, so from 1.36 on the container_runtime role refuses a node whose
+# containerd is older than CONTAINERD_2_MINIMUM (the upstream 1.36/1.37 kubelets themselves only
+# log a fallback line and set kubelet_cri_losing_support).
+CONTAINERD_2_FROM_MINOR = 36
+CONTAINERD_2_MINIMUM = "2.0.0"
+
+
+def containerd_minimum(minor: int) -> str | None:
+    """The oldest containerd koral accepts on a node of Kubernetes 1.<minor> (None: any)."""
+    return CONTAINERD_2_MINIMUM if minor >= CONTAINERD_2_FROM_MINOR else None
 
 
 def release(minor: int) -> Minor:

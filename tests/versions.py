@@ -8,6 +8,7 @@ Changing the supported set or the default there moves every test with it:
   the newest supported minor, then the pinned patch of the minor before it.
 * ``TOO_FAR`` (refused, ``TOO_FAR_WORDS``): more than one minor past ``UPGRADE_FROM``;
   ``OLDER``: a supported version before it (refused: only forward); ``NEXT_PATCH``: the patch after.
+* ``OTHER_SUPPORTED``: the pinned patch of each supported minor other than the default's.
 * ``RECORD_*``: the same around ``RECORD_FROM``, a version on the oldest supported minor, for
   clusters only recorded in the state (a supported target two minors on exists there).
 """
@@ -49,6 +50,14 @@ def _older(current: str) -> str:
     c = Version.parse(current)
     return f"{c.major}.{c.minor}.{c.patch - 1}" if c.patch else f"{c.major}.{c.minor - 1}.9"
 
+
+# The pinned patch of every supported minor except the default's (``create`` on each of them; the
+# default's is covered by the tests that use DEFAULT).
+OTHER_SUPPORTED: tuple[str, ...] = tuple(
+    _of_minor(major, minor)
+    for major, minor in versions.SUPPORTED_MINORS
+    if (major, minor) != Version.parse(DEFAULT).minor_key
+)
 
 # For an upgrade of a created cluster (integration tests).
 TOO_FAR, TOO_FAR_WORDS = _too_far(UPGRADE_FROM)

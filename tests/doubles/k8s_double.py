@@ -1578,6 +1578,75 @@ def _preflight(ignored: list[str], checks: list[tuple[Any, ...]]) -> None:
         )
 
 
+# SystemVerificationCheck's cgroups part (kubernetes/kubernetes cmd/kubeadm/app/preflight/checks.go,
+# k8s.io/system-validators validators/cgroup_validator_linux.go). v1.12.1 (commit 4a53f46, PR #61),
+# vendored by kubeadm 1.35 (kubernetes/kubernetes PR #134744): on a cgroup v1 host an error when the
+# KubeletVersion is >= 1.35.0-0, else a warning, with this text. Before (commit f66cb6a, kubeadm
+# 1.32-1.34 as their users' logs show): a warning, the second text.
+SYSVER_CGROUP_V1 = (
+    "cgroups v1 support is deprecated and will be removed in a future release. "
+    "Please migrate to cgroups v2. To explicitly enable cgroups v1 support for kubelet v1.35 or newer, "
+    "you must set the kubelet configuration option 'FailCgroupV1' to 'false'. You must also explicitly "
+    "skip this validation. For more information, see https://git.k8s.io/enhancements/keps/sig-node/5573-remove-cgroup-v1"
+)
+SYSVER_CGROUP_V1_MAINTENANCE = "cgroups v1 support is in maintenance mode, please migrate to cgroups v2"
+
+
+def _cgroups_v2_host() -> tuple[bool, str]:
+    """getUnifiedMountpoint: (cgroups v2, error text or ""). /proc/mounts' /sys/fs/cgroup line
+    decides (tmpfs: v1 when /sys/fs/cgroup/memory is a directory), else the first cgroup2 mount
+    (v2) or cgroup mount (v1)."""
+    mounts = host_path("/proc/mounts")
+    try:
+        lines = mounts.read_text().splitlines()
+    except OSError:
+        return False, f"cannot get a cgroup mount point: open {mounts}: no such file or directory"
+    v1 = False
+    for line in lines:
+        fields = line.split()
+        if "cgroup" not in line or len(fields) < 3:
+            continue
+        if fields[1] == "/sys/fs/cgroup":
+            if fields[2] == "tmpfs":
+                return not host_path("/sys/fs/cgroup/memory").is_dir(), ""
+            return fields[2] == "cgroup2", ""
+        if fields[2] == "cgroup2":
+            return True, ""
+        v1 = v1 or fields[2] == "cgroup"
+    if v1:
+        return False, ""
+    return False, f'cannot get a cgroup mount point: cannot get a cgroupfs mount point from "{mounts}"'
+
+
+def _installed_kubelet_version() -> str:
+    """The node's ``kubelet --version`` (GetKubeletVersion, checks.go), "" when it gives none."""
+    if shutil.which("kubelet") is None:
+        return ""
+    try:
+        out = subprocess.run(["kubelet", "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    m = re.search(r"v(\d+\.\d+\.\d+)", out)
+    return m.group(1) if m else ""
+
+
+def system_verification_checks(kubeadm_version: str, kubelet_version: str) -> list[tuple[Any, ...]]:
+    """The cgroups validator's answer as preflight checks (name, ok, message[, warning_only]);
+    init and join pass the installed kubelet's version. Prints the header kubeadm prints when the
+    check returns errors (the validators' report lines are not reproduced)."""
+    if _vtuple(kubeadm_version)[:2] < (1, 32):
+        return []
+    v2, err = _cgroups_v2_host()
+    if v2 and not err:
+        return []
+    if not err and _vtuple(kubeadm_version)[:2] < (1, 35):
+        return [("SystemVerification", False, SYSVER_CGROUP_V1_MAINTENANCE, True)]
+    fails = bool(err) or (bool(kubelet_version) and _vtuple(kubelet_version)[:2] >= (1, 35))
+    if fails:
+        print("[preflight] The system verification failed. Printing the output from the verification:")
+    return [("SystemVerification", False, err or SYSVER_CGROUP_V1, not fails)]
+
+
 def _cri_path(cri: str) -> str:
     return cri[len("unix://") :] if cri.startswith("unix://") else cri
 
@@ -1623,6 +1692,7 @@ def _common_checks(cri: str, version: str, k8s_version: str = "") -> list[tuple[
                 "/proc/sys/net/bridge/bridge-nf-call-iptables contents are not set to 1",
             )
         )
+    checks += system_verification_checks(DOUBLE_VERSION, _installed_kubelet_version())
     return [*checks, *exec_checks(DOUBLE_VERSION, k8s_version)]
 
 

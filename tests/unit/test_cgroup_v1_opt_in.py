@@ -62,8 +62,10 @@ def test_inventory_passes_the_opt_in_and_release_facts() -> None:
     assert inventory.release_vars("1.37.1") == {
         "koral_kubeadm_api_version": "kubeadm.k8s.io/v1beta4",
         "koral_kubelet_fails_cgroup_v1": True,
+        "koral_containerd_minimum": "2.0.0",
     }
     assert inventory.release_vars("1.34.12")["koral_kubelet_fails_cgroup_v1"] is False
+    assert inventory.release_vars("1.35.9")["koral_containerd_minimum"] == ""
 
 
 @pytest.mark.parametrize("allow", [True, False])

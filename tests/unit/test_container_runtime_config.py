@@ -3,7 +3,9 @@ installed binary's ``containerd --version``; the real containerd 2.1.9 (Debian's
 cache) must accept the file (``containerd --config FILE config dump``) and read our settings.
 
 The template is rendered by ansible-playbook on localhost with the role's defaults and vars, as
-the role renders it on a node.
+the role renders it on a node. tasks/support.yml refuses containerd 1.x from Kubernetes 1.36 on
+(koral's rule, koral_ansible/k8s_releases.py CONTAINERD_2_FROM_MINOR), with the facts the
+inventory passes for the version.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from koral_ansible import k8s_releases
 from koral_ansible.bundle.debian import write_runtime_sources
+from koral_ansible.inventory import release_vars
+from koral_ansible.versions import SUPPORTED_MINORS, pinned_version
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "container_runtime"
@@ -134,3 +139,64 @@ def test_no_bundle_runtime_leaves_runc_to_path(containerd: Path, tmp_path: Path)
     config = _render(tmp_path, VERSIONS["2.x"], __container_runtime_probe={"bundle_runtime": False})
     assert "BinaryName" not in config
     _dump(containerd, config, tmp_path)
+
+
+def _support_check(
+    tmp_path: Path, version_output: str, kubernetes_version: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the role's tasks/support.yml on localhost with the facts koral passes for the version."""
+    play = [
+        {
+            "name": "Check containerd support as the role does",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+            "tasks": [{"name": "Check", "ansible.builtin.import_tasks": str(ROLE / "tasks" / "support.yml")}],
+        }
+    ]
+    overrides = {
+        "ansible_python_interpreter": sys.executable,
+        "__container_runtime_containerd_version": {"stdout": version_output},
+        "koral_kubernetes_version": kubernetes_version,
+        **release_vars(kubernetes_version),
+    }
+    path = tmp_path / "support.yml"
+    path.write_text(yaml.safe_dump(play))
+    (tmp_path / "support.json").write_text(json.dumps(overrides))
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1"}
+    env.pop("ANSIBLE_CONFIG", None)
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", "localhost,", "-e", f"@{tmp_path / 'support.json'}", str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "minor", [m for _, m in SUPPORTED_MINORS if m >= k8s_releases.CONTAINERD_2_FROM_MINOR]
+)
+def test_containerd_1_refused_from_1_36(minor: int, tmp_path: Path) -> None:
+    version = pinned_version((1, minor)) or f"1.{minor}.0"
+    proc = _support_check(tmp_path, VERSIONS["1.x"], version)
+    assert proc.returncode != 0
+    assert (
+        f"node localhost: containerd 1.6.20 found, Kubernetes {version} needs containerd "
+        f"{k8s_releases.CONTAINERD_2_MINIMUM} or newer (Kubernetes 1.35 was the last release supporting "
+        "containerd 1.x); use a bundle that carries the node runtime"
+    ) in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("runtime", "minor"),
+    [("1.x", m) for _, m in SUPPORTED_MINORS if m < k8s_releases.CONTAINERD_2_FROM_MINOR]
+    + [("2.x", m) for _, m in SUPPORTED_MINORS],
+)
+def test_containerd_accepted(runtime: str, minor: int, tmp_path: Path) -> None:
+    version = pinned_version((1, minor)) or f"1.{minor}.0"
+    proc = _support_check(tmp_path, VERSIONS[runtime], version)
+    assert proc.returncode == 0, proc.stdout[-3000:]
