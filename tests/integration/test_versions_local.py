@@ -1,4 +1,5 @@
-"""Create on each supported minor other than the default (whose create test_cluster_local.py covers),
+"""Create on each supported minor that no other module creates on (the default: test_cluster_local.py;
+UPGRADE_FROM: test_lifecycle_local.py, test_lifecycle_ha_upgrade.py and test_faults_local.py create on it),
 on local nodes through the CLI: 1 control + 1 worker on the pinned patch, then delete.
 
 Checked with the real kubectl (tests/kubectl_bin.py) from this machine through the cluster's
@@ -29,9 +30,12 @@ from koral_ansible.versions import Version, kubeadm_api_version
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
 from tests.kubectl_bin import fetch_kubectl
-from tests.versions import OTHER_SUPPORTED
+from tests.versions import OTHER_SUPPORTED, UPGRADE_FROM
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
+
+
+VERSIONS = tuple(v for v in OTHER_SUPPORTED if v != UPGRADE_FROM)
 
 
 def _name(version: str) -> str:
@@ -41,7 +45,7 @@ def _name(version: str) -> str:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with cli_home(tmp_path_factory.mktemp("koral-home"), *(_name(v) for v in OTHER_SUPPORTED)) as h:
+    with cli_home(tmp_path_factory.mktemp("koral-home"), *(_name(v) for v in VERSIONS)) as h:
         yield h
 
 
@@ -69,7 +73,7 @@ def _kubectl(env: Env, name: str, version: str, *args: str) -> dict[str, object]
     return out
 
 
-@pytest.mark.parametrize("version", OTHER_SUPPORTED)
+@pytest.mark.parametrize("version", VERSIONS)
 def test_create_on_version(
     version: str, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
