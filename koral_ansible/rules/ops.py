@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address
 
-from koral_ansible.errors import InputError
+from koral_ansible.errors import InputError, OperationError
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import provider_for
 from koral_ansible.rules import records
@@ -28,12 +29,6 @@ def rules(env: Env, name: str, kind: str | None = None) -> list[Rule]:
 
 
 def _editable(record: ClusterRecord) -> None:
-    if record.provider != "cloudstack":
-        raise InputError(
-            "CLUSTER",
-            f"{record.name} runs on {record.provider} nodes; network rules are managed on cloudstack "
-            "clusters only for now",
-        )
     if record.state not in EDITABLE:
         allowed = ", ".join(sorted(s.value for s in EDITABLE))
         raise InputError(
@@ -44,11 +39,17 @@ def _editable(record: ClusterRecord) -> None:
 def apply(env: Env, record: ClusterRecord, wanted: Sequence[Rule], report: Callable[[str], None]) -> None:
     """Make the provider's rules match ``wanted``."""
     from koral_ansible.providers.cloudstack.provider import CloudStackProvider
-    from koral_ansible.rules import cloudstack
+    from koral_ansible.providers.local.provider import LocalProvider
+    from koral_ansible.rules import cloudstack, local
 
     provider = provider_for(env, record.spec, report=report)
-    assert isinstance(provider, CloudStackProvider)
-    cloudstack.reconcile(provider, wanted)
+    if isinstance(provider, CloudStackProvider):
+        cloudstack.reconcile(provider, wanted)
+    elif isinstance(provider, LocalProvider):
+        public_ip = IPv4Address(str(record.endpoint.get("public_ip", "")))
+        local.apply(record.name, public_ip, wanted, env.store.nodes(record.name), provider.local_dir)
+    else:
+        raise OperationError(f"provider {record.provider} has no network rules")
 
 
 def add(env: Env, name: str, build: Callable[[ClusterRecord, list[Rule]], Rule]) -> Rule:
@@ -57,6 +58,10 @@ def add(env: Env, name: str, build: Callable[[ClusterRecord, list[Rule]], Rule])
     _editable(record)
     existing = records.load(env.store, name)
     rule = build(record, existing)
+    if record.provider == "local":
+        from koral_ansible.rules import local
+
+        local.check(rule)
     progress = env.progress(f"{rule.kind}-add")
     with OperationFrame(env, name, f"{rule.kind}-add", busy=None, failed=None, progress=progress) as frame:
         # Re-read under the lock: another add may have taken the name or the ports meanwhile.

@@ -283,3 +283,73 @@ def test_rules_round_trip_through_the_state(record: ClusterRecord, koral_home: P
     assert records.load(store, "demo") == [rule]
     store.forget_cluster("demo")
     assert store.network_rules("demo") == []
+
+
+def test_local_rules_render_one_table_of_their_own(record: ClusterRecord) -> None:
+    import shutil
+    import subprocess
+    from ipaddress import IPv4Address
+
+    from koral_ansible.providers.local import nft
+    from koral_ansible.rules import local
+
+    nodes = [
+        NodeRecord(name=n.name, role=n.role, idx=n.idx, private_ip=f"10.88.0.{n.idx + 10}")
+        for n in record.nodes
+    ]
+    fw = validate.firewall_rule(record, [], proto="tcp", port="80", cidrs=["192.0.2.0/24"], max_size=MAX)
+    fw2 = validate.firewall_rule(
+        record, [fw], proto="tcp", port="80-81", cidrs=["198.51.100.0/24"], max_size=MAX
+    )
+    pf = validate.port_forward_rule(
+        record,
+        [fw, fw2],
+        proto="tcp",
+        public_port="8080-8081",
+        private_port="80-81",
+        node="demo-node-1",
+        cidrs=[],
+        max_size=MAX,
+    )
+    web = validate.lb_rule(
+        record,
+        [fw, fw2, pf],
+        name="web",
+        proto="udp",
+        public_port="53",
+        private_port="5353",
+        algo="source",
+        members=[],
+        cidrs=[],
+        max_size=MAX,
+    )
+    text = local.render("demo", IPv4Address("10.88.0.1"), [fw, fw2, pf, web], nodes)
+    assert local.table_name("demo") == "koralrules_demo" != nft.table_name("demo")
+    assert "ip daddr 10.88.0.1 tcp dport 80 ip saddr @src_0 accept" in text
+    assert "ip daddr 10.88.0.1 tcp dport { 80-81, 8080-8081 } drop" in text  # merged, no overlap
+    assert "ip daddr 10.88.0.1 tcp dport 8081 dnat to 10.88.0.11:81" in text
+    assert "udp dport 53 dnat to jhash ip saddr mod 2 map { 0 : 10.88.0.11, 1 : 10.88.0.12 }:5353" in text
+    rr = dataclasses_replace(web, algorithm="roundrobin", protocol="tcp")
+    assert "dnat to numgen inc mod 2" in local.render("demo", IPv4Address("10.88.0.1"), [rr], nodes)
+    _refused(
+        lambda: local.check(dataclasses_replace(web, algorithm="leastconn")),
+        "--algorithm",
+        "roundrobin, source",
+    )
+    if shutil.which("nft") and os_is_root():
+        proc = subprocess.run(
+            ["nft", "-c", "-f", "-"], input=text, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+
+
+def dataclasses_replace(rule: Rule, **kw: object) -> Rule:
+    import dataclasses
+
+    return dataclasses.replace(rule, **kw)  # type: ignore[arg-type]
+
+
+def os_is_root() -> bool:
+    import os
+
+    return os.geteuid() == 0
