@@ -17,6 +17,7 @@ from koral_ansible.errors import InputError
 from koral_ansible.inventory import release_vars
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge, provider_for
+from koral_ansible.rules import records as rule_records
 from koral_ansible.spec import ClusterSpec, max_cluster_size, validate_spec
 from koral_ansible.state import ClusterRecord, ClusterState, NodeRecord
 
@@ -133,6 +134,10 @@ def remove_node(env: Env, name: str, node_name: str, ungraceful: bool = False) -
         )
     if len(record.workers) == 1:
         raise InputError("NODE", f"{node_name} is the last worker; a cluster keeps at least 1 (size 1..max)")
+    named = rule_records.naming_node(env.store, name, node_name)
+    if named:
+        which = ", ".join(f"{r.kind} {r.name}" for r in named)
+        raise InputError("NODE", f"{node_name} is named by network rule(s) {which}; delete them first")
     _refuse_state(record, SCALABLE | {ClusterState.REMOVING_NODES}, "remove-node")
     progress = env.progress("remove-node")
     with OperationFrame(

@@ -16,3 +16,8 @@ def save(store: StateStore, cluster: str, rule: Rule) -> None:
 
 def remove(store: StateStore, cluster: str, name: str) -> None:
     store.remove_network_rule(cluster, name)
+
+
+def naming_node(store: StateStore, cluster: str, node: str) -> list[Rule]:
+    """Rules that name ``node`` (a port forward's target, an LB rule's explicit member)."""
+    return [r for r in load(store, cluster) if node in r.nodes]

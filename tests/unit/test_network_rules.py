@@ -353,3 +353,17 @@ def os_is_root() -> bool:
     import os
 
     return os.geteuid() == 0
+
+
+def test_remove_node_refuses_a_node_a_rule_names(record: ClusterRecord, koral_home: Paths) -> None:
+    from koral_ansible import operations
+    from koral_ansible.operations.context import Env
+
+    store = StateStore(koral_home)
+    pf = validate.port_forward_rule(record, [], proto="tcp", public_port="8080", private_port=None,
+                                    node="demo-node-1", cidrs=[], max_size=MAX)  # fmt: skip
+    records.save(store, "demo", pf)
+    with pytest.raises(InputError) as err:
+        operations.remove_node(Env(paths=koral_home, store=store), "demo", "demo-node-1")
+    assert err.value.field == "NODE" and "port-forward pf-1" in err.value.message
+    assert store.last_operation("demo") is None  # refused before anything ran
