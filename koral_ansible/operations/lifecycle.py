@@ -45,6 +45,7 @@ def scale(env: Env, name: str, size: int | str, max_size: int | None = None) -> 
     """Set the worker count to ``size``: add and join new workers, or drain and remove the newest."""
     record = env.store.get_cluster(name)
     target = _resize(record, size, max_cluster_size() if max_size is None else max_size)
+    _refuse_named_surplus(env, record, target.size)
     _refuse_state(record, SCALABLE, "scale")
     members = _members_before(env, record)
     progress = env.progress("scale")
@@ -81,6 +82,19 @@ def scale(env: Env, name: str, size: int | str, max_size: int | None = None) -> 
         env.store.set_spec(target)
         env.store.set_state(name, ClusterState.RUNNING)
     return env.store.get_cluster(name)
+
+
+def _refuse_named_surplus(env: Env, record: ClusterRecord, size: int) -> None:
+    """A scale-down removes the newest workers: not one that a network rule names."""
+    newest = sorted(record.workers, key=lambda n: n.idx, reverse=True)[: max(0, len(record.workers) - size)]
+    for node in newest:
+        named = rule_records.naming_node(env.store, record.name, node.name)
+        if named:
+            which = ", ".join(f"{r.kind} {r.name}" for r in named)
+            raise InputError(
+                "--size",
+                f"scaling to {size} removes {node.name}, named by network rule(s) {which}; delete them first",
+            )
 
 
 def _members_before(env: Env, record: ClusterRecord) -> list[str]:

@@ -367,3 +367,19 @@ def test_remove_node_refuses_a_node_a_rule_names(record: ClusterRecord, koral_ho
         operations.remove_node(Env(paths=koral_home, store=store), "demo", "demo-node-1")
     assert err.value.field == "NODE" and "port-forward pf-1" in err.value.message
     assert store.last_operation("demo") is None  # refused before anything ran
+
+
+def test_scale_down_refuses_to_remove_a_node_a_rule_names(record: ClusterRecord, koral_home: Paths) -> None:
+    from koral_ansible import operations
+    from koral_ansible.operations.context import Env
+
+    store = StateStore(koral_home)
+    web = validate.lb_rule(record, [], name="web", proto="tcp", public_port="80", private_port=None,
+                           algo=None, members=["demo-node-2"], cidrs=[], max_size=MAX)  # fmt: skip
+    records.save(store, "demo", web)
+    with pytest.raises(InputError) as err:
+        operations.scale(Env(paths=koral_home, store=store), "demo", 1, max_size=MAX)
+    assert (
+        err.value.field == "--size" and "demo-node-2" in err.value.message and "lb web" in err.value.message
+    )
+    assert store.last_operation("demo") is None
