@@ -112,6 +112,8 @@ def test_rules_add_list_show_delete(running: Harness, capsys: pytest.CaptureFixt
         ["fw-1", "firewall", "tcp", "80"],
         ["fw-2", "firewall", "icmp", "<none>"],
     ]
+    code, out, _ = _play(capsys, "show", "demo")
+    assert code == 0 and "pf-1   port-forward   tcp" in out and "web    lb" in out
     code, out, _ = _play(capsys, "show", "demo", "-o", "json")
     shown = json.loads(out)["network_rules"]
     assert [r["name"] for r in shown] == ["fw-1", "fw-2", "pf-1", "web"]
