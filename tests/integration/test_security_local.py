@@ -8,7 +8,7 @@
 - host keys are recorded on first contact and checked afterwards: once a node's host key
   changes, a converge is refused for that node; with the recorded key back, it passes again;
 - nothing in the product turns host key checking off (no StrictHostKeyChecking=no);
-- the user's network rules (``koral-play port-forward|firewall add``) open a listener on a worker to
+- the user's network rules (``koral-play port-forward|firewall|lb add``) open a listener on a worker to
   the outside namespace through the public IP, only from the rules' sources, and close it on delete.
 
 Traffic goes only to the cluster this test creates and to the test's own namespace.
@@ -189,10 +189,17 @@ def test_port_forward_and_firewall_rules_reach_a_node(cluster: Env, outside: Out
         assert _play("firewall", "delete", CLUSTER, "fw-1") == 0
         assert outside.connect(outside.allowed, pub, 18080).startswith("FAILED")
         assert _play("port-forward", "delete", CLUSTER, "pf-1") == 0
+        # An LB rule over the workers (numgen round robin), from the allowed source only.
+        assert _play("lb", "add", CLUSTER, "web", "--public-port", "18090", "--private-port", "30080",
+                     "--cidr", f"{outside.allowed}/32") == 0  # fmt: skip
+        assert outside.connect(outside.allowed, pub, 18090) == "OPEN"
+        assert outside.connect(outside.denied, pub, 18090).startswith("FAILED")
+        assert _play("lb", "delete", CLUSTER, "web") == 0
+        assert outside.connect(outside.allowed, pub, 18090).startswith("FAILED")
         assert cluster.store.network_rules(CLUSTER) == []
     finally:
         _ssh(cluster, 2223, "systemctl stop koral-rule-test")
-        for kind, name in (("firewall", "fw-1"), ("port-forward", "pf-1")):
+        for kind, name in (("firewall", "fw-1"), ("port-forward", "pf-1"), ("lb", "web")):
             run_cli(root, ["-q", kind, "delete", CLUSTER, name])
 
 
