@@ -98,6 +98,13 @@ CREATE TABLE IF NOT EXISTS operations (
     started TEXT NOT NULL,
     finished TEXT
 );
+CREATE TABLE IF NOT EXISTS network_rules (
+    cluster TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL DEFAULT '{}',
+    created TEXT NOT NULL,
+    PRIMARY KEY (cluster, name)
+);
 CREATE INDEX IF NOT EXISTS events_cluster ON events(cluster, id);
 CREATE INDEX IF NOT EXISTS operations_cluster ON operations(cluster, id);
 """
@@ -291,6 +298,7 @@ class StateStore:
         with self._tx() as db:
             db.execute("DELETE FROM nodes WHERE cluster=?", (name,))
             db.execute("DELETE FROM resources WHERE cluster=?", (name,))
+            db.execute("DELETE FROM network_rules WHERE cluster=?", (name,))
             db.execute("DELETE FROM clusters WHERE name=?", (name,))
         self.paths.secrets(name).unlink(missing_ok=True)
 
@@ -366,6 +374,25 @@ class StateStore:
     def remove_resource(self, cluster: str, kind: str, rid: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM resources WHERE cluster=? AND kind=? AND rid=?", (cluster, kind, rid))
+
+    # ---- the user's network rules (koral_ansible.rules): wanted state, not cloud objects -------
+    def put_network_rule(self, cluster: str, name: str, data: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO network_rules(cluster, name, data, created) VALUES (?,?,?,?)"
+                " ON CONFLICT(cluster, name) DO UPDATE SET data=excluded.data",
+                (cluster, name, json.dumps(data), now()),
+            )
+
+    def network_rules(self, cluster: str) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT data FROM network_rules WHERE cluster=? ORDER BY created, rowid", (cluster,)
+        ).fetchall()
+        return [json.loads(r["data"]) for r in rows]
+
+    def remove_network_rule(self, cluster: str, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM network_rules WHERE cluster=? AND name=?", (cluster, name))
 
     # ---- events and operations --------------------------------------------------------------
     def event(self, cluster: str, operation: str, phase: str, result: str, message: str = "") -> None:

@@ -240,6 +240,11 @@ def show(env: Env, name: str, output: str) -> None:
         click.echo()
         rows = [operations.node_row(n, wide=output == "wide") for n in record.nodes]
         emit(rows, output, NODE_COLUMNS, empty="No nodes yet.")
+        if data["network_rules"]:
+            from koral_ansible.cli.rules import RULE_COLUMNS
+
+            click.echo()
+            emit(data["network_rules"], output, RULE_COLUMNS)
 
 
 @root.command()

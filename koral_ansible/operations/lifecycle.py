@@ -17,6 +17,7 @@ from koral_ansible.errors import InputError
 from koral_ansible.inventory import release_vars
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge, provider_for
+from koral_ansible.rules import records as rule_records
 from koral_ansible.spec import ClusterSpec, max_cluster_size, validate_spec
 from koral_ansible.state import ClusterRecord, ClusterState, NodeRecord
 
@@ -44,6 +45,7 @@ def scale(env: Env, name: str, size: int | str, max_size: int | None = None) -> 
     """Set the worker count to ``size``: add and join new workers, or drain and remove the newest."""
     record = env.store.get_cluster(name)
     target = _resize(record, size, max_cluster_size() if max_size is None else max_size)
+    _refuse_named_surplus(env, record, target.size)
     _refuse_state(record, SCALABLE, "scale")
     members = _members_before(env, record)
     progress = env.progress("scale")
@@ -80,6 +82,19 @@ def scale(env: Env, name: str, size: int | str, max_size: int | None = None) -> 
         env.store.set_spec(target)
         env.store.set_state(name, ClusterState.RUNNING)
     return env.store.get_cluster(name)
+
+
+def _refuse_named_surplus(env: Env, record: ClusterRecord, size: int) -> None:
+    """A scale-down removes the newest workers: not one that a network rule names."""
+    newest = sorted(record.workers, key=lambda n: n.idx, reverse=True)[: max(0, len(record.workers) - size)]
+    for node in newest:
+        named = rule_records.naming_node(env.store, record.name, node.name)
+        if named:
+            which = ", ".join(f"{r.kind} {r.name}" for r in named)
+            raise InputError(
+                "--size",
+                f"scaling to {size} removes {node.name}, named by network rule(s) {which}; delete them first",
+            )
 
 
 def _members_before(env: Env, record: ClusterRecord) -> list[str]:
@@ -133,6 +148,10 @@ def remove_node(env: Env, name: str, node_name: str, ungraceful: bool = False) -
         )
     if len(record.workers) == 1:
         raise InputError("NODE", f"{node_name} is the last worker; a cluster keeps at least 1 (size 1..max)")
+    named = rule_records.naming_node(env.store, name, node_name)
+    if named:
+        which = ", ".join(f"{r.kind} {r.name}" for r in named)
+        raise InputError("NODE", f"{node_name} is named by network rule(s) {which}; delete them first")
     _refuse_state(record, SCALABLE | {ClusterState.REMOVING_NODES}, "remove-node")
     progress = env.progress("remove-node")
     with OperationFrame(

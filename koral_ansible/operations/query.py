@@ -9,6 +9,7 @@ from typing import Any
 from koral_ansible.autoscaler.settings import load_settings
 from koral_ansible.errors import OperationError
 from koral_ansible.operations.context import Env
+from koral_ansible.rules import records as rule_records
 from koral_ansible.state import ClusterRecord, NodeRecord
 
 
@@ -101,6 +102,7 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
             {"operation": last.operation, "status": last.status, "phase": last.phase} if last else None
         ),
         "nodes": [node_row(n) for n in record.nodes],
+        "network_rules": [r.row() for r in rule_records.load(env.store, record.name)],
     }
 
 

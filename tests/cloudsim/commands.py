@@ -752,11 +752,16 @@ def reboot_vm(api: Api, req: Request) -> AsyncPlan:
 
 
 def _expunge(api: Api, vm_id: str) -> None:
-    """Remove a VM and everything that points at it (its port forwards and LB mappings)."""
+    """Remove a VM and everything that points at it (its port forwards and LB mappings).
+
+    A port forward's firewall rule (openfirewall) goes with it: firewall_rules.related is a
+    foreign key ON DELETE CASCADE (apache/cloudstack setup/db/create-schema.sql,
+    fk_firewall_rules__related)."""
     cloud = api.cloud
     with cloud.lock:
         for rid in [k for k, r in cloud.pf_rules.items() if r["virtualmachineid"] == vm_id]:
             del cloud.pf_rules[rid]
+            _drop_related_firewall(api, rid)
         for lb in cloud.lb_rules.values():
             if vm_id in lb["_vms"]:
                 lb["_vms"].remove(vm_id)

@@ -7,7 +7,9 @@
   strong (ed25519, or RSA of at least 3072 bits);
 - host keys are recorded on first contact and checked afterwards: once a node's host key
   changes, a converge is refused for that node; with the recorded key back, it passes again;
-- nothing in the product turns host key checking off (no StrictHostKeyChecking=no).
+- nothing in the product turns host key checking off (no StrictHostKeyChecking=no);
+- the user's network rules (``koral-play port-forward|firewall|lb add``) open a listener on a worker to
+  the outside namespace through the public IP, only from the rules' sources, and close it on delete.
 
 Traffic goes only to the cluster this test creates and to the test's own namespace.
 """
@@ -153,6 +155,52 @@ def test_allowed_cidrs_restrict_ssh_and_api(cluster: Env, outside: Outside) -> N
         assert outside.connect(outside.denied, pub, port).startswith("FAILED"), f"denied source got {port}"
     # The allowed source really reaches sshd and the API server, not only a TCP port.
     assert _ssh(cluster, 2222, "true").returncode == 0
+
+
+def _play(*args: str) -> int:
+    return run_cli(root, ["-q", *args])
+
+
+def test_port_forward_and_firewall_rules_reach_a_node(cluster: Env, outside: Outside) -> None:
+    """koral-play port-forward/firewall add on the running cluster: the outside namespace reaches a
+    listener on the worker through the public IP, only from the rules' sources; delete closes it.
+    The listener is on a NodePort, which koral's node firewall opens to the allowed CIDRs."""
+    pub, worker = _public_ip(cluster), f"{CLUSTER}-node-1"
+    listen = "systemd-run --unit=koral-rule-test python3 -m http.server 30080 --bind 0.0.0.0"
+    assert _ssh(cluster, 2223, f"systemctl stop koral-rule-test 2>/dev/null; {listen}").returncode == 0
+    try:
+        assert outside.connect(outside.allowed, pub, 18080).startswith("FAILED")  # nothing yet
+        assert _play("port-forward", "add", CLUSTER, "--public-port", "18080", "--private-port", "30080",
+                     "--node", worker, "--cidr", f"{outside.allowed}/32") == 0  # fmt: skip
+        assert outside.connect(outside.allowed, pub, 18080) == "OPEN"
+        assert outside.connect(outside.denied, pub, 18080).startswith("FAILED")
+        assert _play("port-forward", "delete", CLUSTER, "pf-1") == 0
+        assert outside.connect(outside.allowed, pub, 18080).startswith("FAILED")
+        # A forward admitting other sources, and a firewall rule on its port admitting ours: the
+        # rules add up as CloudStack's do; deleting the firewall rule closes the port again.
+        assert _play("port-forward", "add", CLUSTER, "--public-port", "18080", "--private-port", "30080",
+                     "--node", worker, "--cidr", "192.0.2.0/24") == 0  # fmt: skip
+        assert outside.connect(outside.allowed, pub, 18080).startswith("FAILED")
+        assert _play("firewall", "add", CLUSTER, "--port", "18080", "--cidr", f"{outside.allowed}/32") == 0
+        assert outside.connect(outside.allowed, pub, 18080) == "OPEN"
+        # koral's own rules are untouched: SSH still admits only the allowed source.
+        assert outside.connect(outside.denied, pub, 2222).startswith("FAILED")
+        assert outside.connect(outside.allowed, pub, 2222) == "OPEN"
+        assert _play("firewall", "delete", CLUSTER, "fw-1") == 0
+        assert outside.connect(outside.allowed, pub, 18080).startswith("FAILED")
+        assert _play("port-forward", "delete", CLUSTER, "pf-1") == 0
+        # An LB rule over the workers (numgen round robin), from the allowed source only.
+        assert _play("lb", "add", CLUSTER, "web", "--public-port", "18090", "--private-port", "30080",
+                     "--cidr", f"{outside.allowed}/32") == 0  # fmt: skip
+        assert outside.connect(outside.allowed, pub, 18090) == "OPEN"
+        assert outside.connect(outside.denied, pub, 18090).startswith("FAILED")
+        assert _play("lb", "delete", CLUSTER, "web") == 0
+        assert outside.connect(outside.allowed, pub, 18090).startswith("FAILED")
+        assert cluster.store.network_rules(CLUSTER) == []
+    finally:
+        _ssh(cluster, 2223, "systemctl stop koral-rule-test")
+        for kind, name in (("firewall", "fw-1"), ("port-forward", "pf-1"), ("lb", "web")):
+            run_cli(root, ["-q", kind, "delete", CLUSTER, name])
 
 
 def test_keys_and_kubeconfig_are_private_and_strong(cluster: Env) -> None:

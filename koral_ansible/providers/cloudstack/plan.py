@@ -16,7 +16,19 @@ TAG_ROLE = "koral-role"
 TAG_INDEX = "koral-index"
 
 # Resource kinds recorded in the state store, in the order destroy removes them.
-DESTROY_ORDER = ("lb_rule", "port_forward", "firewall_rule", "vm", "public_ip", "ssh_keypair", "network")
+# (user_*: the user's network rules, koral_ansible/rules/cloudstack.py RESOURCE_KIND.)
+DESTROY_ORDER = (
+    "user_lb_rule",
+    "user_port_forward",
+    "user_firewall_rule",
+    "lb_rule",
+    "port_forward",
+    "firewall_rule",
+    "vm",
+    "public_ip",
+    "ssh_keypair",
+    "network",
+)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from koral_ansible.providers.cloudstack.capabilities import may_expunge
 from koral_ansible.providers.cloudstack.client import ApiCallError, CloudClient, Job, JobsFailed
 from koral_ansible.providers.cloudstack.config import CloudConfig, load_config
 from koral_ansible.providers.cloudstack.resolve import Resolved, resolve
+from koral_ansible.rules import cloudstack as user_rules
+from koral_ansible.rules import records as rule_records
 from koral_ansible.spec import ClusterSpec
 from koral_ansible.state import NodeRecord
 
@@ -489,6 +491,9 @@ class CloudStackProvider(Provider):
             },
         )
         self.ctx.store.set_endpoint(self.cluster, endpoint.to_dict())
+        # The user's rules follow the nodes (new workers join LB rules, a replaced VM gets its
+        # port forwards back); koral's own rules above never touch them.
+        user_rules.reconcile(self, rule_records.load(self.ctx.store, self.cluster))
         return endpoint
 
     def _track(self, kind: str, job: Job, **data: Any) -> None:
@@ -655,6 +660,7 @@ class CloudStackProvider(Provider):
                 self._record("network", str(net["id"]), owned=True, name=name)
 
     _DELETE = {
+        **{user_rules.RESOURCE_KIND[k]: cmd for k, cmd in user_rules.DELETE.items()},
         "lb_rule": "deleteLoadBalancerRule",
         "port_forward": "deletePortForwardingRule",
         "firewall_rule": "deleteFirewallRule",

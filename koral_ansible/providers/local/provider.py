@@ -22,6 +22,8 @@ from koral_ansible.providers.base import API_PORT, SSH_BASE_PORT, Endpoint, Prov
 from koral_ansible.providers.local import lb, network, nft, nodes
 from koral_ansible.providers.local.image import ensure_image
 from koral_ansible.providers.local.podman import LABEL_CLUSTER, LABEL_HOME, Podman, home_id
+from koral_ansible.rules import local as user_rules
+from koral_ansible.rules import records as rule_records
 from koral_ansible.spec import ClusterSpec
 from koral_ansible.state import NodeRecord
 
@@ -244,6 +246,7 @@ class LocalProvider(Provider):
         self.ctx.store.add_resource(self.cluster, R_NFT, nft.table_name(self.cluster), {})
         nft.apply(script, save_to=self.local_dir / "nftables.conf")
         network.enable_hairpin(self.podman, net.name)
+        self.apply_user_rules(net.gateway)
         backends = [lb.Backend(r.name, IPv4Address(r.private_ip)) for r in records if r.is_control]
         text = lb.render(self.cluster, net.gateway, backends, API_PORT)
         self.ctx.store.add_resource(self.cluster, R_HAPROXY, str(self.local_dir / lb.CONFIG_NAME), {})
@@ -251,6 +254,13 @@ class LocalProvider(Provider):
             self._report(
                 f"local: API load balancer on {net.gateway}:{API_PORT} -> {len(backends)} control node(s)"
             )
+
+    def apply_user_rules(self, public_ip: IPv4Address | None = None) -> None:
+        """The user's network rules (koral_ansible/rules) for the recorded nodes, in their own table."""
+        if public_ip is None:
+            public_ip = self._network().gateway
+        rules = rule_records.load(self.ctx.store, self.cluster)
+        user_rules.apply(self.cluster, public_ip, rules, self._records(), self.local_dir)
 
     # ---- operations -------------------------------------------------------------------------
     def provision(self, spec: ClusterSpec) -> Endpoint:
@@ -334,6 +344,7 @@ class LocalProvider(Provider):
                     network.remove_network(self.podman, name)
         if shutil.which("nft"):
             nft.delete(cluster)
+            nft.apply(user_rules.render_delete(cluster))
         shutil.rmtree(self.local_dir, ignore_errors=True)
         if self.local_dir.exists():
             raise OperationError(f"cannot remove {self.local_dir}; remove it by hand and run destroy again")
