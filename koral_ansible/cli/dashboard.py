@@ -40,8 +40,8 @@ def switch(env: Env, name: str, enabled: bool) -> settings.DashboardSettings:
 def _login(env: Env, name: str, seconds: int) -> dict[str, Any]:
     record = env.store.get_cluster(name)
     bundle = resolve_spec_bundle(env, record.spec)
-    kubectl = access.host_kubectl(bundle.path if bundle else None)
-    token = access.login_token(kubectl, env.paths.kubeconfig(name), seconds)
+    with access.host_kubectl(bundle.path if bundle else None) as kubectl:
+        token = access.login_token(kubectl, env.paths.kubeconfig(name), seconds)
     return {
         "name": name,
         "enabled": True,

@@ -12,14 +12,18 @@ refuses them first, as bad input naming --duration.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from koral_ansible.bundle.iso import IsoReader, is_iso
 from koral_ansible.errors import InputError, OperationError
 
 NAMESPACE = "kubernetes-dashboard"
@@ -30,6 +34,7 @@ MAX_SECONDS = 1 << 32
 DEFAULT_DURATION = "1h"
 PROXY_PORT = 8001
 FORWARD_PORT = 8443
+KUBECTL = "k8s/kubectl"  # in the bundle (koral_ansible/bundle/layout.py)
 _UNITS = {"h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -46,20 +51,30 @@ def parse_duration(text: str) -> int:
     return seconds
 
 
-def host_kubectl(bundle_path: Path | None) -> Path:
-    """The real kubectl to run here: the bundle's ``k8s/kubectl`` (directory bundles), else the
+@contextlib.contextmanager
+def host_kubectl(bundle_path: Path | None) -> Iterator[Path]:
+    """The real kubectl to run here: the bundle's ``k8s/kubectl`` (a directory bundle's file, or
+    copied out of an ISO bundle into a private temporary directory for the call), else the
     kubectl on PATH."""
-    if bundle_path is not None and bundle_path.is_dir():
-        candidate = bundle_path / "k8s" / "kubectl"
-        if candidate.is_file():
-            return candidate
+    if bundle_path is not None and bundle_path.is_dir() and (bundle_path / KUBECTL).is_file():
+        yield bundle_path / KUBECTL
+        return
+    if bundle_path is not None and is_iso(bundle_path):
+        with IsoReader(bundle_path) as iso, tempfile.TemporaryDirectory(prefix="koral-kubectl-") as tmp:
+            if KUBECTL in iso.files():
+                exe = Path(tmp) / "kubectl"
+                with iso.open(KUBECTL) as src, exe.open("wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                exe.chmod(0o700)
+                yield exe
+                return
     found = shutil.which("kubectl")
-    if found:
-        return Path(found)
-    raise OperationError(
-        "no kubectl to ask for a dashboard token: the cluster's bundle is not a directory with "
-        "k8s/kubectl and there is no kubectl on PATH"
-    )
+    if not found:
+        raise OperationError(
+            "no kubectl to ask for a dashboard token: the cluster's bundle has no k8s/kubectl "
+            "and there is no kubectl on PATH"
+        )
+    yield Path(found)
 
 
 @dataclass(frozen=True)

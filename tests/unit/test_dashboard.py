@@ -4,6 +4,7 @@ changed), the login token (stdout only: never in the koral home, events or stder
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import stat
@@ -149,7 +150,7 @@ def test_token_goes_to_stdout_only(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     kubectl = _fake_kubectl(tmp_path)
-    monkeypatch.setattr(access, "host_kubectl", lambda _bundle: kubectl)
+    monkeypatch.setattr(access, "host_kubectl", lambda _bundle: contextlib.nullcontext(kubectl))
     assert cli(["dashboard", "demo", "--enable"], capsys)[0] == 0
     code, out, err = cli(["dashboard", "demo", "--duration", "30m"], capsys)
     assert code == 0, err
@@ -222,3 +223,18 @@ def test_create_dashboard_flag_enables_after_create(
 
 def test_wired_into_root() -> None:
     assert root.get_command(click.Context(root), "dashboard") is cli_dashboard.dashboard
+
+
+def test_host_kubectl_from_a_directory_or_an_iso_bundle(tmp_path: Path) -> None:
+    from koral_ansible.bundle.iso import make_iso
+
+    bundle = tmp_path / "bundle"
+    (bundle / "k8s").mkdir(parents=True)
+    (bundle / "k8s" / "kubectl").write_bytes(b"#!/bin/sh\necho real\n")
+    with access.host_kubectl(bundle) as exe:
+        assert exe == bundle / "k8s" / "kubectl"
+    iso = make_iso(bundle, tmp_path / "b.iso", "KORAL")
+    with access.host_kubectl(iso) as exe:
+        assert exe.read_bytes() == b"#!/bin/sh\necho real\n" and exe.stat().st_mode & 0o100
+        copied = exe
+    assert not copied.exists()
