@@ -160,3 +160,25 @@ def test_token_stops_working_when_its_account_is_deleted(dashboard: Cluster) -> 
     dashboard.kubectl("-n", NS, "delete", "serviceaccount", "short-lived")
     gone = _with_token(dashboard, token, "get", "ns")
     assert gone.returncode == 1 and "Unauthorized" in gone.stderr
+
+
+def test_dashboard_manifest_deletes_and_deletes_again_quietly(cluster: Cluster) -> None:
+    """What the dashboard role's absent state runs: delete --ignore-not-found -f, twice."""
+    cluster.kubectl("apply", "-f", "-", stdin=DASHBOARD_YAML.replace("kubernetes-dashboard", "dash-two"))
+    first = cluster.kubectl(
+        "delete",
+        "--ignore-not-found",
+        "-f",
+        "-",
+        stdin=DASHBOARD_YAML.replace("kubernetes-dashboard", "dash-two"),
+    )
+    assert 'namespace "dash-two" deleted' in first.stdout
+    assert cluster.kubectl("get", "ns", "dash-two", check=False).returncode == 1
+    second = cluster.kubectl(
+        "delete",
+        "--ignore-not-found",
+        "-f",
+        "-",
+        stdin=DASHBOARD_YAML.replace("kubernetes-dashboard", "dash-two"),
+    )
+    assert second.stdout == ""
