@@ -121,6 +121,8 @@ def test_create_token_duration_and_use(dashboard: Cluster) -> None:
         tzinfo=dt.UTC
     )
     assert abs((expiry - before).total_seconds() - 900) < 30
+    default = json.loads(dashboard.kubectl("-n", NS, "create", "token", "admin-user", "-o", "json").stdout)
+    assert default["spec"]["expirationSeconds"] == 3600  # defaults.go, no --duration
     token = dashboard.kubectl("-n", NS, "create", "token", "admin-user", "--duration=10m").stdout.strip()
     assert token.count(".") == 2
     who = _with_token(dashboard, token, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
