@@ -123,6 +123,12 @@ def _secret_from(value: str | None, file: str | None, env_name: str, field: str)
     "--set-current", is_flag=True, help="With --merge-kubeconfig: also make koral-NAME the current context."
 )
 @click.option(
+    "--dashboard",
+    is_flag=True,
+    help="When the cluster is up, apply the Kubernetes dashboard from the bundle "
+    "(like 'dashboard NAME --enable').",
+)
+@click.option(
     "--allow-cgroup-v1",
     is_flag=True,
     default=None,
@@ -136,6 +142,7 @@ def create(
     ha: bool | None,
     merge_kubeconfig: bool,
     set_current: bool,
+    dashboard: bool,
     **flags: Any,
 ) -> None:
     """Create a cluster (or resume an interrupted create of the same spec).
@@ -167,6 +174,11 @@ def create(
     click.echo(
         f"cluster {record.name} is {record.state.value}: {operations.summary(record)['endpoint']}", err=True
     )
+    if dashboard:
+        from koral_ansible.cli.dashboard import switch
+
+        switch(env, record.name, True)
+        click.echo(f"dashboard enabled: koral-play dashboard {record.name} prints a login token", err=True)
     if merge_kubeconfig:
         _merge_kubeconfig(record.name, operations.kubeconfig_path(env, record.name), set_current)
     else:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from koral_ansible.autoscaler.settings import load_settings
+from koral_ansible.dashboard import settings as dashboard_settings
 from koral_ansible.errors import OperationError
 from koral_ansible.operations.context import Env
 from koral_ansible.rules import records as rule_records
@@ -80,6 +81,7 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
         "autoscaling": scaling.enabled,
         "autoscaling_min": scaling.min_size if scaling.enabled else None,
         "autoscaling_max": scaling.max_size if scaling.enabled else None,
+        "dashboard": dashboard_settings.load_settings(env.paths, record.name).enabled,
         "size": spec.size,
         "control_nodes": spec.control_nodes,
         "ha": spec.ha,

@@ -7,11 +7,13 @@ port forwards, haproxy, the ansible-runner run of playbooks/create.yml.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
 import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge
 from koral_ansible.providers.local.podman import podman_env
-from koral_ansible.state import ClusterState
+from koral_ansible.state import ClusterRecord, ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
 from tests.versions import DEFAULT, PAUSE
@@ -154,6 +156,8 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
         result = converge(env, frame, record, "create.yml")
     assert result.changed == 0, result.stats
 
+    _dashboard_on_off(env, record, bundle, capsys)
+
     # Delete leaves nothing behind.
     code = run_cli(root, ["delete", "itest", "--yes"])
     assert code == 0
@@ -181,3 +185,62 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
         ["grep", "-rl", REGISTRY_SECRET, str(home)], capture_output=True, text=True, check=False
     )
     assert grep.stdout == ""
+
+
+def _dashboard_on_off(
+    env: Env, record: ClusterRecord, bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The dashboard from the bundle on the running cluster: enabled (changed=0 on re-run), its
+    Deployment and Service with the bundle's images moved to the cluster's registry, a login
+    token that the real kubectl uses with --token, never kept in the koral home; disabled again."""
+    from koral_ansible.dashboard.access import host_kubectl
+
+    node_kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf --namespace kubernetes-dashboard"
+    code = run_cli(root, ["dashboard", "itest", "--enable"])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    with OperationFrame(env, "itest", "dashboard", busy=None, failed=None) as frame:
+        again = converge(env, frame, record, "dashboard.yml", extra={"dashboard_state": "present"})
+    assert again.changed == 0, again.stats
+    deploy = json.loads(ssh(env, 2222, f"{node_kubectl} get deployment kubernetes-dashboard -o json"))
+    images = [c["image"] for c in deploy["spec"]["template"]["spec"]["containers"]]
+    assert images == ["registry.invalid:5000/kubernetesui/dashboard:v2.7.0"]
+    svc = json.loads(ssh(env, 2222, f"{node_kubectl} get service kubernetes-dashboard -o json"))
+    assert svc["spec"]["ports"][0]["port"] == 443 and svc["spec"]["ports"][0]["targetPort"] == 8443
+    code = run_cli(root, ["show", "itest", "-o", "json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["dashboard"] is True
+
+    code = run_cli(root, ["dashboard", "itest", "--duration", "15m", "-o", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    info = json.loads(out)
+    token = info["token"]
+    assert token not in err
+    ep = record.endpoint
+    cfg = yaml.safe_load(env.paths.kubeconfig("itest").read_text())
+    with host_kubectl(bundle) as kubectl, tempfile.TemporaryDirectory() as tmp:
+        ca = Path(tmp) / "ca.crt"
+        ca.write_bytes(base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"]))
+        used = subprocess.run(
+            [
+                str(kubectl), "--kubeconfig", "/dev/null",
+                f"--server=https://{ep['public_ip']}:{ep['api_port']}", f"--certificate-authority={ca}",
+                f"--token={token}", "--namespace", "kubernetes-dashboard",
+                "get", "deployment,service", "-o", "name",
+            ],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert used.returncode == 0, used.stderr
+    assert "deployment.apps/kubernetes-dashboard" in used.stdout.split()
+    assert "service/kubernetes-dashboard" in used.stdout.split()
+    leaked = subprocess.run(["grep", "-rlF", token, str(env.paths.home)], capture_output=True, text=True)
+    assert leaked.stdout == "", f"token written to {leaked.stdout}"
+
+    code = run_cli(root, ["dashboard", "itest", "--disable"])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    gone = ssh(env, 2222, "kubectl --kubeconfig /etc/kubernetes/admin.conf get namespaces -o name")
+    assert "namespace/kubernetes-dashboard" not in gone.split()
+    with OperationFrame(env, "itest", "dashboard", busy=None, failed=None) as frame:
+        again = converge(env, frame, record, "dashboard.yml", extra={"dashboard_state": "absent"})
+    assert again.changed == 0, again.stats

@@ -148,10 +148,14 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    yield from start_cluster(tmp_path_factory.mktemp("apiserver"))
+
+
+def start_cluster(root: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Cluster]:
+    """An API server double on loopback with three registered nodes (cp1, w1, w2)."""
     from tests.kubectl_bin import fetch_kubectl
 
     kubectl = fetch_kubectl(VERSION)
-    root = tmp_path_factory.mktemp("apiserver")
     pki = root / "pki"
     kd.make_ca(pki, "ca", "kubernetes")
     kd.make_ca(pki, "front-proxy-ca", "front-proxy-ca")
@@ -178,6 +182,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             f"--client-ca-file={pki}/ca.crt",
             f"--requestheader-client-ca-file={pki}/front-proxy-ca.crt",
             "--service-cluster-ip-range=10.96.0.0/12",
+            *extra_args,
         ],
         env=env,
         stdout=subprocess.DEVNULL,

@@ -118,6 +118,7 @@ CREATE_CASES: list[tuple[list[str], str, str]] = [
     # kubeconfig merge switches: bad input still stops before anything (the user's kubeconfig too)
     (["create", "other", "--set-current"], "--set-current", "only goes with --merge-kubeconfig"),
     (["create", "other", "--merge-kubeconfig", "--size", "0"], "size", SIZE_RULE),
+    (["create", "other", "--dashboard", "--size", "0"], "size", SIZE_RULE),
     (["create", "other", "--bundle", "/nonexistent/k.iso"], "--bundle", "bundle directory, an ISO or a name"),
     (["create", "other", "--compute-offering", ""], "compute_offering", "must not be empty"),
     (["create", "other", "--registry-url", "ftp://r"], "registry.url", "http://HOST[:PORT]"),
