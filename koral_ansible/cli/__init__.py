@@ -12,11 +12,19 @@ from koral_ansible.cli import autoscale as _autoscale
 from koral_ansible.cli import bundle as _bundle
 from koral_ansible.cli import doctor as _doctor
 from koral_ansible.cli import lifecycle as _lifecycle  # noqa: F401  (registers its commands on root)
+from koral_ansible.cli import loadbalancer as _loadbalancer
 from koral_ansible.cli import registry as _registry
 from koral_ansible.cli.common import run_cli
 from koral_ansible.cli.root import root
 
-_COMMANDS = (_autoscale.autoscale, _autoscale.autoscaler, _bundle.bundle, _doctor.doctor, _registry.registry)
+_COMMANDS = (
+    _autoscale.autoscale,
+    _autoscale.autoscaler,
+    _bundle.bundle,
+    _doctor.doctor,
+    _registry.registry,
+    _loadbalancer.loadbalancer,
+)
 for _command in _COMMANDS:
     root.add_command(_command)
 
