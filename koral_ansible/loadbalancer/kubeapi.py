@@ -1,6 +1,7 @@
 """The cluster's API through the real kubectl and the admin kubeconfig in the koral home.
 
-``kubectl get services -A -o json`` lists the Services; ``kubectl patch --subresource=status``
+``kubectl get services -A -o json`` lists the Services, ``kubectl get nodes -o json`` the nodes;
+``kubectl patch --subresource=status``
 writes ``status.loadBalancer`` through ``services/{name}/status`` as a cloud controller does
 (kubernetes/cloud-provider ``controllers/service/controller.go``: ``patchStatus``).
 kubectl is the bundle's (``k8s/kubectl`` of the cluster's recorded bundle directory), else
@@ -61,6 +62,10 @@ class KubeApi:
 
     def services(self) -> list[dict[str, Any]]:
         data = json.loads(self._run("get", "services", "--all-namespaces", "-o", "json") or "{}")
+        return list(data.get("items") or [])
+
+    def nodes(self) -> list[dict[str, Any]]:
+        data = json.loads(self._run("get", "nodes", "-o", "json") or "{}")
         return list(data.get("items") or [])
 
     def patch_status(self, namespace: str, name: str, load_balancer: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from koral_ansible.errors import OperationError
 from koral_ansible.loadbalancer import hostnft, kubeapi, rules
-from koral_ansible.loadbalancer.services import lb_service
+from koral_ansible.loadbalancer.services import backends, lb_service
 from koral_ansible.operations.context import Env
 from koral_ansible.providers.base import API_PORT, SSH_BASE_PORT
 from koral_ansible.spec import MAX_CONTROL_NODES, max_cluster_size
@@ -65,7 +65,7 @@ def reconcile(env: Env, cluster: str, api: kubeapi.KubeApi | None = None) -> Res
         api = kubeapi.KubeApi(kubectl, env.paths.kubeconfig(cluster))
     objects = api.services()
     wanted = [s for s in (lb_service(o) for o in objects) if s is not None]
-    nodes = [IPv4Address(n.private_ip) for n in record.nodes if n.private_ip]
+    nodes = backends(api.nodes())
     plan = rules.plan(public_ip, nodes, wanted, reserved_tcp_ports(record))
     result = Result(cluster, [s.key for s in plan.served], dict(plan.refused))
     saved = env.paths.local_dir(cluster) / SAVED_RULES

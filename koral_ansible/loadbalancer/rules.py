@@ -1,6 +1,7 @@
 """Desired host rules for a cluster's LoadBalancer Services, and their nftables text (pure).
 
-Every served port becomes ``public_ip:port/proto -> node_i:nodePort`` with the nodes taken in
+Every served port becomes ``public_ip:port/proto -> node_i:nodePort`` with the backend nodes
+(:func:`koral_ansible.loadbalancer.services.backends`: not the control plane kubeadm excludes) taken in
 turn (``numgen inc``: new connections spread over the nodes, as a cloud load balancer spreads
 them over its backends). A port is served by one Service only: the older Service keeps it
 (creationTimestamp, then namespace/name), a Service with a port taken by koral itself (6443, the
@@ -67,7 +68,7 @@ def plan(
             result.refused[svc.key] = "no TCP/UDP port with a node port"
             continue
         if not result.nodes:
-            result.refused[svc.key] = "the cluster has no node"
+            result.refused[svc.key] = "no node takes load-balancer traffic"
             continue
         clash = [(p.protocol, p.port) for p in svc.ports if (p.protocol, p.port) in taken]
         if clash:

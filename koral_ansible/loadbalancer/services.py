@@ -89,3 +89,35 @@ def lb_service(obj: Mapping[str, Any]) -> LbService | None:
         ports=ports,
         source_ranges=source_ranges(obj),
     )
+
+
+EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
+
+
+def _included(node: Mapping[str, Any]) -> bool:
+    """kubernetes/cloud-provider controllers/service/controller.go: ``nodeIncludedPredicate`` (the
+    exclude label, unless its value parses as false: kubeadm labels control-plane nodes with "") and
+    ``nodeUnTaintedPredicate`` (not being removed by cluster-autoscaler)."""
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    if EXCLUDE_LABEL in labels and str(labels[EXCLUDE_LABEL]).lower() not in ("false", "f", "0"):
+        return False
+    taints = (node.get("spec") or {}).get("taints") or []
+    return not any(t.get("key") == TO_BE_DELETED_TAINT for t in taints)
+
+
+def backends(nodes: Iterable[Mapping[str, Any]]) -> list[ipaddress.IPv4Address]:
+    """InternalIPs of the nodes a load balancer sends to (sorted)."""
+    out: set[ipaddress.IPv4Address] = set()
+    for node in nodes:
+        if not _included(node):
+            continue
+        for addr in (node.get("status") or {}).get("addresses") or []:
+            if addr.get("type") == "InternalIP":
+                try:
+                    ip = ipaddress.ip_address(str(addr.get("address")))
+                except ValueError:
+                    continue
+                if isinstance(ip, ipaddress.IPv4Address):
+                    out.add(ip)
+    return sorted(out)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from koral_ansible.loadbalancer import rules
-from koral_ansible.loadbalancer.services import EVERYONE, lb_service, source_ranges
+from koral_ansible.loadbalancer.services import EVERYONE, backends, lb_service, source_ranges
 
 PUB = IPv4Address("10.213.0.1")
 NODES = [IPv4Address("10.213.0.12"), IPv4Address("10.213.0.11")]
@@ -108,3 +108,29 @@ def test_rendered_script_is_valid_nft() -> None:
         ["nft", "-c", "-f", "-"], input=rules.render("lbunitcheck", p), capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def _node(
+    ip: str, labels: dict[str, str] | None = None, taints: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": labels or {}},
+        "spec": {"taints": taints or []},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": "n"}]
+        },
+    }
+
+
+def test_backends_leave_out_excluded_and_autoscaler_deleted_nodes() -> None:
+    exclude = "node.kubernetes.io/exclude-from-external-load-balancers"
+    got = backends(
+        [
+            _node("10.213.0.13"),
+            _node("10.213.0.11", {exclude: ""}),  # kubeadm's control plane
+            _node("10.213.0.14", {exclude: "false"}),
+            _node("10.213.0.15", taints=[{"key": "ToBeDeletedByClusterAutoscaler", "effect": "NoSchedule"}]),
+            _node("10.213.0.12"),
+        ]
+    )
+    assert got == [IPv4Address("10.213.0.12"), IPv4Address("10.213.0.13"), IPv4Address("10.213.0.14")]
