@@ -108,3 +108,32 @@ def test_cli_unknown_cluster_is_bad_input(koral_home: Paths, capsys: pytest.Capt
     assert "--cluster" in err and "nope" in err and len(err.strip().splitlines()) == 1
     assert run_cli(root, ["loadbalancer", "reconcile"]) == 0
     assert not Path(koral_home.home, "clusters").exists()
+
+
+def test_serve_survives_api_errors(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from koral_ansible.errors import OperationError
+    from koral_ansible.loadbalancer import loop
+
+    env.paths.kubeconfig("demo").parent.mkdir(parents=True, exist_ok=True)
+    env.paths.kubeconfig("demo").write_text("{}")
+    calls: list[int] = []
+
+    def flaky(_env: Env, cluster: str) -> reconcile.Result:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationError("kubectl get failed: connection refused")
+        return reconcile.Result(cluster, ["default/web"])
+
+    monkeypatch.setattr(loop, "reconcile", flaky)
+    stop = threading.Event()
+    seen: list[dict[str, str]] = []
+
+    def on_pass(_results: list[reconcile.Result], errors: dict[str, str]) -> None:
+        seen.append(errors)
+        if len(seen) == 2:
+            stop.set()
+
+    loop.serve(env, 0.01, stop, on_pass=on_pass)
+    assert seen == [{"demo": "kubectl get failed: connection refused"}, {}]
