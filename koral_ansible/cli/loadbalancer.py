@@ -1,4 +1,4 @@
-"""``koral-play loadbalancer reconcile|serve``: LoadBalancer Services of local clusters.
+"""``koral-play loadbalancer reconcile|serve|unit``: LoadBalancer Services of local clusters.
 
 Wire with ``root.add_command(loadbalancer)``.
 """
@@ -85,3 +85,33 @@ def serve_cmd(env: Env, name: str | None, interval: float) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     loop.serve(env, interval, stop, name)
+
+
+@loadbalancer.command("unit")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.2, max=3600),
+    default=5.0,
+    show_default=True,
+    help="Seconds between passes",
+)
+@click.option(
+    "--koral-play",
+    "koral_play",
+    default=None,
+    help="Path of koral-play in the unit (default: this koral-play).",
+)
+@pass_env
+def unit_cmd(env: Env, interval: float, koral_play: str | None) -> None:
+    """Print a systemd unit running 'loadbalancer serve' for this koral home, e.g.:
+
+    koral-play loadbalancer unit > /etc/systemd/system/koral-loadbalancer.service
+    systemctl daemon-reload && systemctl enable --now koral-loadbalancer
+    """
+    import shutil
+    from pathlib import Path
+
+    from koral_ansible.loadbalancer.unit import systemd_unit
+
+    exe = koral_play or shutil.which("koral-play") or str(Path(sys.executable).parent / "koral-play")
+    click.echo(systemd_unit(exe, str(env.paths.home), interval), nl=False)

@@ -137,3 +137,16 @@ def test_serve_survives_api_errors(env: Env, monkeypatch: pytest.MonkeyPatch) ->
 
     loop.serve(env, 0.01, stop, on_pass=on_pass)
     assert seen == [{"demo": "kubectl get failed: connection refused"}, {}]
+
+
+def test_unit_runs_serve_for_this_home(koral_home: Paths, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        run_cli(
+            root, ["loadbalancer", "unit", "--koral-play", "/opt/koral/bin/koral-play", "--interval", "2"]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert f'Environment="KORAL_HOME={koral_home.home}"' in text
+    assert "ExecStart=/opt/koral/bin/koral-play loadbalancer serve --interval 2\n" in text
+    assert "Restart=on-failure" in text
