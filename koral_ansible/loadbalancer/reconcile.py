@@ -21,7 +21,7 @@ from koral_ansible.loadbalancer.services import backends, lb_service
 from koral_ansible.operations.context import Env
 from koral_ansible.providers.base import API_PORT, SSH_BASE_PORT
 from koral_ansible.spec import MAX_CONTROL_NODES, max_cluster_size
-from koral_ansible.state import ClusterRecord
+from koral_ansible.state import ClusterRecord, ClusterState
 
 SAVED_RULES = "lb-nftables.conf"
 
@@ -35,12 +35,22 @@ class Result:
     status_written: list[str] = field(default_factory=list)
 
 
+# No API to ask (stopped) or going away (the delete removes the table; a pass must not re-create it).
+SKIPPED_STATES = frozenset(
+    {ClusterState.STOPPING, ClusterState.STOPPED, ClusterState.DESTROYING, ClusterState.DESTROYED}
+)
+
+
 def local_clusters(env: Env) -> list[ClusterRecord]:
-    """Local clusters with a public address and an admin kubeconfig (the ones there is anything to do for)."""
+    """Local clusters with a public address and an admin kubeconfig, not stopped and not being deleted
+    (the ones there is anything to do for; a stopped cluster keeps its rules)."""
     return [
         c
         for c in env.store.list_clusters()
-        if c.provider == "local" and c.endpoint.get("public_ip") and env.paths.kubeconfig(c.name).is_file()
+        if c.provider == "local"
+        and c.state not in SKIPPED_STATES
+        and c.endpoint.get("public_ip")
+        and env.paths.kubeconfig(c.name).is_file()
     ]
 
 

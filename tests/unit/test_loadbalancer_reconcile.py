@@ -150,3 +150,15 @@ def test_unit_runs_serve_for_this_home(koral_home: Paths, capsys: pytest.Capture
     assert f'Environment="KORAL_HOME={koral_home.home}"' in text
     assert "ExecStart=/opt/koral/bin/koral-play loadbalancer serve --interval 2\n" in text
     assert "Restart=on-failure" in text
+
+
+def test_stopped_and_deleting_clusters_are_left_alone(env: Env) -> None:
+    from koral_ansible.state import ClusterState
+
+    env.paths.kubeconfig("demo").parent.mkdir(parents=True, exist_ok=True)
+    env.paths.kubeconfig("demo").write_text("{}")
+    env.store.set_state("demo", ClusterState.RUNNING)
+    assert [c.name for c in reconcile.local_clusters(env)] == ["demo"]
+    for state in (ClusterState.STOPPED, ClusterState.DESTROYING):
+        env.store.set_state("demo", state)
+        assert reconcile.local_clusters(env) == []
