@@ -5,8 +5,8 @@ with two addresses, a veth to the host). A Service applied with the real kubectl
 cluster's public address in ``status.loadBalancer.ingress``; a listener on each node's NodePort
 (python3 in the node, through ``podman exec``) answers from the outside through that address and
 the Service port, on the worker (kubeadm excludes the control plane from load
-balancers); ``loadBalancerSourceRanges`` keeps the other address
-out; ``loadbalancer serve`` restarted keeps the same rules; deleting the Service removes them;
+balancers); a UDP Service is forwarded too; ``loadBalancerSourceRanges`` keeps the other
+address out; ``loadbalancer serve`` restarted keeps the same rules; deleting the Service removes them;
 ``delete`` leaves no table. Traffic goes only to the cluster and the namespace this test creates.
 """
 
@@ -62,6 +62,25 @@ LISTEN = (
 )
 
 
+# Run inside the outside namespace: one UDP datagram from a source address; the answer, or FAILED.
+ASK_UDP = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); s.bind((sys.argv[1], 0))\n"
+    "try:\n"
+    "    s.sendto(b'who', (sys.argv[2], int(sys.argv[3]))); print(s.recv(512).decode())\n"
+    "except OSError as e:\n"
+    "    print('FAILED', type(e).__name__)\n"
+)
+
+# Run in a node: answer every UDP datagram with the node's name (argv: port, name).
+LISTEN_UDP = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', int(sys.argv[1])))\n"
+    "while True:\n"
+    "    _data, peer = s.recvfrom(512); s.sendto(sys.argv[2].encode(), peer)\n"
+)
+
+
 @dataclass
 class Outside:
     netns: str
@@ -71,6 +90,13 @@ class Outside:
     def fetch(self, source: str, host: str, port: int) -> str:
         proc = subprocess.run(
             ["nsenter", f"--net=/run/netns/{self.netns}", "python3", "-c", FETCH, source, host, str(port)],
+            capture_output=True, text=True, timeout=20, check=True,
+        )  # fmt: skip
+        return proc.stdout.strip()
+
+    def ask_udp(self, source: str, host: str, port: int) -> str:
+        proc = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{self.netns}", "python3", "-c", ASK_UDP, source, host, str(port)],
             capture_output=True, text=True, timeout=20, check=True,
         )  # fmt: skip
         return proc.stdout.strip()
@@ -237,6 +263,44 @@ def test_restarted_controller_keeps_the_rules(cluster: Env, outside: Outside, we
         assert proc.returncode == 0, err
         assert hostnft.current(CLUSTER) == before, err
     assert not outside.fetch(outside.allowed, _public_ip(cluster), PORT).startswith("FAILED")
+
+
+def test_udp_service_is_forwarded_too(cluster: Env, outside: Outside, web: int) -> None:
+    dns = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "dns", "namespace": "default"},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": "dns"},
+            "ports": [{"port": 5353, "protocol": "UDP"}],
+        },
+    }
+    _kubectl(cluster, "apply", "-f", "-", stdin=json.dumps(dns))
+    node_port = int(
+        json.loads(_kubectl(cluster, "get", "svc", "dns", "-o", "json"))["spec"]["ports"][0]["nodePort"]
+    )
+    env = {**os.environ, **podman_env(cluster.paths)}
+    workers = [n.name for n in cluster.store.nodes(CLUSTER) if not n.is_control]
+    for node in workers:
+        cmd = [
+            "podman",
+            "exec",
+            "-d",
+            container_name(node),
+            "python3",
+            "-c",
+            LISTEN_UDP,
+            str(node_port),
+            node,
+        ]
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=60)
+    time.sleep(1)
+    _reconcile()
+    svc = json.loads(_kubectl(cluster, "get", "svc", "dns", "-o", "json"))
+    assert svc["status"]["loadBalancer"]["ingress"][0]["ports"] == [{"port": 5353, "protocol": "UDP"}]
+    assert outside.ask_udp(outside.denied, _public_ip(cluster), 5353) in workers
+    _kubectl(cluster, "delete", "svc", "dns")
 
 
 def test_deleting_the_service_removes_its_rules(cluster: Env, outside: Outside, web: int) -> None:
