@@ -13,6 +13,7 @@ from koral_ansible.cli import bundle as _bundle
 from koral_ansible.cli import dashboard as _dashboard
 from koral_ansible.cli import doctor as _doctor
 from koral_ansible.cli import lifecycle as _lifecycle  # noqa: F401  (registers its commands on root)
+from koral_ansible.cli import loadbalancer as _loadbalancer
 from koral_ansible.cli import registry as _registry
 from koral_ansible.cli import rules as _rules
 from koral_ansible.cli.common import run_cli
@@ -24,6 +25,7 @@ _COMMANDS = (
     _bundle.bundle,
     _dashboard.dashboard,
     _doctor.doctor,
+    _loadbalancer.loadbalancer,
     _registry.registry,
     *_rules.COMMANDS,
 )

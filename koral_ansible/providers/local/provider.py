@@ -18,6 +18,7 @@ from pathlib import Path
 
 from koral_ansible import doctor
 from koral_ansible.errors import InputError, OperationError
+from koral_ansible.loadbalancer import hostnft as lb_rules
 from koral_ansible.providers.base import API_PORT, SSH_BASE_PORT, Endpoint, Provider, node_name
 from koral_ansible.providers.local import lb, network, nft, nodes
 from koral_ansible.providers.local.image import ensure_image
@@ -345,6 +346,7 @@ class LocalProvider(Provider):
         if shutil.which("nft"):
             nft.delete(cluster)
             nft.apply(user_rules.render_delete(cluster))
+            lb_rules.delete(cluster)  # the LoadBalancer Services' table (koral_ansible.loadbalancer)
         shutil.rmtree(self.local_dir, ignore_errors=True)
         if self.local_dir.exists():
             raise OperationError(f"cannot remove {self.local_dir}; remove it by hand and run destroy again")

@@ -1,0 +1,104 @@
+"""One level-triggered pass for one local cluster: read the Services that exist, program the
+host to exactly them, then write each Service's ``status.loadBalancer``.
+
+The pass keeps no memory between runs: the table is rebuilt from the Services listed now (a gone
+Service's rules go with the rebuild), so a restarted controller converges to the same rules.
+The address is written only after the host serves it; a Service koral does not serve (another
+loadBalancerClass excepted) has its koral address taken away, as the cloud-provider service
+controller does after ``EnsureLoadBalancerDeleted`` (kubernetes/cloud-provider
+``controllers/service/controller.go``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from koral_ansible.errors import OperationError
+from koral_ansible.loadbalancer import hostnft, kubeapi, rules
+from koral_ansible.loadbalancer.services import backends, lb_service
+from koral_ansible.operations.context import Env
+from koral_ansible.providers.base import API_PORT, SSH_BASE_PORT
+from koral_ansible.spec import MAX_CONTROL_NODES, max_cluster_size
+from koral_ansible.state import ClusterRecord, ClusterState
+
+SAVED_RULES = "lb-nftables.conf"
+
+
+@dataclass
+class Result:
+    cluster: str
+    served: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    host_changed: bool = False
+    status_written: list[str] = field(default_factory=list)
+
+
+# No API to ask (stopped) or going away (the delete removes the table; a pass must not re-create it).
+SKIPPED_STATES = frozenset(
+    {ClusterState.STOPPING, ClusterState.STOPPED, ClusterState.DESTROYING, ClusterState.DESTROYED}
+)
+
+
+def local_clusters(env: Env) -> list[ClusterRecord]:
+    """Local clusters with a public address and an admin kubeconfig, not stopped and not being deleted
+    (the ones there is anything to do for; a stopped cluster keeps its rules)."""
+    return [
+        c
+        for c in env.store.list_clusters()
+        if c.provider == "local"
+        and c.state not in SKIPPED_STATES
+        and c.endpoint.get("public_ip")
+        and env.paths.kubeconfig(c.name).is_file()
+    ]
+
+
+def reserved_tcp_ports(record: ClusterRecord) -> set[int]:
+    """koral's own ports on the public address: the API and the SSH forwards a cluster can grow to."""
+    ssh = range(SSH_BASE_PORT, SSH_BASE_PORT + max_cluster_size() + MAX_CONTROL_NODES)
+    return {int(record.endpoint.get("api_port") or API_PORT), *ssh, *(n.ssh_port for n in record.nodes)}
+
+
+def _current_lb(obj: dict[str, Any]) -> dict[str, Any]:
+    lb = (obj.get("status") or {}).get("loadBalancer") or {}
+    return {"ingress": lb["ingress"]} if lb.get("ingress") else {}
+
+
+def reconcile(env: Env, cluster: str, api: kubeapi.KubeApi | None = None) -> Result:
+    record = env.store.get_cluster(cluster)
+    if record.provider != "local":
+        raise OperationError(f"cluster {cluster} is not a local cluster (provider {record.provider})")
+    public_ip = IPv4Address(str(record.endpoint["public_ip"]))
+    if api is None:
+        kubectl = kubeapi.find_kubectl(env.paths.home, record.spec.kubernetes_version)
+        api = kubeapi.KubeApi(kubectl, env.paths.kubeconfig(cluster))
+    objects = api.services()
+    wanted = [s for s in (lb_service(o) for o in objects) if s is not None]
+    nodes = backends(api.nodes())
+    plan = rules.plan(public_ip, nodes, wanted, reserved_tcp_ports(record))
+    result = Result(cluster, [s.key for s in plan.served], dict(plan.refused))
+    saved = env.paths.local_dir(cluster) / SAVED_RULES
+    result.host_changed = hostnft.apply(cluster, rules.render(cluster, plan), saved)
+    served = {s.key: s for s in plan.served}
+    for obj in objects:
+        if ((obj.get("spec") or {}).get("loadBalancerClass")) is not None:
+            continue
+        md = obj.get("metadata") or {}
+        key = f"{md.get('namespace')}/{md.get('name')}"
+        current = _current_lb(obj)
+        if key in served:
+            desired: dict[str, Any] = {"ingress": plan.ingress(served[key])}
+        elif any(i.get("ip") == str(public_ip) for i in current.get("ingress", [])):
+            desired = {}
+        else:
+            continue
+        if desired != current:
+            api.patch_status(str(md.get("namespace")), str(md.get("name")), desired)
+            result.status_written.append(key)
+    return result
+
+
+def remove(env: Env, cluster: str) -> None:
+    """Take the cluster's load-balancer table off the host (``delete`` runs this; idempotent)."""
+    hostnft.delete(cluster, env.paths.local_dir(cluster) / SAVED_RULES)

@@ -1,0 +1,27 @@
+"""A systemd unit running ``koral-play loadbalancer serve`` for every local cluster of one koral home.
+
+Install as ``/etc/systemd/system/koral-loadbalancer.service`` on the host of the local nodes.
+"""
+
+from __future__ import annotations
+
+UNIT_NAME = "koral-loadbalancer.service"
+
+
+def systemd_unit(koral_play: str, home: str, interval: float = 5.0) -> str:
+    return f"""\
+[Unit]
+Description=koral-play LoadBalancer Services of local clusters (host nftables)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Environment="KORAL_HOME={home}"
+ExecStart={koral_play} loadbalancer serve --interval {interval:g}
+Restart=on-failure
+RestartSec=5
+UMask=0077
+
+[Install]
+WantedBy=multi-user.target
+"""

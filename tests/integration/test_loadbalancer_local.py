@@ -1,0 +1,318 @@
+"""Services of type LoadBalancer on a local 1+1 cluster (koral_ansible.loadbalancer), end to end.
+
+One cluster created through the CLI, one network namespace this test creates (an outside host
+with two addresses, a veth to the host). A Service applied with the real kubectl gets the
+cluster's public address in ``status.loadBalancer.ingress``; a listener on each node's NodePort
+(python3 in the node, through ``podman exec``) answers from the outside through that address and
+the Service port, on the worker (kubeadm excludes the control plane from load
+balancers); a UDP Service is forwarded too; ``loadBalancerSourceRanges`` keeps the other
+address out; ``loadbalancer serve`` restarted keeps the same rules; deleting the Service removes them;
+``delete`` leaves no table. Traffic goes only to the cluster and the namespace this test creates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from koral_ansible.cli import root
+from koral_ansible.cli.common import run_cli
+from koral_ansible.loadbalancer import hostnft, kubeapi, rules
+from koral_ansible.operations.context import Env
+from koral_ansible.providers.local.nodes import container_name
+from koral_ansible.providers.local.podman import podman_env
+from tests.integration.cli_home import cli_home
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
+
+CLUSTER = "lbtest"
+PORT = 8080
+
+# Run inside the outside namespace: HTTP GET from a source address; the body, or FAILED.
+FETCH = (
+    "import socket, sys\n"
+    "s = socket.socket(); s.settimeout(3); s.bind((sys.argv[1], 0))\n"
+    "try:\n"
+    "    s.connect((sys.argv[2], int(sys.argv[3]))); s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n"
+    "    data = b''\n"
+    "    while chunk := s.recv(4096): data += chunk\n"
+    "    print(data.split(b'\\r\\n\\r\\n', 1)[-1].decode().strip())\n"
+    "except OSError as e:\n"
+    "    print('FAILED', type(e).__name__)\n"
+)
+
+# Run in a node: answer every GET with the node's name (argv: port, name).
+LISTEN = (
+    "import http.server, sys\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        body = sys.argv[2].encode(); self.send_response(200)\n"
+    "        self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)\n"
+    "    def log_message(self, *a): pass\n"
+    "http.server.ThreadingHTTPServer(('0.0.0.0', int(sys.argv[1])), H).serve_forever()\n"
+)
+
+
+# Run inside the outside namespace: one UDP datagram from a source address; the answer, or FAILED.
+ASK_UDP = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); s.bind((sys.argv[1], 0))\n"
+    "try:\n"
+    "    s.sendto(b'who', (sys.argv[2], int(sys.argv[3]))); print(s.recv(512).decode())\n"
+    "except OSError as e:\n"
+    "    print('FAILED', type(e).__name__)\n"
+)
+
+# Run in a node: answer every UDP datagram with the node's name (argv: port, name).
+LISTEN_UDP = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', int(sys.argv[1])))\n"
+    "while True:\n"
+    "    _data, peer = s.recvfrom(512); s.sendto(sys.argv[2].encode(), peer)\n"
+)
+
+
+@dataclass
+class Outside:
+    netns: str
+    allowed: str
+    denied: str
+
+    def fetch(self, source: str, host: str, port: int) -> str:
+        proc = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{self.netns}", "python3", "-c", FETCH, source, host, str(port)],
+            capture_output=True, text=True, timeout=20, check=True,
+        )  # fmt: skip
+        return proc.stdout.strip()
+
+    def ask_udp(self, source: str, host: str, port: int) -> str:
+        proc = subprocess.run(
+            ["nsenter", f"--net=/run/netns/{self.netns}", "python3", "-c", ASK_UDP, source, host, str(port)],
+            capture_output=True, text=True, timeout=20, check=True,
+        )  # fmt: skip
+        return proc.stdout.strip()
+
+
+def _free_test_subnet() -> str:
+    used = subprocess.run(
+        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True
+    ).stdout
+    used += subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+    for third in range(200, 250):
+        if f"10.214.{third}." not in used:
+            return f"10.214.{third}"
+    pytest.skip("no free 10.214.x.0/24 for the outside namespace")
+
+
+@pytest.fixture(scope="module")
+def outside() -> Iterator[Outside]:
+    tag = secrets.token_hex(3)
+    netns, host_if = f"klb-{tag}", f"klbv{tag}"
+    prefix = _free_test_subnet()
+    steps = [
+        ["ip", "netns", "add", netns],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns],
+        ["ip", "addr", "add", f"{prefix}.1/24", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "-n", netns, "link", "set", "lo", "up"],
+        ["ip", "-n", netns, "addr", "add", f"{prefix}.10/24", "dev", "eth0"],
+        ["ip", "-n", netns, "addr", "add", f"{prefix}.20/24", "dev", "eth0"],
+        ["ip", "-n", netns, "link", "set", "eth0", "up"],
+        ["ip", "-n", netns, "route", "add", "default", "via", f"{prefix}.1"],
+    ]
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+        yield Outside(netns, f"{prefix}.10", f"{prefix}.20")
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, outside: Outside) -> Iterator[Env]:
+    home = tmp_path_factory.mktemp("koral-lb-home")
+    from scripts.offline_bundle import main as record_bundle  # the bundle setup.sh records
+
+    with cli_home(home, CLUSTER):
+        record_bundle()
+        started = time.monotonic()
+        assert run_cli(root, ["-q", "create", CLUSTER, "--size", "1"]) == 0, "create failed"
+        print(f"create 1+1: {time.monotonic() - started:.0f}s")
+        yield Env.open(str(home), quiet=True)
+
+
+def _api(env: Env) -> kubeapi.KubeApi:
+    rec = env.store.get_cluster(CLUSTER)
+    return kubeapi.KubeApi(
+        kubeapi.find_kubectl(env.paths.home, rec.spec.kubernetes_version), env.paths.kubeconfig(CLUSTER)
+    )
+
+
+def _kubectl(env: Env, *args: str, stdin: str | None = None) -> str:
+    api = _api(env)
+    proc = subprocess.run(
+        [str(api.kubectl), "--kubeconfig", str(api.kubeconfig), *args],
+        input=stdin, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def _service(ranges: list[str] | None = None) -> str:
+    spec: dict[str, object] = {
+        "type": "LoadBalancer",
+        "selector": {"app": "web"},
+        "ports": [{"port": PORT, "targetPort": 80}],
+    }
+    if ranges is not None:
+        spec["loadBalancerSourceRanges"] = ranges
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": spec,
+        }
+    )
+
+
+def _reconcile() -> None:
+    assert run_cli(root, ["-q", "loadbalancer", "reconcile", "--cluster", CLUSTER]) == 0
+
+
+def _public_ip(env: Env) -> str:
+    return str(env.store.get_cluster(CLUSTER).endpoint["public_ip"])
+
+
+@pytest.fixture(scope="module")
+def web(cluster: Env) -> Iterator[int]:
+    """The ``web`` LoadBalancer Service applied, and a listener on its NodePort on every node."""
+    _kubectl(cluster, "apply", "-f", "-", stdin=_service())
+    svc = json.loads(_kubectl(cluster, "get", "svc", "web", "-o", "json"))
+    node_port = int(svc["spec"]["ports"][0]["nodePort"])
+    env = {**os.environ, **podman_env(cluster.paths)}
+    for node in cluster.store.nodes(CLUSTER):
+        cmd = [
+            "podman",
+            "exec",
+            "-d",
+            container_name(node.name),
+            "python3",
+            "-c",
+            LISTEN,
+            str(node_port),
+            node.name,
+        ]
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=60)
+    time.sleep(1)
+    yield node_port
+
+
+def test_service_gets_the_public_address_and_is_reached_from_outside(
+    cluster: Env, outside: Outside, web: int
+) -> None:
+    started = time.monotonic()
+    _reconcile()
+    print(f"reconcile: {time.monotonic() - started:.1f}s")
+    pub = _public_ip(cluster)
+    svc = json.loads(_kubectl(cluster, "get", "svc", "web", "-o", "json"))
+    assert svc["status"]["loadBalancer"]["ingress"] == [
+        {"ip": pub, "ipMode": "Proxy", "ports": [{"port": PORT, "protocol": "TCP"}]}
+    ]
+    assert pub in _kubectl(cluster, "get", "svc", "web")  # EXTERNAL-IP column
+    answers = {outside.fetch(outside.allowed, pub, PORT) for _ in range(4)}
+    # The worker only: kubeadm labels the control plane exclude-from-external-load-balancers.
+    assert answers == {n.name for n in cluster.store.nodes(CLUSTER) if not n.is_control}, answers
+    assert outside.fetch(outside.denied, pub, PORT) in answers  # no range: everyone
+
+
+def test_source_ranges_keep_other_addresses_out(cluster: Env, outside: Outside, web: int) -> None:
+    pub = _public_ip(cluster)
+    _kubectl(cluster, "apply", "-f", "-", stdin=_service([f"{outside.allowed}/32"]))
+    _reconcile()
+    assert not outside.fetch(outside.allowed, pub, PORT).startswith("FAILED")
+    assert outside.fetch(outside.denied, pub, PORT).startswith("FAILED")
+
+
+def test_restarted_controller_keeps_the_rules(cluster: Env, outside: Outside, web: int) -> None:
+    before = hostnft.current(CLUSTER)
+    assert before is not None and "dnat" in before
+    env = {**os.environ, "KORAL_HOME": str(cluster.paths.home)}
+    koral_play = str(Path(sys.executable).with_name("koral-play"))
+    cmd = [koral_play, "loadbalancer", "serve", "--cluster", CLUSTER, "--interval", "0.5"]
+    for round_ in range(2):
+        if round_ == 1:  # the host lost the table while no controller ran: the restarted one restores it
+            subprocess.run(["nft", "delete", "table", "ip", rules.table_name(CLUSTER)], check=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while hostnft.current(CLUSTER) != before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)  # a few more passes: nothing changes
+        proc.terminate()
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert hostnft.current(CLUSTER) == before, err
+    assert not outside.fetch(outside.allowed, _public_ip(cluster), PORT).startswith("FAILED")
+
+
+def test_udp_service_is_forwarded_too(cluster: Env, outside: Outside, web: int) -> None:
+    dns = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "dns", "namespace": "default"},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": "dns"},
+            "ports": [{"port": 5353, "protocol": "UDP"}],
+        },
+    }
+    _kubectl(cluster, "apply", "-f", "-", stdin=json.dumps(dns))
+    node_port = int(
+        json.loads(_kubectl(cluster, "get", "svc", "dns", "-o", "json"))["spec"]["ports"][0]["nodePort"]
+    )
+    env = {**os.environ, **podman_env(cluster.paths)}
+    workers = [n.name for n in cluster.store.nodes(CLUSTER) if not n.is_control]
+    for node in workers:
+        cmd = [
+            "podman",
+            "exec",
+            "-d",
+            container_name(node),
+            "python3",
+            "-c",
+            LISTEN_UDP,
+            str(node_port),
+            node,
+        ]
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=60)
+    time.sleep(1)
+    _reconcile()
+    svc = json.loads(_kubectl(cluster, "get", "svc", "dns", "-o", "json"))
+    assert svc["status"]["loadBalancer"]["ingress"][0]["ports"] == [{"port": 5353, "protocol": "UDP"}]
+    assert outside.ask_udp(outside.denied, _public_ip(cluster), 5353) in workers
+    _kubectl(cluster, "delete", "svc", "dns")
+
+
+def test_deleting_the_service_removes_its_rules(cluster: Env, outside: Outside, web: int) -> None:
+    _kubectl(cluster, "delete", "svc", "web")
+    _reconcile()
+    table = hostnft.current(CLUSTER)
+    assert table is not None and "dnat" not in table and "drop" not in table
+    assert outside.fetch(outside.allowed, _public_ip(cluster), PORT).startswith("FAILED")
+
+
+def test_cluster_delete_leaves_no_table(cluster: Env) -> None:
+    assert hostnft.current(CLUSTER) is not None
+    assert run_cli(root, ["-q", "delete", CLUSTER, "--yes"]) == 0
+    assert hostnft.current(CLUSTER) is None
+    assert not Path(cluster.paths.local_dir(CLUSTER)).exists()
