@@ -19,8 +19,10 @@ from koral_ansible.errors import OperationError
 from koral_ansible.loadbalancer import hostnft, kubeapi, rules
 from koral_ansible.loadbalancer.services import backends, lb_service
 from koral_ansible.operations.context import Env
-from koral_ansible.providers.base import API_PORT, SSH_BASE_PORT
-from koral_ansible.spec import MAX_CONTROL_NODES, max_cluster_size
+from koral_ansible.rules import records as user_rules
+from koral_ansible.rules.model import LB, PORT_FORWARD
+from koral_ansible.rules.reserved import reserved_ports
+from koral_ansible.spec import max_cluster_size
 from koral_ansible.state import ClusterRecord, ClusterState
 
 SAVED_RULES = "lb-nftables.conf"
@@ -54,10 +56,17 @@ def local_clusters(env: Env) -> list[ClusterRecord]:
     ]
 
 
-def reserved_tcp_ports(record: ClusterRecord) -> set[int]:
-    """koral's own ports on the public address: the API and the SSH forwards a cluster can grow to."""
-    ssh = range(SSH_BASE_PORT, SSH_BASE_PORT + max_cluster_size() + MAX_CONTROL_NODES)
-    return {int(record.endpoint.get("api_port") or API_PORT), *ssh, *(n.ssh_port for n in record.nodes)}
+def reserved_tcp_ports(env: Env, record: ClusterRecord) -> set[int]:
+    """Ports a Service cannot take on the public address: koral's own (the API and the SSH forwards a
+    cluster can grow to, from koral_ansible.rules.reserved, the one home of them) and the public
+    ports of the user's TCP port-forward and load-balancer rules (``koral-play port-forward|lb``)."""
+    out: set[int] = set()
+    for r in reserved_ports(record, max_cluster_size()):
+        out.update(range(r.start, r.end + 1))
+    for rule in user_rules.load(env.store, record.name):
+        if rule.kind in (PORT_FORWARD, LB) and rule.protocol == "tcp":
+            out.update(range(rule.start_port, rule.end_port + 1))
+    return out
 
 
 def _current_lb(obj: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +85,7 @@ def reconcile(env: Env, cluster: str, api: kubeapi.KubeApi | None = None) -> Res
     objects = api.services()
     wanted = [s for s in (lb_service(o) for o in objects) if s is not None]
     nodes = backends(api.nodes())
-    plan = rules.plan(public_ip, nodes, wanted, reserved_tcp_ports(record))
+    plan = rules.plan(public_ip, nodes, wanted, reserved_tcp_ports(env, record))
     result = Result(cluster, [s.key for s in plan.served], dict(plan.refused))
     saved = env.paths.local_dir(cluster) / SAVED_RULES
     result.host_changed = hostnft.apply(cluster, rules.render(cluster, plan), saved)
