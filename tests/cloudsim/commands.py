@@ -28,6 +28,8 @@ from tests.cloudsim.request import Request, tags_match
 Kind = Literal["list", "sync", "async"]
 VM_NAME = re.compile(r"^[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$")
 _PKG = "org.apache.cloudstack.api.command.user"
+# The version this test cloud answers as (listCapabilities, listManagementServersMetrics).
+CLOUDSTACK_VERSION = "4.20.1.0"
 
 
 @dataclass
@@ -178,7 +180,7 @@ def list_capabilities(api: Api, req: Request) -> dict[str, Any]:
         "capability": {
             "securitygroupsenabled": False,
             "dynamicrolesenabled": True,
-            "cloudstackversion": "4.20.1.0",
+            "cloudstackversion": CLOUDSTACK_VERSION,
             "userpublictemplateenabled": True,
             "supportELB": "false",
             "projectinviterequired": False,
@@ -199,6 +201,30 @@ def list_capabilities(api: Api, req: Request) -> dict[str, Any]:
             "defaultuipagesize": 20,
         }
     }
+
+
+@command(
+    "listManagementServersMetrics",
+    "list",
+    "org.apache.cloudstack.api.ListMgmtsMetricsCmd",
+    admin_only=True,
+)
+def list_management_servers_metrics(api: Api, req: Request) -> tuple[str, list[Record]]:
+    """plugins/metrics ListMgmtsMetricsCmd (since 4.17, authorized = {RoleType.Admin}): one
+    ManagementServerMetricsResponse per management server, listed as "managementserver". The
+    CloudStack Kubernetes Provider reads ``version`` of the first at start-up (cloudstack.go
+    getManagementServerVersion)."""
+    return "managementserver", [
+        {
+            "id": "ms-0000-0000-0000-000000000001",
+            "name": "cloudsim-ms",
+            "state": "Up",
+            "version": CLOUDSTACK_VERSION,
+            "ipaddress": "127.0.0.1",
+            "osdistribution": "Debian 12",
+            "agentcount": 0,
+        }
+    ]
 
 
 @command("listAccounts", "list", f"{_PKG}.account.ListAccountsCmd")
@@ -1214,6 +1240,39 @@ def delete_lb_rule(api: Api, req: Request) -> AsyncPlan:
         instance_type="LoadBalancerRule",
         instance_id=rec["id"],
     )
+
+
+@command("updateLoadBalancerRule", "async", f"{_PKG}.loadbalancer.UpdateLoadBalancerRuleCmd")
+def update_lb_rule(api: Api, req: Request) -> AsyncPlan:
+    """UpdateLoadBalancerRuleCmd: id (required), name, description, algorithm, protocol; cidrlist is a
+    parameter only since 4.22 (this cloud answers as CLOUDSTACK_VERSION, so it is ignored, as
+    CloudStack ignores any parameter a command does not declare). LoadBalancingRulesManagerImpl
+    .updateLoadBalancerRule checks the algorithm against the provider's capabilities and
+    re-applies the rule; the job's result is the LoadBalancerResponse ("loadbalancer")."""
+    rec = req.entity(api.cloud.lb_rules, "id")
+    assert rec is not None
+    algorithm = req.get("algorithm")
+    if algorithm is not None and algorithm.lower() not in ("roundrobin", "leastconn", "source"):
+        raise invalid_value(f"Invalid algorithm: {algorithm}")
+    proto = req.get("protocol")
+    if proto is not None and proto.lower() not in ("tcp", "udp", "tcp-proxy"):
+        raise invalid_value(f"Invalid protocol {proto}")
+
+    def body() -> dict[str, Any]:
+        with api.cloud.lock:
+            if algorithm is not None:
+                rec["algorithm"] = algorithm.lower()
+            if proto is not None:
+                rec["protocol"] = proto.lower()
+            for key in ("name", "description"):
+                if req.get(key) is not None:
+                    rec[key] = req.get(key)
+            rec["state"] = "Active"
+            out = _lb_view(rec)
+        api.publish()
+        return {"loadbalancer": out}
+
+    return AsyncPlan(body, instance_type="LoadBalancerRule", instance_id=rec["id"])
 
 
 def _lb_vms(api: Api, req: Request, rec: Record) -> list[str]:
