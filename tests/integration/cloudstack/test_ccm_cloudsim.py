@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from koral_ansible.paths import Paths
-from tests.cloudsim import CloudSim
+from tests.cloudsim import CloudSim, SimConfig
 from tests.integration.cloudstack.helpers import harness
 from tests.integration.cloudstack.test_cs_cli import cs
 
@@ -159,10 +159,20 @@ def cluster(cloudsim: CloudSim, koral_home: Paths) -> tuple[list[str], str]:
     return names, str(api["publicip"])
 
 
-def test_startup_reads_the_management_server_version_as_admin_only(cloudsim: CloudSim) -> None:
-    """newCSCloud -> getManagementServerVersion: listManagementServersMetrics, count > 0, version."""
-    body = call(cloudsim, "listManagementServersMetrics")
-    assert body["count"] == 1 and body["managementserver"][0]["version"] == "4.20.1.0"
+def test_startup_reads_the_management_server_version_as_admin_only() -> None:
+    """newCSCloud -> getManagementServerVersion: listManagementServersMetrics, count > 0, version;
+    the command is for admins only (ListMgmtsMetricsCmd authorized = {RoleType.Admin}), so a
+    plain user's key cannot start the CCM."""
+    with CloudSim(SimConfig(job_latency=0, role="User")) as sim:
+        code, body, _ = cs(sim, "--post", "listManagementServersMetrics")
+        assert code == 1
+        err = body["listmanagementserversmetricsresponse"]
+        assert err["errorcode"] == 432 and err["errortext"].startswith(
+            "The API [listManagementServersMetrics] does not exist or is not available for the account"
+        )
+    with CloudSim(SimConfig(job_latency=0)) as sim:
+        body = call(sim, "listManagementServersMetrics")
+        assert body["count"] == 1 and body["managementserver"][0]["version"] == "4.20.1.0"
 
 
 def test_ccm_on_the_cluster_public_ip(cloudsim: CloudSim, cluster: tuple[list[str], str]) -> None:
