@@ -349,6 +349,72 @@ spec:
           emptyDir: {}
 """
 
+PROVIDER_YAML = """\
+# The kinds and fields of apache/cloudstack-kubernetes-provider v1.2.0 deployment.yaml (the
+# manifest CKS deploys as the cloud controller manager), its ClusterRole rules written compactly.
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: cloud-controller-manager, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: system:cloud-controller-manager
+  annotations: {rbac.authorization.kubernetes.io/autoupdate: "true"}
+  labels: {k8s-app: cloud-controller-manager}
+rules:
+- {apiGroups: [coordination.k8s.io], resources: [leases], verbs: [get, create, update]}
+- {apiGroups: [""], resources: [configmaps], verbs: [list, watch]}
+- {apiGroups: [""], resources: [events], verbs: [create, patch, update]}
+- {apiGroups: [""], resources: [nodes], verbs: ["*"]}
+- {apiGroups: [""], resources: [pods], verbs: [list, get]}
+- {apiGroups: [""], resources: [nodes/status], verbs: [patch]}
+- {apiGroups: [""], resources: [services], verbs: [get, list, patch, update, watch]}
+- {apiGroups: [""], resources: [services/status], verbs: [list, patch, update, watch]}
+- {apiGroups: [""], resources: [serviceaccounts], verbs: [create]}
+- {apiGroups: [""], resources: [endpoints], verbs: [create, get, list, watch, update]}
+- {apiGroups: [""], resources: [persistentvolumes], verbs: [list, watch, patch]}
+---
+kind: ClusterRoleBinding
+apiVersion: rbac.authorization.k8s.io/v1
+metadata: {name: system:cloud-controller-manager}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: system:cloud-controller-manager}
+subjects: [{kind: ServiceAccount, name: cloud-controller-manager, namespace: kube-system}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: system:cloud-controller-manager:extension-apiserver-authentication-reader
+  namespace: kube-system
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: extension-apiserver-authentication-reader}
+subjects: [{kind: ServiceAccount, name: cloud-controller-manager, namespace: kube-system}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  labels: {k8s-app: cloud-controller-manager}
+  name: cloud-controller-manager
+  namespace: kube-system
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {k8s-app: cloud-controller-manager}
+  template:
+    metadata:
+      labels: {k8s-app: cloud-controller-manager}
+    spec:
+      containers:
+      - name: cloud-controller-manager
+        image: apache/cloudstack-kubernetes-provider:v1.2.0
+        imagePullPolicy: IfNotPresent
+        args: [--leader-elect=true, --cloud-provider=external-cloudstack, --cloud-config=/config/cloud-config]
+        volumeMounts: [{name: config-volume, mountPath: /config}]
+      serviceAccountName: cloud-controller-manager
+      volumes: [{name: config-volume, secret: {secretName: cloudstack-secret}}]
+      tolerations:
+      - {key: node.cloudprovider.kubernetes.io/uninitialized, value: "true", effect: NoSchedule}
+"""
+
 
 def _tar_add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
     info = tarfile.TarInfo(name)
