@@ -243,6 +243,111 @@ def list_accounts(api: Api, req: Request) -> tuple[str, list[Record]]:
     return "account", _filter([rec], req, {"id": "id", "name": "name"})
 
 
+# ---- users and their API keys ------------------------------------------------------------------
+_USER_PKG = "org.apache.cloudstack.api.command.admin.user"
+
+
+def _user_view(api: Api, rec: Record) -> Record:
+    """UserResponse without the keys (ApiResponseHelper.createUserResponse hides the secret key)."""
+    return {k: v for k, v in public(rec).items() if k not in ("apikey", "secretkey")}
+
+
+@command("listUsers", "list", f"{_USER_PKG}.ListUsersCmd")
+def list_users(api: Api, req: Request) -> tuple[str, list[Record]]:
+    acc = req.account
+    recs = [r for r in api.cloud.users.values() if acc.is_admin or r["accountid"] == acc.id]
+    return "user", [_user_view(api, r) for r in _filter(recs, req, {"id": "id", "username": "username"})]
+
+
+@command("createUser", "sync", f"{_USER_PKG}.CreateUserCmd", admin_only=True)
+def create_user(api: Api, req: Request) -> dict[str, Any]:
+    """CreateUserCmd (authorized Admin, DomainAdmin): account, username, password, firstname,
+    lastname, email required (domainid optional: the caller's). AccountManagerImpl.createUser:
+    a username taken in the domain -> CloudRuntimeException (530) "The user NAME already exists in
+    domain 1"; the new user belongs to the account and has its role, and no API keys."""
+    acc = req.account
+    for name in ("account", "username", "password", "firstname", "lastname", "email"):
+        req.require(name)
+    account = req.require("account")
+    if account != acc.name:
+        raise invalid_value(f"Unable to find account {account} in domain id=1")
+    username = req.require("username")
+    if any(r["username"] == username for r in api.cloud.users.values()) or username == acc.name:
+        raise internal(f"The user {username} already exists in domain 1")
+    uid = new_id()
+    rec = {
+        "id": uid,
+        "username": username,
+        "firstname": req.get("firstname"),
+        "lastname": req.get("lastname"),
+        "email": req.get("email"),
+        "account": acc.name,
+        "accountid": acc.id,
+        "accounttype": 1 if acc.is_admin else 0,
+        "roletype": acc.role,
+        "domainid": api.cloud.domain_id,
+        "domain": "ROOT",
+        "state": "enabled",
+        "created": cs_time(),
+        "apikey": None,
+        "secretkey": None,
+    }
+    api.cloud.users[uid] = rec
+    return {"user": _user_view(api, rec)}
+
+
+def _own_or_admin(api: Api, req: Request) -> Record:
+    rec = req.entity(api.cloud.users, "id")
+    assert rec is not None
+    if not req.account.is_admin and rec["accountid"] != req.account.id:
+        # AccountManagerImpl.checkAccess -> PermissionDeniedException (531)
+        raise E.permission_denied(
+            f"Account {req.account.name} does not have permission to operate on user {rec['id']}"
+        )
+    return rec
+
+
+@command("registerUserKeys", "sync", f"{_USER_PKG}.RegisterCmd")
+def register_user_keys(api: Api, req: Request) -> dict[str, Any]:
+    """RegisterCmd (id required): AccountManagerImpl.createApiKeyAndSecretKey makes a new pair every
+    call (the old pair stops working) and answers RegisterResponse "userkeys" {apikey, secretkey}."""
+    from tests.cloudsim.model import Account
+
+    rec = _own_or_admin(api, req)
+    if rec["apikey"]:
+        api.cloud.user_keys.pop(rec["apikey"], None)
+    rec["apikey"] = base64.urlsafe_b64encode(hashlib.sha256(new_id().encode()).digest()).decode().rstrip("=")
+    rec["secretkey"] = (
+        base64.urlsafe_b64encode(hashlib.sha256(new_id().encode()).digest()).decode().rstrip("=")
+    )
+    owner = req.account if rec["accountid"] == req.account.id else None
+    role = owner.role if owner else rec["roletype"]
+    api.cloud.user_keys[rec["apikey"]] = Account(
+        rec["account"], rec["apikey"], rec["secretkey"], role, id=rec["accountid"], user_id=rec["id"]
+    )
+    return {"userkeys": {"apikey": rec["apikey"], "secretkey": rec["secretkey"]}}
+
+
+@command("getUserKeys", "sync", f"{_USER_PKG}.GetUserKeysCmd")
+def get_user_keys(api: Api, req: Request) -> dict[str, Any]:
+    """GetUserKeysCmd (id required, since 4.10): the user's current pair, "userkeys"; a user without
+    keys gets an empty object."""
+    rec = _own_or_admin(api, req)
+    if not rec["apikey"]:
+        return {"userkeys": {}}
+    return {"userkeys": {"apikey": rec["apikey"], "secretkey": rec["secretkey"]}}
+
+
+@command("deleteUser", "sync", f"{_USER_PKG}.DeleteUserCmd", admin_only=True)
+def delete_user(api: Api, req: Request) -> dict[str, Any]:
+    """DeleteUserCmd (id required, authorized Admin, DomainAdmin): the user and its keys go."""
+    rec = _own_or_admin(api, req)
+    if rec["apikey"]:
+        api.cloud.user_keys.pop(rec["apikey"], None)
+    del api.cloud.users[rec["id"]]
+    return {"success": True}
+
+
 @command("listDomains", "list", "org.apache.cloudstack.api.command.admin.domain.ListDomainsCmd")
 def list_domains(api: Api, req: Request) -> tuple[str, list[Record]]:
     rec = {

@@ -86,6 +86,10 @@ class Cloud:
         # (ParamProcessWorker.translateUuidToInternalId: findByUuidIncludingRemoved); the
         # services then answer "doesn't exist" / "unable to find" / nothing to do.
         self.removed: dict[str, Record] = {}
+        # Users made by createUser (id -> record) and the API keys registerUserKeys gave them
+        # (api key -> the caller they sign as: their account's name and role, their own user id).
+        self.users: dict[str, Record] = {}
+        self.user_keys: dict[str, Account] = {}
         self._next_dbid = 200
         self._seed(kubernetes_enabled, max_cluster_size)
 

@@ -210,7 +210,9 @@ class CloudSim:
             # ApiServer.verifyRequest: a signed request for a command the server does not have
             # is refused before the signature is checked -> ApiServlet answers 401.
             return 401, {wrapper: {"uuidList": [], "errorcode": 401, "errortext": AUTH_ERROR}}, "json"
-        caller = self.accounts.get(find_param(raw, "apikey") or "")
+        with self.cloud.lock:
+            callers = {**self.accounts, **self.cloud.user_keys}  # users' own keys sign too
+        caller = callers.get(find_param(raw, "apikey") or "")
         if caller is not None and cmd.admin_only and not caller.is_admin:
             # ApiServer.verifyRequest -> commandAvailable, before the signature is compared: the role
             # checker (DynamicRoleBasedAPIAccessChecker.checkAccess) throws UnavailableCommandException
@@ -225,10 +227,10 @@ class CloudSim:
         try:
             if enforced:
                 check_timestamps(raw)
-            api_key = verify(raw, {k: a.secret for k, a in self.accounts.items()})
+            api_key = verify(raw, {k: a.secret for k, a in callers.items()})
         except SignatureError:
             return 401, {wrapper: {"uuidList": [], "errorcode": 401, "errortext": AUTH_ERROR}}, "json"
-        account = self.accounts[api_key]
+        account = callers[api_key]
         self.calls.append(cmd.name)
         self.requests.append(
             (cmd.name, {k.lower(): v for k, v in raw.items() if k.lower() not in ("apikey", "signature")})
