@@ -14,6 +14,7 @@ from koral_ansible.bundle.manifest import pause_image
 from koral_ansible.cgroup import cgroup_version
 from koral_ansible.errors import InputError, OperationError
 from koral_ansible.inventory import record_inventory
+from koral_ansible.operations import cloud_provider
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.providers import ProviderContext, get_provider
 from koral_ansible.providers.base import Endpoint, Provider
@@ -77,6 +78,7 @@ def converge(
     name: str,
     limit: str | None = None,
     extra: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> RunResult:
     """Run one playbook over the cluster's recorded nodes; raise OperationError naming host and task."""
     runner = PlaybookRunner(
@@ -91,7 +93,7 @@ def converge(
         name,
         record_inventory(record, env.paths),
         extravars={**playbook_vars(env, record.spec), **(extra or {})},
-        secrets=playbook_secrets(record.spec),
+        secrets={**playbook_secrets(record.spec), **(secrets or {})},
         limit=limit,
     )
     frame.event(f"ansible:{name}", "Completed" if result.ok else "Failed", result.summary())
@@ -159,6 +161,10 @@ def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
         record = env.store.get_cluster(spec.name)
         with frame.phase("configure"):
             converge(env, frame, record, "create.yml")
+        bundle = resolve_spec_bundle(env, spec)
+        if cloud_provider.wanted(record, bundle):
+            with frame.phase("cloud-provider"):
+                cloud_provider.deploy_cloud_provider(env, frame, record, provider, bundle)
         kubeconfig = env.paths.kubeconfig(spec.name)
         if kubeconfig.exists():
             kubeconfig.chmod(0o600)
