@@ -69,9 +69,15 @@ def ensure_ccm_keys(client: CloudClient, cluster: str, rotate: bool = False) -> 
 
 
 def delete_ccm_user(client: CloudClient, cluster: str) -> bool:
-    """Remove the cluster's dedicated user (and with it its keys); False if there was none."""
-    user = next(iter(client.list("listUsers", username=ccm_username(cluster))), None)
-    if user is None:
+    """Remove the cluster's dedicated user (and with it its keys); False if there was none, or
+    the caller may not manage users (then it never made one)."""
+    try:
+        user = next(iter(client.list("listUsers", username=ccm_username(cluster))), None)
+        if user is None:
+            return False
+        client.call("deleteUser", id=user["id"])
+    except ApiCallError as exc:
+        if exc.errorcode not in _REFUSED:
+            raise
         return False
-    client.call("deleteUser", id=user["id"])
     return True

@@ -18,6 +18,7 @@ from koral_ansible.errors import OperationError
 from koral_ansible.providers.base import API_PORT, Endpoint, Provider, ProviderContext
 from koral_ansible.providers.cloudstack import plan
 from koral_ansible.providers.cloudstack.capabilities import may_expunge
+from koral_ansible.providers.cloudstack.ccm_keys import delete_ccm_user
 from koral_ansible.providers.cloudstack.client import ApiCallError, CloudClient, Job, JobsFailed
 from koral_ansible.providers.cloudstack.config import CloudConfig, load_config
 from koral_ansible.providers.cloudstack.resolve import Resolved, resolve
@@ -648,6 +649,9 @@ class CloudStackProvider(Provider):
         recorded = {r.kind for r in self.ctx.store.resources(self.cluster)}
         for kind in plan.destroy_order(recorded | {"vm"}):
             self._destroy_kind(kind)
+        # The cloud controller manager's dedicated user (koral_ansible.operations.cloud_provider)
+        # goes with the cluster.
+        delete_ccm_user(self.client, self.cluster)
 
     def _adopt_unrecorded_network(self) -> None:
         """A network an interrupted create made but could not record is this cluster's too."""

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from cs import CloudStack, CloudStackApiException
 
+from koral_ansible.paths import Paths
 from koral_ansible.providers.cloudstack.ccm_keys import ccm_username, delete_ccm_user, ensure_ccm_keys
 from koral_ansible.providers.cloudstack.client import CloudClient
 from tests.cloudsim import CloudSim, SimConfig
-from tests.integration.cloudstack.helpers import config_for
+from tests.integration.cloudstack.helpers import config_for, harness
 
 
 def _signs(sim: CloudSim, key: str, secret: str) -> int:
@@ -77,3 +78,15 @@ def test_create_user_refusals_as_cloudstack() -> None:
             assert exc.error["errortext"] == "The user u1 already exists in domain 1"
         else:
             raise AssertionError("a second user u1 was accepted")
+
+
+def test_destroy_removes_the_dedicated_user(koral_home: Paths) -> None:
+    """CloudStackProvider.destroy takes the CCM's user with the cluster (its pair refused after)."""
+    with CloudSim(SimConfig(job_latency=0)) as sim:
+        h = harness(sim, koral_home, control_nodes=1, size=1)
+        h.provider.provision(h.spec)
+        keys = ensure_ccm_keys(h.provider.client, "demo")
+        assert len(sim.cloud.users) == 1
+        h.provider.destroy(h.spec)
+        assert sim.cloud.users == {} and _signs(sim, keys.api_key, keys.secret_key) == 401
+        h.provider.destroy(h.spec)  # again: nothing left, nothing refused
