@@ -116,8 +116,8 @@ def _play(cluster: Cluster, tmp_path: Path, key: str, secret: str) -> str:
         "cloud_provider_config_dir": str(tmp_path / "conf"),
         "cloud_provider_kubectl": str(cluster.kubectl_bin),
         "cloud_provider_kubeconfig": str(cluster.kubeconfig),
-        # The double schedules no pod of this Deployment here (no node is Ready in this fixture):
-        # the rollout wait is left to real clusters.
+        # This Deployment's rollout did not finish on this API server double fixture within 60 s
+        # (not investigated): the rollout wait is left to real clusters.
         "cloud_provider_wait": False,
     }
     (tmp_path / "vars.json").write_text(json.dumps(inventory))
