@@ -23,6 +23,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +169,11 @@ def test_port_forward_and_firewall_rules_reach_a_node(cluster: Env, outside: Out
     pub, worker = _public_ip(cluster), f"{CLUSTER}-node-1"
     listen = "systemd-run --unit=koral-rule-test python3 -m http.server 30080 --bind 0.0.0.0"
     assert _ssh(cluster, 2223, f"systemctl stop koral-rule-test 2>/dev/null; {listen}").returncode == 0
+    # systemd-run returns before python3 listens (seconds on a loaded machine): wait for the socket.
+    deadline = time.monotonic() + 60
+    while _ssh(cluster, 2223, "ss -Hltn 'sport = :30080' | grep -q .").returncode != 0:
+        assert time.monotonic() < deadline, "the test listener on 30080 never came up"
+        time.sleep(0.5)
     try:
         assert outside.connect(outside.allowed, pub, 18080).startswith("FAILED")  # nothing yet
         assert _play("port-forward", "add", CLUSTER, "--public-port", "18080", "--private-port", "30080",
