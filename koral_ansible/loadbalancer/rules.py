@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from koral_ansible.loadbalancer.services import LbService
+from koral_ansible.providers.local import nft
 
 TABLE_PREFIX = "koral_lb_"
 IP_MODE = "Proxy"  # cloud-provider-kind pkg/loadbalancer/server.go: GetLoadBalancer
@@ -111,8 +112,7 @@ def render(cluster: str, p: Plan) -> str:
         drops.append(f"    {match} ip saddr != @sources_{i} drop")
     lines = [
         f"# koral-ansible: LoadBalancer Services of cluster {cluster} (generated, do not edit)",
-        f"table ip {table} {{}}",
-        f"delete table ip {table}",
+        *nft.drop_table_lines(table),
         f"table ip {table} {{",
         *sets,
         "  chain firewall {",
@@ -133,5 +133,4 @@ def render(cluster: str, p: Plan) -> str:
 
 
 def render_delete(cluster: str) -> str:
-    table = table_name(cluster)
-    return f"table ip {table} {{}}\ndelete table ip {table}\n"
+    return "\n".join(nft.drop_table_lines(table_name(cluster))) + "\n"

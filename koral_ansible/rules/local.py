@@ -116,8 +116,7 @@ def render(cluster: str, public_ip: IPv4Address, rules: Sequence[Rule], nodes: S
     dnat = [f"    {line}" for r in rules if r.kind != FIREWALL for line in _dnat(public_ip, r, nodes)]
     lines = [
         f"# koral-ansible: network rules of cluster {cluster} (generated, do not edit)",
-        f"table ip {table} {{}}",
-        f"delete table ip {table}",
+        *nft.drop_table_lines(table),
         f"table ip {table} {{",
         *sets,
         "  chain firewall {",
@@ -139,8 +138,7 @@ def render(cluster: str, public_ip: IPv4Address, rules: Sequence[Rule], nodes: S
 
 
 def render_delete(cluster: str) -> str:
-    table = table_name(cluster)
-    return f"table ip {table} {{}}\ndelete table ip {table}\n"
+    return "\n".join(nft.drop_table_lines(table_name(cluster))) + "\n"
 
 
 def apply(

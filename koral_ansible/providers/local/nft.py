@@ -116,8 +116,7 @@ def render_table(
     hairpin = [f"    ip saddr {s} ip daddr {s} ct status dnat masquerade" for s in hairpin_subnets]
     lines = [
         f"# koral-ansible: {title} (generated, do not edit)",
-        f"table ip {table} {{}}",
-        f"delete table ip {table}",
+        *drop_table_lines(table),
         f"table ip {table} {{",
         *sets,
         "  chain firewall {",
@@ -141,10 +140,15 @@ def render_table(
     return "\n".join(lines) + "\n"
 
 
+def drop_table_lines(table: str) -> list[str]:
+    """Declare the table, then delete it: the start of a script replacing it in one transaction, or
+    the whole of one removing it whether or not it exists. Every koral table uses these lines."""
+    return [f"table ip {table} {{}}", f"delete table ip {table}"]
+
+
 def render_delete(cluster: str) -> str:
     """Remove the table if present (idempotent)."""
-    table = table_name(cluster)
-    return f"table ip {table} {{}}\ndelete table ip {table}\n"
+    return "\n".join(drop_table_lines(table_name(cluster))) + "\n"
 
 
 def _nft(script: str) -> None:
