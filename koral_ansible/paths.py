@@ -7,9 +7,13 @@ CLI's ``--state-dir``. Node images are cached under ``KORAL_CACHE`` (default
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from koral_ansible.errors import OperationError
 
 HOME_ENV = "KORAL_HOME"
 CACHE_ENV = "KORAL_CACHE"
@@ -34,6 +38,17 @@ def private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.chmod(0o700)
     return path
+
+
+def read_json_record(path: Path, what: str) -> Any:
+    """A JSON record koral wrote with :func:`write_private`; None when there is none. A file that
+    cannot be read or parsed is an OperationError naming ``what`` and the path."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise OperationError(f"cannot read {what} {path}: {exc}") from None
 
 
 def write_private(path: Path, data: str | bytes) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from koral_ansible.errors import InputError, OperationError
-from koral_ansible.paths import Paths, write_private
+from koral_ansible.paths import Paths, read_json_record, write_private
 from koral_ansible.spec import max_cluster_size
 from koral_ansible.state import now
 
@@ -44,12 +44,9 @@ def settings_path(paths: Paths, cluster: str) -> Path:
 def load_settings(paths: Paths, cluster: str) -> AutoscaleSettings:
     """The cluster's record; disabled when there is none."""
     path = settings_path(paths, cluster)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    data = read_json_record(path, "autoscaling settings")
+    if data is None:
         return AutoscaleSettings()
-    except (OSError, ValueError) as exc:
-        raise OperationError(f"cannot read autoscaling settings {path}: {exc}") from None
     try:
         return AutoscaleSettings(
             enabled=bool(data["enabled"]),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from koral_ansible.errors import OperationError
-from koral_ansible.paths import Paths, write_private
+from koral_ansible.paths import Paths, read_json_record, write_private
 from koral_ansible.state import now
 
 FILE_NAME = "dashboard.json"
@@ -35,12 +35,9 @@ def settings_path(paths: Paths, cluster: str) -> Path:
 def load_settings(paths: Paths, cluster: str) -> DashboardSettings:
     """The cluster's record; disabled when there is none."""
     path = settings_path(paths, cluster)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    data = read_json_record(path, "dashboard settings")
+    if data is None:
         return DashboardSettings()
-    except (OSError, ValueError) as exc:
-        raise OperationError(f"cannot read dashboard settings {path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("enabled"), bool):
         raise OperationError(f"dashboard settings {path} are malformed (no boolean 'enabled')")
     return DashboardSettings(enabled=data["enabled"], updated=str(data.get("updated", "")))
