@@ -1647,6 +1647,23 @@ def system_verification_checks(kubeadm_version: str, kubelet_version: str) -> li
     return [("SystemVerification", False, err or SYSVER_CGROUP_V1, not fails)]
 
 
+def upgrade_kubelet_version(installed: str) -> str:
+    """The KubeletVersion `kubeadm upgrade` gives the cgroups validator: the installed kubelet's with
+    MINOR+1, "for the target upgrade version" (kubernetes/kubernetes PR #134744); "" when unknown."""
+    if not installed:
+        return ""
+    major, minor = _vtuple(installed)[:2]
+    return f"{major}.{minor + 1}.0"
+
+
+def run_upgrade_checks(ignored: list[str]) -> None:
+    """RunUpgradeChecks (cmd/kubeadm/app/preflight/checks.go): SystemVerificationCheck alone, run by
+    `upgrade apply` (phases/upgrade/apply/preflight.go) and `upgrade node`
+    (phases/upgrade/node/preflight.go) right after the root check, before anything else."""
+    kubelet = upgrade_kubelet_version(_installed_kubelet_version())
+    _preflight(ignored, system_verification_checks(DOUBLE_VERSION, kubelet))
+
+
 def _cri_path(cri: str) -> str:
     return cri[len("unix://") :] if cri.startswith("unix://") else cri
 
@@ -3266,6 +3283,7 @@ def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
     if sub == "node":
         if pos:
             raise DoubleError(f'unknown command "{pos[0]}" for "kubeadm upgrade node"')
+        run_upgrade_checks(list(flags.get("ignore-preflight-errors") or []))
         if (K8S_DIR / "manifests" / "kube-apiserver.yaml").exists():
             # phases/upgrade/node/preflight.go: control-plane nodes pre-pull the cluster's images.
             cm = client.request("GET", "/api/v1/namespaces/kube-system/configmaps/kubeadm-config")
@@ -3287,6 +3305,7 @@ def cmd_upgrade(argv: list[str], rec: dict[str, Any]) -> int:
     if len(pos) != 1:
         raise DoubleError("kubeadm upgrade apply needs exactly one version argument")
     target = pos[0].lstrip("v")
+    run_upgrade_checks(list(flags.get("ignore-preflight-errors") or []))
     enforce_version_policies(target, current, mine, bool(flags.get("force")))
     if not (flags.get("yes") or flags.get("force")):
         sys.stdout.write("[upgrade] Are you sure you want to proceed? [y/N]: ")

@@ -80,3 +80,35 @@ def test_cgroup_v2_passes_and_no_mounts_is_an_error(tmp_path: Path, monkeypatch:
     ((name, ok, msg, warn),) = kd.system_verification_checks("1.37.1", "1.37.1")
     assert (name, ok, warn) == ("SystemVerification", False, False)
     assert msg.startswith("cannot get a cgroup mount point: open ")
+
+
+def test_upgrade_passes_the_kubelet_version_with_minor_plus_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kubeadm upgrade apply|node` run SystemVerification alone (RunUpgradeChecks) with the installed
+    kubelet's version MINOR+1 (PR #134744): a 1.34 kubelet upgrading to 1.35 already fails on cgroup v1,
+    and koral's opt-in (--ignore-preflight-errors=SystemVerification) turns it into a warning."""
+    _host(tmp_path, monkeypatch, V1_MOUNTS)
+    monkeypatch.setattr(kd, "DOUBLE_VERSION", "1.35.9")
+    monkeypatch.setattr(kd, "_installed_kubelet_version", lambda: "1.34.12")
+    assert kd.upgrade_kubelet_version("1.34.12") == "1.35.0"
+    assert kd.upgrade_kubelet_version("") == ""
+    with pytest.raises(kd.DoubleError) as exc:
+        kd.run_upgrade_checks([])
+    assert "[ERROR SystemVerification]: cgroups v1 support is deprecated" in str(exc.value)
+    assert HEADER in capsys.readouterr().out
+    kd.run_upgrade_checks(["SystemVerification"])
+    warning = "\t[WARNING SystemVerification]: cgroups v1 support is deprecated"
+    assert capsys.readouterr().err.startswith(warning)
+    # kubeadm 1.34 (validators before v1.12.1): the maintenance warning only.
+    monkeypatch.setattr(kd, "DOUBLE_VERSION", "1.34.12")
+    monkeypatch.setattr(kd, "_installed_kubelet_version", lambda: "1.33.9")
+    kd.run_upgrade_checks([])
+    assert "maintenance mode" in capsys.readouterr().err
+
+
+def test_upgrade_on_cgroup_v2_runs_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _host(tmp_path, monkeypatch, V2_MOUNTS)
+    monkeypatch.setattr(kd, "DOUBLE_VERSION", "1.37.1")
+    monkeypatch.setattr(kd, "_installed_kubelet_version", lambda: "1.36.5")
+    kd.run_upgrade_checks([])
