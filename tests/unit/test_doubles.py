@@ -339,6 +339,11 @@ def _ctr_db(root: Path) -> dict[str, Any]:
 
 def _env(root: Path, images: list[str] | None = None, **extra: str) -> dict[str, str]:
     bindir = fake_ctr(root, _default_images() if images is None else images)
+    # A cgroup v2 node: kubeadm's SystemVerification (init, join, upgrade) reads /proc/mounts.
+    mounts = root / "rootfs" / "proc" / "mounts"
+    if not mounts.exists():
+        mounts.parent.mkdir(parents=True, exist_ok=True)
+        mounts.write_text("cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime 0 0\n")
     return {
         **os.environ,
         "KORAL_DOUBLE_STATE": str(root / "state"),
