@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from koral_ansible.errors import OperationError
+from koral_ansible.provider_id import external_cloud_provider_mark
 from koral_ansible.providers.base import API_PORT, Endpoint, Provider, ProviderContext
 from koral_ansible.providers.cloudstack import plan
 from koral_ansible.providers.cloudstack.capabilities import may_expunge
@@ -489,6 +490,8 @@ class CloudStackProvider(Provider):
                 "public_ip_id": ip_id,
                 "zone": str(network.get("zonename", "")),
                 "subnet": str(network.get("cidr", "")),  # koral_node_cidr for the node firewall
+                # create's mark that the cluster runs the CloudStack provider survives a scale
+                **external_cloud_provider_mark(self.ctx.store.get_cluster(self.cluster).endpoint),
             },
         )
         self.ctx.store.set_endpoint(self.cluster, endpoint.to_dict())

@@ -156,3 +156,27 @@ def cloud_provider_bundle(env: Env, h: Any) -> Any:
     """The bundle the spec installs from, as create resolves it."""
     create = importlib.import_module("koral_ansible.operations.create")
     return create.resolve_spec_bundle(env, h.spec)
+
+
+def test_provider_mark_survives_a_scale_and_names_the_vms(cloudsim: CloudSim, koral_home: Paths) -> None:
+    """create marks the endpoint of a cluster running the provider; add_workers (scale) publishes
+    the endpoint again and keeps the mark; the inventory then gives every kubelet
+    --cloud-provider=external and external-cloudstack://<its VM's uuid>."""
+    from koral_ansible.inventory import record_inventory
+    from koral_ansible.provider_id import EXTERNAL_CLOUD_PROVIDER
+
+    cloudsim.set_latency(0)
+    h = harness(cloudsim, koral_home, control_nodes=1, size=1)
+    endpoint = h.provider.provision(h.spec)
+    endpoint.extra[EXTERNAL_CLOUD_PROVIDER] = True  # as create does for such a cluster
+    h.store.set_endpoint("demo", endpoint.to_dict())
+    h.provider.add_workers(h.spec, 1)
+    record = h.store.get_cluster("demo")
+    assert record.endpoint["extra"][EXTERNAL_CLOUD_PROVIDER] is True
+    inv = record_inventory(record, koral_home)["all"]
+    assert inv["vars"]["kubeadm_cloud_provider"] == "external"
+    hosts = {**inv["children"]["kube_control_plane"]["hosts"], **inv["children"]["kube_node"]["hosts"]}
+    by_name = {vm["name"]: vm["id"] for vm in cloudsim.cloud.vms.values()}
+    assert len(hosts) == 3
+    for name, host in hosts.items():
+        assert host["kubeadm_provider_id"] == f"external-cloudstack://{by_name[name]}"
