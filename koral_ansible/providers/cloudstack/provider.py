@@ -20,6 +20,7 @@ from koral_ansible.providers.base import API_PORT, Endpoint, Provider, ProviderC
 from koral_ansible.providers.cloudstack import plan
 from koral_ansible.providers.cloudstack.capabilities import may_expunge
 from koral_ansible.providers.cloudstack.ccm_keys import delete_ccm_user
+from koral_ansible.providers.cloudstack.ccm_leftovers import remove_ccm_leftovers
 from koral_ansible.providers.cloudstack.client import ApiCallError, CloudClient, Job, JobsFailed
 from koral_ansible.providers.cloudstack.config import CloudConfig, load_config
 from koral_ansible.providers.cloudstack.resolve import Resolved, resolve
@@ -649,6 +650,12 @@ class CloudStackProvider(Provider):
     # ---- destroy ------------------------------------------------------------------------------
     def destroy(self, spec: ClusterSpec) -> None:
         self._adopt_unrecorded_network()
+        # The cloud controller manager's load-balancer rules, firewall rules and IPs first (koral
+        # recorded none of them; an existing network would keep them for good).
+        resources = self.ctx.store.resources(self.cluster)
+        networks = [r.rid for r in resources if r.kind == "network"]
+        if remove_ccm_leftovers(self.client, networks, {r.rid for r in resources}):
+            self.ctx.report("removed the cloud controller manager's load-balancer rules and IPs")
         recorded = {r.kind for r in self.ctx.store.resources(self.cluster)}
         for kind in plan.destroy_order(recorded | {"vm"}):
             self._destroy_kind(kind)
