@@ -180,3 +180,53 @@ def test_provider_mark_survives_a_scale_and_names_the_vms(cloudsim: CloudSim, ko
     assert len(hosts) == 3
     for name, host in hosts.items():
         assert host["kubeadm_provider_id"] == f"external-cloudstack://{by_name[name]}"
+
+
+@pytest.mark.parametrize("with_provider", [True, False])
+def test_create_gives_every_play_the_provider_s_kubelet_flags(
+    with_provider: bool,
+    cloudsim: CloudSim,
+    koral_home: Paths,
+    bundle_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``create`` on the test cloud (plays recorded, not run): with a provider.yaml bundle the
+    first play's inventory already has --cloud-provider=external and the provider's IDs, and the
+    cloud-provider phase follows; without one (no bundle) the inventory is koral's as before."""
+    from koral_ansible.inventory import record_inventory
+    from koral_ansible.spec import validate_spec
+    from koral_ansible.state import StateStore
+    from tests.versions import DEFAULT
+
+    cloudsim.set_latency(0)
+    for key, value in cloudsim.client_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KORAL_CLOUDSTACK_TEMPLATE", "koral-node-debian12")
+    create = importlib.import_module("koral_ansible.operations.create")
+    plays: list[tuple[str, dict[str, Any]]] = []
+
+    def recorded(env: Env, _frame: Any, record: Any, name: str, **_kw: Any) -> None:
+        plays.append((name, record_inventory(env.store.get_cluster(record.name), env.paths)["all"]))
+
+    monkeypatch.setattr(create, "converge", recorded)
+    data: dict[str, Any] = {
+        "name": "demo", "provider": "cloudstack", "zone": "zone1", "compute_offering": "Medium Instance",
+        "size": 1, "kubernetes_version": DEFAULT,
+    }  # fmt: skip
+    if with_provider:
+        data["bundle"] = str(bundle_dir)
+    env = Env(paths=koral_home, store=StateStore(koral_home))
+    create.create(env, validate_spec(data))
+    names = [name for name, _ in plays]
+    assert names == (["create.yml", "cloud_provider.yml"] if with_provider else ["create.yml"])
+    inv = plays[0][1]
+    hosts = {**inv["children"]["kube_control_plane"]["hosts"], **inv["children"]["kube_node"]["hosts"]}
+    vms = {vm["name"]: vm["id"] for vm in cloudsim.cloud.vms.values()}
+    if with_provider:
+        assert inv["vars"]["kubeadm_cloud_provider"] == "external"
+        assert {n: h["kubeadm_provider_id"] for n, h in hosts.items()} == {
+            n: f"external-cloudstack://{vm}" for n, vm in vms.items()
+        }
+    else:
+        assert "kubeadm_cloud_provider" not in inv["vars"]
+        assert all("kubeadm_provider_id" not in h for h in hosts.values())
