@@ -18,6 +18,7 @@ import yaml
 
 from koral_ansible import k8s_releases, versions
 from koral_ansible.paths import Paths, write_private
+from koral_ansible.provider_id import external_cloud_provider, kubelet_provider_id
 from koral_ansible.providers.base import Endpoint
 from koral_ansible.spec import ClusterSpec
 from koral_ansible.state import ClusterRecord, NodeRecord
@@ -86,9 +87,16 @@ def build_inventory(
     control = sorted((n for n in nodes if n.is_control), key=lambda n: n.idx)
     workers = sorted((n for n in nodes if not n.is_control), key=lambda n: n.idx)
     hosts = {n.name: host_vars(n, endpoint) for n in control + workers}
+    external: dict[str, Any] = {}
+    if external_cloud_provider(endpoint.to_dict()):
+        # The cluster runs the CloudStack provider (cloud controller manager): kubelets with
+        # --cloud-provider=external and the provider's providerID (koral_ansible.provider_id).
+        external = {"kubeadm_cloud_provider": "external"}
+        for n in control + workers:
+            hosts[n.name]["kubeadm_provider_id"] = kubelet_provider_id(spec.name, n, True)
     return {
         "all": {
-            "vars": {**cluster_vars(spec, endpoint), **(connection or {})},
+            "vars": {**cluster_vars(spec, endpoint), **external, **(connection or {})},
             "children": {
                 "k8s_cluster": {"children": {"kube_control_plane": {}, "kube_node": {}}},
                 "kube_control_plane": {"hosts": {n.name: hosts[n.name] for n in control}},

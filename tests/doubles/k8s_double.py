@@ -4190,7 +4190,12 @@ def kubelet_main(argv: list[str]) -> int:
                     client = Kubeconfig(kubeconfig).client(timeout=5)
                     if not registered:
                         registered = _register(
-                            client, name, ip, flags.get("node-labels", ""), flags.get("provider-id", "")
+                            client,
+                            name,
+                            ip,
+                            flags.get("node-labels", ""),
+                            flags.get("provider-id", ""),
+                            external_cloud=flags.get("cloud-provider") == "external",
                         )
                     if registered:
                         runtime.refresh(force=True)
@@ -4262,7 +4267,9 @@ def _os_image() -> str:
     return "Linux"
 
 
-def _register(client: ApiClient, name: str, ip: str, labels: str, provider_id: str = "") -> bool:
+def _register(
+    client: ApiClient, name: str, ip: str, labels: str, provider_id: str = "", external_cloud: bool = False
+) -> bool:
     lab = {
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
@@ -4277,7 +4284,7 @@ def _register(client: ApiClient, name: str, ip: str, labels: str, provider_id: s
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": lab},
-        "spec": {"providerID": provider_id} if provider_id else {},
+        "spec": _node_spec(provider_id, external_cloud),
         "status": {
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
             "nodeInfo": _node_info(),
@@ -4290,6 +4297,20 @@ def _register(client: ApiClient, name: str, ip: str, labels: str, provider_id: s
         if exc.status != 409:
             raise
     return True
+
+
+def _node_spec(provider_id: str, external_cloud: bool) -> dict[str, Any]:
+    """The registered Node's spec: ``providerID`` from --provider-id; with --cloud-provider=external
+    the taint a cloud controller manager lifts once it has initialised the Node (kubernetes/kubernetes
+    pkg/kubelet/kubelet_node_status.go ``initialNode``: ``if kl.externalCloudProvider`` appends
+    ``cloudproviderapi.TaintExternalCloudProvider`` = node.cloudprovider.kubernetes.io/uninitialized,
+    value "true", NoSchedule; staging/src/k8s.io/cloud-provider/api/well_known_taints.go)."""
+    spec: dict[str, Any] = {"providerID": provider_id} if provider_id else {}
+    if external_cloud:
+        spec["taints"] = [
+            {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"}
+        ]
+    return spec
 
 
 def _serve_kubelet_api(port: int) -> None:

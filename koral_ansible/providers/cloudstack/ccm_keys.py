@@ -81,3 +81,19 @@ def delete_ccm_user(client: CloudClient, cluster: str) -> bool:
             raise
         return False
     return True
+
+
+def provider_may_start(client: CloudClient) -> bool:
+    """Whether the provider's start-up call is open to this account (the dedicated user has its
+    account's role): v1.2.0 ``newCSCloud`` -> ``getManagementServerVersion`` calls
+    ``listManagementServersMetrics`` and returns its error, so the CCM exits at start-up
+    (apache/cloudstack-kubernetes-provider ``cloudstack.go``); the command is for admins only
+    (apache/cloudstack ``plugins/metrics/.../ListMgmtsMetricsCmd.java`` ``authorized =
+    {RoleType.Admin}``) unless the account's role is granted it."""
+    try:
+        client.call("listManagementServersMetrics")
+    except ApiCallError as exc:
+        if exc.errorcode in _REFUSED:
+            return False
+        raise
+    return True

@@ -15,10 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from koral_ansible.errors import OperationError
+from koral_ansible.provider_id import external_cloud_provider_mark
 from koral_ansible.providers.base import API_PORT, Endpoint, Provider, ProviderContext
 from koral_ansible.providers.cloudstack import plan
 from koral_ansible.providers.cloudstack.capabilities import may_expunge
 from koral_ansible.providers.cloudstack.ccm_keys import delete_ccm_user
+from koral_ansible.providers.cloudstack.ccm_leftovers import remove_ccm_leftovers
 from koral_ansible.providers.cloudstack.client import ApiCallError, CloudClient, Job, JobsFailed
 from koral_ansible.providers.cloudstack.config import CloudConfig, load_config
 from koral_ansible.providers.cloudstack.resolve import Resolved, resolve
@@ -489,6 +491,8 @@ class CloudStackProvider(Provider):
                 "public_ip_id": ip_id,
                 "zone": str(network.get("zonename", "")),
                 "subnet": str(network.get("cidr", "")),  # koral_node_cidr for the node firewall
+                # create's mark that the cluster runs the CloudStack provider survives a scale
+                **external_cloud_provider_mark(self.ctx.store.get_cluster(self.cluster).endpoint),
             },
         )
         self.ctx.store.set_endpoint(self.cluster, endpoint.to_dict())
@@ -646,6 +650,12 @@ class CloudStackProvider(Provider):
     # ---- destroy ------------------------------------------------------------------------------
     def destroy(self, spec: ClusterSpec) -> None:
         self._adopt_unrecorded_network()
+        # The cloud controller manager's load-balancer rules, firewall rules and IPs first (koral
+        # recorded none of them; an existing network would keep them for good).
+        resources = self.ctx.store.resources(self.cluster)
+        networks = [r.rid for r in resources if r.kind == "network"]
+        if remove_ccm_leftovers(self.client, networks, {r.rid for r in resources}):
+            self.ctx.report("removed the cloud controller manager's load-balancer rules and IPs")
         recorded = {r.kind for r in self.ctx.store.resources(self.cluster)}
         for kind in plan.destroy_order(recorded | {"vm"}):
             self._destroy_kind(kind)

@@ -230,3 +230,57 @@ def test_update_load_balancer_rule_algorithm(cloudsim: CloudSim, cluster: tuple[
     code, body, _ = cs(cloudsim, "--post", "updateLoadBalancerRule", f"id={rule['id']}", "algorithm=random")
     assert code == 1 and body["updateloadbalancerruleresponse"]["errorcode"] == 431
     assert get_lb(cloudsim)[RULE]["algorithm"] == "source"
+
+
+EMPTY_AFTER_DELETE = ("networks", "public_ips", "vms", "firewall_rules", "port_forwarding_rules", "lb_rules")
+
+
+def _leftovers(sim: CloudSim) -> dict[str, int]:
+    return {k: v for k, v in sim.counts().items() if k in EMPTY_AFTER_DELETE and v}
+
+
+def test_delete_removes_what_the_ccm_made_in_koral_s_network(cloudsim: CloudSim, koral_home: Paths) -> None:
+    """The provider's rule on a new IP and on the cluster's IP, then koral's delete: nothing left
+    (deleteNetwork would also revoke them: NetworkOrchestrator.cleanupNetworkResources), and a
+    second delete has nothing to do."""
+    cloudsim.set_latency(0)
+    h = harness(cloudsim, koral_home, control_nodes=1, size=2)
+    h.provider.provision(h.spec)
+    nodes = sorted(vm["name"] for vm in cloudsim.cloud.vms.values())
+    ensure(cloudsim, nodes, "", ["192.0.2.0/24"])  # a Service on an IP the CCM associated
+    assert len(get_lb(cloudsim)) == 1
+    h.provider.destroy(h.spec)
+    cloudsim.wait_idle()
+    assert _leftovers(cloudsim) == {}
+    h.provider.destroy(h.spec)  # idempotent
+
+
+def test_delete_removes_what_the_ccm_made_in_an_existing_network(
+    cloudsim: CloudSim, koral_home: Paths
+) -> None:
+    """A cluster in the user's own network (spec.network): koral never deletes that network, so
+    it removes the provider's rules, their firewall rules and the IP it associated itself; the
+    network, its source-NAT IP and what koral did not make stay."""
+    cloudsim.set_latency(0)
+    zone = call(cloudsim, "listZones")["zone"][0]["id"]
+    offering = call(cloudsim, "listNetworkOfferings")["networkoffering"][0]["id"]
+    net = call(
+        cloudsim,
+        "createNetwork",
+        name="user-net",
+        displaytext="user-net",
+        zoneid=zone,
+        networkofferingid=offering,
+    )["network"]
+    h = harness(cloudsim, koral_home, control_nodes=1, size=1, network="user-net")
+    h.provider.provision(h.spec)
+    nodes = sorted(vm["name"] for vm in cloudsim.cloud.vms.values())
+    before = {ip["ipaddress"] for ip in cloudsim.cloud.public_ips.values()}
+    ccm_ip = ensure(cloudsim, nodes, "", [])
+    assert ccm_ip not in before
+    h.provider.destroy(h.spec)
+    cloudsim.wait_idle()
+    assert get_lb(cloudsim) == {} and _service_firewall(cloudsim) == []
+    assert ccm_ip not in {ip["ipaddress"] for ip in cloudsim.cloud.public_ips.values()}
+    assert net["id"] in cloudsim.cloud.networks and not cloudsim.cloud.vms
+    h.provider.destroy(h.spec)  # idempotent
