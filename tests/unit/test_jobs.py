@@ -79,6 +79,8 @@ def test_scale_job_runs_in_a_worker_and_records_everything(env: Env) -> None:
     assert last is not None and (last.operation, last.status) == ("scale", "succeeded")
     lines, end = jobs.read_progress(env, job.id, 0)
     assert [ln["phase"] for ln in lines if ln["type"] == "phase"] == ["join"]
+    last = lines[-1]
+    assert last == {"t": last["t"], "type": "end", "state": "succeeded", "exit_code": 0, "error": ""}
     assert {ln["event"] for ln in lines if ln["type"] == "event"} <= {
         "playbook_on_play_start",
         "playbook_on_task_start",
@@ -127,6 +129,8 @@ def test_failed_job_records_exit_code_error_and_where(env: Env, monkeypatch: pyt
     done = wait_done(env, jobs.start_job(env, "scale", "demo", {"size": 3}).id)
     assert (done.state, done.exit_code, done.error) == (jobs.JobState.FAILED, 1, "join failed on n2")
     assert done.failure == jobs.JobFailure(phase="join", host="n3", task="Join the node")
+    end = jobs.read_progress(env, done.id, 0)[0][-1]
+    assert (end["type"], end["state"], end["exit_code"], end["error"]) == ("end", "failed", 1, done.error)
     last = env.store.last_operation("demo")
     assert last is not None and last.status == "failed"
 
