@@ -8,6 +8,8 @@ import io
 import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -290,3 +292,21 @@ def test_autoscale_job_changes_the_record_like_the_cli(env: Env) -> None:
     # While autoscaled, a manual scale is refused before a worker starts, as by the CLI.
     with pytest.raises(InputError, match="autoscaled"):
         jobs.start_job(env, "scale", "demo", {"size": 3})
+
+
+def test_job_outlives_the_process_that_started_it(env: Env) -> None:
+    """A console that exits (or restarts) right after starting a job loses nothing."""
+    script = (
+        "import sys\n"
+        "from koral_ansible import jobs\n"
+        "from koral_ansible.operations.context import Env\n"
+        "job = jobs.start_job(Env.open(sys.argv[1], quiet=True), 'scale', 'demo', {'size': 3})\n"
+        "print(job.id)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(env.paths.home)], capture_output=True, text=True, check=True
+    )
+    job_id = proc.stdout.strip()
+    done = wait_done(env, job_id)  # the starter is gone; the record on disk says the rest
+    assert (done.state, done.exit_code) == (jobs.JobState.SUCCEEDED, 0), done.error
+    assert jobs.job_view(env, job_id).hosts.keys() == {"n1", "n2", "n3"}
