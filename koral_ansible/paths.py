@@ -105,6 +105,11 @@ class Paths:
     def secrets(self, name: str) -> Path:
         return self.cluster_dir(name) / "secrets.json"
 
+    @property
+    def jobs(self) -> Path:
+        """Background operations started by the console: one directory per job."""
+        return self.home / "jobs"
+
     def runs(self, name: str) -> Path:
         return self.home / "runs" / name
 

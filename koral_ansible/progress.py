@@ -80,6 +80,41 @@ class ProgressState:
         return kind, host
 
 
+#: The runner events :meth:`ProgressState.apply` counts; everything else is noise for progress.
+COUNTED_EVENTS = frozenset(
+    {
+        "playbook_on_play_start",
+        "playbook_on_task_start",
+        "runner_on_start",
+        "runner_on_ok",
+        "runner_on_failed",
+        "runner_on_skipped",
+        "runner_on_unreachable",
+    }
+)
+
+
+def reduce_event(event: dict[str, Any]) -> dict[str, Any] | None:
+    """What :meth:`ProgressState.apply` reads of a runner event (None if it counts nothing), in
+    the event's own shape, so a stored copy replays into the same counters. A failure keeps its
+    :func:`failure_message` under ``failure`` (not redacted here: the caller redacts)."""
+    kind = str(event.get("event", ""))
+    if kind not in COUNTED_EVENTS:
+        return None
+    data = event.get("event_data") or {}
+    kept: dict[str, Any] = {
+        k: str(data[k]) for k in ("host", "task", "play") if data.get(k) not in (None, "")
+    }
+    if kind == "runner_on_ok":
+        kept["res"] = {"changed": bool((data.get("res") or {}).get("changed"))}
+    if data.get("ignore_errors"):
+        kept["ignore_errors"] = True
+    out: dict[str, Any] = {"event": kind, "event_data": kept}
+    if kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+        out["failure"] = failure_message(event)
+    return out
+
+
 def failure_message(event: dict[str, Any]) -> str:
     """The useful part of a failed task's result: its message plus the command's stderr/stdout tail."""
     res = (event.get("event_data") or {}).get("res") or {}

@@ -15,9 +15,10 @@ from koral_ansible import node_os as node_oses
 from koral_ansible.cli.age import age
 from koral_ansible.cli.common import emit, output_option, pass_env
 from koral_ansible.cli.table import Column
+from koral_ansible.create_input import build_create_spec
 from koral_ansible.errors import InputError
 from koral_ansible.operations.context import Env
-from koral_ansible.spec import MAX_SIZE_ENV, load_spec, max_cluster_size
+from koral_ansible.spec import MAX_SIZE_ENV, max_cluster_size
 
 REGISTRY_PASSWORD_ENV = "KORAL_REGISTRY_PASSWORD"
 
@@ -159,17 +160,7 @@ def create(
         REGISTRY_PASSWORD_ENV,
         "--registry-password",
     )
-    overrides: dict[str, Any] = {"name": name}
-    for key in ("registry_url", "registry_username"):
-        value = flags.pop(key)
-        if value is not None:
-            overrides[f"registry.{key.split('_', 1)[1]}"] = value
-    if password is not None:
-        overrides["registry.password"] = password
-    if ha and flags.get("control_nodes") is None:
-        flags["control_nodes"] = 3  # in flags: overrides.update(flags) would put None back
-    overrides.update(flags)
-    spec = load_spec(spec_file, overrides, max_size=cli_max_size())
+    spec = build_create_spec(name, {**flags, "ha": ha}, password, spec_file, max_size=cli_max_size())
     record = operations.create(env, spec)
     click.echo(
         f"cluster {record.name} is {record.state.value}: {operations.summary(record)['endpoint']}", err=True

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
@@ -41,6 +41,9 @@ class Env:
     quiet: bool = False
     tuned: bool = True
     redactor: Redactor = field(default_factory=Redactor)
+    #: When set, every operation's progress comes from here instead of the terminal (the
+    #: background job worker writes it to the job's progress file).
+    progress_factory: Callable[[str], Progress] | None = None
 
     @classmethod
     def open(cls, home: str | None = None, **kwargs: Any) -> Env:
@@ -48,6 +51,8 @@ class Env:
         return cls(paths=paths, store=StateStore(paths), **kwargs)
 
     def progress(self, operation: str) -> Progress:
+        if self.progress_factory is not None:
+            return self.progress_factory(operation)
         return make_progress(operation, self.redactor, verbose=self.verbose, quiet=self.quiet)
 
 

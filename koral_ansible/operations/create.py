@@ -130,7 +130,8 @@ def _cgroup_v1_opt_in(spec: ClusterSpec) -> ClusterSpec:
     return spec
 
 
-def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
+def check_create(env: Env, spec: ClusterSpec) -> ClusterSpec:
+    """Every refusal of ``create`` that needs no change: raises before anything is written."""
     spec = _cgroup_v1_opt_in(spec)
     check_resume(env, spec)
     resolve_spec_bundle(env, spec, deep=True)  # a bad bundle is refused before anything is created
@@ -138,6 +139,11 @@ def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
     checker = provider_for(env, spec, ssh_public_key="")
     checker.validate(spec)
     checker.check_host()  # e.g. the local provider's `koral-play doctor` checks
+    return spec
+
+
+def create(env: Env, spec: ClusterSpec) -> ClusterRecord:
+    spec = check_create(env, spec)
     progress = env.progress("create")
     provider = provider_for(env, spec, report=progress.message)
     for value in spec.secrets().values():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from koral_ansible import versions
-from koral_ansible.bundle import resolve_bundle
+from koral_ansible.bundle import ResolvedBundle, resolve_bundle
 from koral_ansible.errors import InputError
 from koral_ansible.inventory import release_vars
 from koral_ansible.operations.context import Env, OperationFrame
@@ -41,12 +41,20 @@ def _limit(record: ClusterRecord, nodes: list[NodeRecord]) -> str:
     return ",".join(n for n in names if n)
 
 
-def scale(env: Env, name: str, size: int | str, max_size: int | None = None) -> ClusterRecord:
-    """Set the worker count to ``size``: add and join new workers, or drain and remove the newest."""
+def check_scale(
+    env: Env, name: str, size: int | str, max_size: int | None = None
+) -> tuple[ClusterRecord, ClusterSpec]:
+    """Every refusal of ``scale`` (before anything changes): the record and the resized spec."""
     record = env.store.get_cluster(name)
     target = _resize(record, size, max_cluster_size() if max_size is None else max_size)
     _refuse_named_surplus(env, record, target.size)
     _refuse_state(record, SCALABLE, "scale")
+    return record, target
+
+
+def scale(env: Env, name: str, size: int | str, max_size: int | None = None) -> ClusterRecord:
+    """Set the worker count to ``size``: add and join new workers, or drain and remove the newest."""
+    record, target = check_scale(env, name, size, max_size)
     members = _members_before(env, record)
     progress = env.progress("scale")
     with OperationFrame(
@@ -132,8 +140,8 @@ def _remove(env: Env, frame: OperationFrame, record: ClusterRecord, node: NodeRe
         env.store.remove_node(record.name, node.name)
 
 
-def remove_node(env: Env, name: str, node_name: str, ungraceful: bool = False) -> ClusterRecord:
-    """Remove one chosen worker node; ``ungraceful`` skips the drain (a dead node)."""
+def check_remove_node(env: Env, name: str, node_name: str) -> tuple[ClusterRecord, NodeRecord]:
+    """Every refusal of ``remove-node`` (before anything changes): the record and the node."""
     record = env.store.get_cluster(name)
     node = next((n for n in record.nodes if n.name == node_name), None)
     if node is None:
@@ -153,6 +161,12 @@ def remove_node(env: Env, name: str, node_name: str, ungraceful: bool = False) -
         which = ", ".join(f"{r.kind} {r.name}" for r in named)
         raise InputError("NODE", f"{node_name} is named by network rule(s) {which}; delete them first")
     _refuse_state(record, SCALABLE | {ClusterState.REMOVING_NODES}, "remove-node")
+    return record, node
+
+
+def remove_node(env: Env, name: str, node_name: str, ungraceful: bool = False) -> ClusterRecord:
+    """Remove one chosen worker node; ``ungraceful`` skips the drain (a dead node)."""
+    record, node = check_remove_node(env, name, node_name)
     progress = env.progress("remove-node")
     with OperationFrame(
         env,
@@ -169,13 +183,19 @@ def remove_node(env: Env, name: str, node_name: str, ungraceful: bool = False) -
     return env.store.get_cluster(name)
 
 
-def stop(env: Env, name: str) -> ClusterRecord:
+def check_stop(env: Env, name: str) -> ClusterRecord:
+    """Every refusal of ``stop`` (before anything changes)."""
     record = env.store.get_cluster(name)
     _refuse_state(
         record,
         {ClusterState.RUNNING, ClusterState.STOPPED, ClusterState.STOPPING, ClusterState.ALERT},
         "stop",
     )
+    return record
+
+
+def stop(env: Env, name: str) -> ClusterRecord:
+    record = check_stop(env, name)
     joining = _joining_workers(env, record)
     progress = env.progress("stop")
     with OperationFrame(
@@ -194,11 +214,17 @@ def stop(env: Env, name: str) -> ClusterRecord:
     return env.store.get_cluster(name)
 
 
-def start(env: Env, name: str, operation: str = "start") -> ClusterRecord:
-    """Start every node (control plane first), then wait for the API and every node Ready."""
+def check_start(env: Env, name: str, operation: str = "start") -> ClusterRecord:
+    """Every refusal of ``start`` / ``recover`` (before anything changes)."""
     record = env.store.get_cluster(name)
     allowed = {ClusterState.STOPPED, ClusterState.STARTING, ClusterState.RUNNING, ClusterState.ALERT}
     _refuse_state(record, allowed, operation)
+    return record
+
+
+def start(env: Env, name: str, operation: str = "start") -> ClusterRecord:
+    """Start every node (control plane first), then wait for the API and every node Ready."""
+    record = check_start(env, name, operation)
     joining = _joining_workers(env, record)
     progress = env.progress(operation)
     busy = ClusterState.RECOVERING if operation == "recover" else ClusterState.STARTING
@@ -263,8 +289,8 @@ def reset(env: Env, name: str) -> ClusterRecord:
     return env.store.get_cluster(name)
 
 
-def upgrade(env: Env, name: str, version: str) -> ClusterRecord:
-    """Upgrade to the next minor (or a later patch): etcd snapshot, control plane, then workers."""
+def check_upgrade(env: Env, name: str, version: str) -> tuple[ClusterRecord, str, ResolvedBundle]:
+    """Every refusal of ``upgrade`` (before anything changes): the record, target and its bundle."""
     record = env.store.get_cluster(name)
     try:
         target = str(versions.check_upgrade(record.spec.kubernetes_version, version))
@@ -282,6 +308,12 @@ def upgrade(env: Env, name: str, version: str) -> ClusterRecord:
             f"koral-play bundle build --kubernetes-version {target} "
             "and record it with koral-play bundle verify PATH --record",
         )
+    return record, target, bundle
+
+
+def upgrade(env: Env, name: str, version: str) -> ClusterRecord:
+    """Upgrade to the next minor (or a later patch): etcd snapshot, control plane, then workers."""
+    record, target, bundle = check_upgrade(env, name, version)
     progress = env.progress("upgrade")
     with OperationFrame(
         env,
