@@ -171,5 +171,6 @@ def _sync_watches(
             continue
         try:
             watches[name] = watcher(env, record, wake)
+            log.info("cluster %s: watching Services and Nodes", name)
         except (KoralError, OSError) as exc:
             log.warning("cluster %s: cannot watch: %s", name, exc)

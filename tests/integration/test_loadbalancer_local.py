@@ -150,6 +150,16 @@ def _reconcile() -> None:
     assert run_cli(root, ["-q", "loadbalancer", "reconcile", "--cluster", CLUSTER]) == 0
 
 
+def _show_load_balancers() -> list[dict[str, str]]:
+    """``koral-play show -o json``'s load_balancers (what the controller last recorded)."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("koral-play")), "show", CLUSTER, "-o", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    rows: list[dict[str, str]] = json.loads(proc.stdout)["load_balancers"]
+    return rows
+
+
 def _public_ip(env: Env) -> str:
     return str(env.store.get_cluster(CLUSTER).endpoint["public_ip"])
 
@@ -190,6 +200,12 @@ def test_service_gets_the_public_address_and_is_reached_from_outside(
         {"ip": pub, "ipMode": "Proxy", "ports": [{"port": PORT, "protocol": "TCP"}]}
     ]
     assert pub in _kubectl(cluster, "get", "svc", "web")  # EXTERNAL-IP column
+    shown = _show_load_balancers()
+    assert [(r["service"], r["state"], r["address"], r["ports"]) for r in shown] == [
+        ("default/web", "serving", pub, f"{PORT}/TCP")
+    ]
+    served = [e for e in cluster.store.events(CLUSTER) if e.operation == "loadbalancer"]
+    assert [(e.result, e.message.split()[0]) for e in served] == [("Serving", "default/web")]
     answers = {outside.fetch(outside.allowed, pub, PORT) for _ in range(4)}
     # The worker only: kubeadm labels the control plane exclude-from-external-load-balancers.
     assert answers == {n.name for n in cluster.store.nodes(CLUSTER) if not n.is_control}, answers
@@ -204,7 +220,9 @@ def test_source_ranges_keep_other_addresses_out(cluster: Env, outside: Outside, 
     assert outside.fetch(outside.denied, pub, PORT).startswith("FAILED")
 
 
-def test_restarted_controller_keeps_the_rules(cluster: Env, outside: Outside, web: int) -> None:
+def test_restarted_controller_keeps_the_rules(
+    cluster: Env, outside: Outside, web: int, tmp_path: Path
+) -> None:
     before = hostnft.current(CLUSTER)
     assert before is not None and "dnat" in before
     env = {**os.environ, "KORAL_HOME": str(cluster.paths.home)}
@@ -213,14 +231,21 @@ def test_restarted_controller_keeps_the_rules(cluster: Env, outside: Outside, we
     for round_ in range(2):
         if round_ == 1:  # the host lost the table while no controller ran: the restarted one restores it
             subprocess.run(["nft", "delete", "table", "ip", rules.table_name(CLUSTER)], check=True)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        log = tmp_path / f"serve-{round_}.log"
+        with log.open("w") as stderr:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
         deadline = time.monotonic() + 60
-        while hostnft.current(CLUSTER) != before and time.monotonic() < deadline:
+        # up (its first pass done, the watches started), and the table as before
+        while time.monotonic() < deadline and (
+            "watching Services and Nodes" not in log.read_text() or hostnft.current(CLUSTER) != before
+        ):
             time.sleep(0.5)
         time.sleep(2)  # a few more passes: nothing changes
         proc.terminate()
-        _out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        err = log.read_text()
         assert proc.returncode == 0, err
+        assert "watching Services and Nodes" in err
         assert hostnft.current(CLUSTER) == before, err
     assert not outside.fetch(outside.allowed, _public_ip(cluster), PORT).startswith("FAILED")
 
