@@ -9,6 +9,8 @@ Changing the supported set or the default there moves every test with it:
 * ``TOO_FAR`` (refused, ``TOO_FAR_WORDS``): more than one minor past ``UPGRADE_FROM``;
   ``OLDER``: a supported version before it (refused: only forward); ``NEXT_PATCH``: the patch after.
 * ``OTHER_SUPPORTED``: the pinned patch of each supported minor other than the default's.
+* ``VERSIONS_TO_CHECK``: those no other module creates on; ``LB_VERSION``: the first of them, what the
+  LoadBalancer module creates on (the default if none).
 * ``RECORD_*``: the same around ``RECORD_FROM``, a version on the oldest supported minor, for
   clusters only recorded in the state (a supported target two minors on exists there).
 """
@@ -58,6 +60,13 @@ OTHER_SUPPORTED: tuple[str, ...] = tuple(
     for major, minor in versions.SUPPORTED_MINORS
     if (major, minor) != Version.parse(DEFAULT).minor_key
 )
+
+# The supported versions no other integration module creates on (the default: test_cluster_local.py
+# and most others; UPGRADE_FROM: the upgrade modules). test_loadbalancer_local.py creates its cluster
+# on the first (LB_VERSION; the default when there is none) and runs tests/integration/version_checks.py
+# on it; test_versions_local.py creates on the rest.
+VERSIONS_TO_CHECK: tuple[str, ...] = tuple(v for v in OTHER_SUPPORTED if v != UPGRADE_FROM)
+LB_VERSION = VERSIONS_TO_CHECK[0] if VERSIONS_TO_CHECK else DEFAULT
 
 # For an upgrade of a created cluster (integration tests).
 TOO_FAR, TOO_FAR_WORDS = _too_far(UPGRADE_FROM)

@@ -17,6 +17,7 @@ from koral_ansible.cli.common import emit, output_option, pass_env
 from koral_ansible.errors import InputError, OperationError
 from koral_ansible.loadbalancer import loop
 from koral_ansible.loadbalancer.reconcile import local_clusters
+from koral_ansible.loadbalancer.unit import RESYNC
 from koral_ansible.operations.context import Env
 
 
@@ -68,13 +69,14 @@ def reconcile_cmd(env: Env, name: str | None, output: str) -> None:
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.2, max=3600),
-    default=5.0,
+    default=RESYNC,
     show_default=True,
-    help="Seconds between passes",
+    help="Seconds between full passes (a resync; Service and Node changes are watched and served at once)",
 )
 @pass_env
 def serve_cmd(env: Env, name: str | None, interval: float) -> None:
-    """Run the controller in the foreground until SIGTERM/SIGINT (survives API errors)."""
+    """Run the controller in the foreground until SIGTERM/SIGINT (survives API errors): watch each
+    local cluster's Services and Nodes, reconcile a cluster on each change, all of them every --interval."""
     _check_cluster(env, name)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     stop = threading.Event()
@@ -91,9 +93,9 @@ def serve_cmd(env: Env, name: str | None, interval: float) -> None:
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.2, max=3600),
-    default=5.0,
+    default=RESYNC,
     show_default=True,
-    help="Seconds between passes",
+    help="Seconds between full passes (a resync; Service and Node changes are watched and served at once)",
 )
 @click.option(
     "--koral-play",

@@ -205,6 +205,15 @@ NODE_COLUMNS = (
     Column("index", wide=True),
     Column("provider_id", wide=True),
 )
+# LoadBalancer Services as the controller last recorded them (koral_ansible.loadbalancer.record)
+LB_COLUMNS = (
+    Column("service"),
+    Column("state"),
+    Column("ports"),
+    Column("address"),
+    Column("source_ranges"),
+    Column("reason", text=True),
+)
 EVENT_COLUMNS = (
     Column("time"),
     Column("age", wide=True),
@@ -234,8 +243,8 @@ def list_(env: Env, output: str) -> None:
 @output_option
 @pass_env
 def show(env: Env, name: str, output: str) -> None:
-    """Show a cluster's details (Mold's detail fields) and its nodes (-o wide: node index and
-    provider id too)."""
+    """Show a cluster's details (Mold's detail fields), its nodes (-o wide: node index and
+    provider id too), its network rules and the LoadBalancer Services served or refused."""
     record = env.store.get_cluster(name)
     data = operations.detail(env, record)
     emit(data, output)
@@ -248,6 +257,9 @@ def show(env: Env, name: str, output: str) -> None:
 
             click.echo()
             emit(data["network_rules"], output, RULE_COLUMNS)
+        if data["load_balancers"]:
+            click.echo()
+            emit(data["load_balancers"], output, LB_COLUMNS)
 
 
 @root.command()

@@ -17,6 +17,7 @@ from typing import Any
 
 from koral_ansible.errors import OperationError
 from koral_ansible.loadbalancer import hostnft, kubeapi, rules
+from koral_ansible.loadbalancer import record as lb_record
 from koral_ansible.loadbalancer.services import backends, lb_service
 from koral_ansible.operations.context import Env
 from koral_ansible.rules import records as user_rules
@@ -105,9 +106,12 @@ def reconcile(env: Env, cluster: str, api: kubeapi.KubeApi | None = None) -> Res
         if desired != current:
             api.patch_status(str(md.get("namespace")), str(md.get("name")), desired)
             result.status_written.append(key)
+    lb_record.update(env.paths, env.store, cluster, lb_record.rows(plan, wanted))
     return result
 
 
 def remove(env: Env, cluster: str) -> None:
-    """Take the cluster's load-balancer table off the host (``delete`` runs this; idempotent)."""
+    """Take the cluster's load-balancer table off the host and its record away (``delete`` runs
+    this; idempotent)."""
     hostnft.delete(cluster, env.paths.local_dir(cluster) / SAVED_RULES)
+    lb_record.forget(env.paths, cluster)

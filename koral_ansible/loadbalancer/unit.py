@@ -6,9 +6,10 @@ Install as ``/etc/systemd/system/koral-loadbalancer.service`` on the host of the
 from __future__ import annotations
 
 UNIT_NAME = "koral-loadbalancer.service"
+RESYNC = 60.0  # seconds between full passes of ``serve`` (changes are watched; this is the safety net)
 
 
-def systemd_unit(koral_play: str, home: str, interval: float = 5.0) -> str:
+def systemd_unit(koral_play: str, home: str, interval: float = RESYNC) -> str:
     return f"""\
 [Unit]
 Description=koral-play LoadBalancer Services of local clusters (host nftables)

@@ -9,6 +9,7 @@ from typing import Any
 from koral_ansible.autoscaler.settings import load_settings
 from koral_ansible.dashboard import settings as dashboard_settings
 from koral_ansible.errors import OperationError
+from koral_ansible.loadbalancer import record as lb_record
 from koral_ansible.operations.context import Env
 from koral_ansible.rules import records as rule_records
 from koral_ansible.state import ClusterRecord, NodeRecord
@@ -105,6 +106,8 @@ def detail(env: Env, record: ClusterRecord) -> dict[str, Any]:
         ),
         "nodes": [node_row(n) for n in record.nodes],
         "network_rules": [r.row() for r in rule_records.load(env.store, record.name)],
+        # the LoadBalancer Services the controller last served or refused (local clusters)
+        "load_balancers": lb_record.load(env.paths, record.name) if record.provider == "local" else [],
     }
 
 

@@ -1048,17 +1048,23 @@ class ApiHandler(BaseHTTPRequestHandler):
                 r.plural, fsel, o
             )
 
+        expired: st.ApiStatus | None = None
         with s.lock:
             start = s.rv
             first: list[tuple[str, dict[str, Any]]] = []
             if rv_text in ("", "0") or initial:
                 first = [("ADDED", o) for o in s.list(r, ns) if matches(o)]
             else:
-                rv = int(rv_text)
-                if rv < s.oldest_rv or (
-                    s.events and len(s.events) == s.events.maxlen and rv < s.events[0][0]
-                ):
-                    raise st.ApiStatus(410, "Expired", f"too old resource version: {rv} ({s.rv})")
+                rv = int(rv_text)  # not a number: 400 before the stream (ParseResourceVersion)
+                # The oldest resourceVersion a watch can start from: this process's first one, or the
+                # one before the oldest event kept (watch_cache.go getAllEventsSinceLocked, "oldest-1").
+                floor = s.oldest_rv
+                if s.events and len(s.events) == s.events.maxlen:
+                    floor = max(floor, s.events[0][0] - 1)
+                if rv < floor:
+                    # errors.NewResourceExpired, sent as an ERROR event of a 200 stream, not as the
+                    # response's status (cacher.go Watch: newErrWatcher, "to match the uncached watch").
+                    expired = st.ApiStatus(410, "Expired", f"too old resource version: {rv} ({floor})")
                 start = rv
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -1081,6 +1087,11 @@ class ApiHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
 
+        if expired is not None:
+            data = json.dumps({"type": "ERROR", "object": expired.body()}).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data))
+            self.wfile.flush()
+            return
         for typ, o in first:
             emit(typ, o)
         if initial:

@@ -3,8 +3,10 @@
 The tests run in file order on one module-scoped cluster (1 control + 1 worker to start):
 scale up to 3 (koral-play killed with SIGKILL mid-join and re-run; a second operation refused
 by the lock meanwhile; only the first control node and the new nodes contacted), scale down to
-2, upgrade refusals, an upgrade that fails on the second worker and resumes from it, removal of
-a dead worker, stop/start, reset. The Kubernetes binaries are the test doubles (tests/doubles).
+2, a user's port-forward rule to the first worker still reaching it from an outside network
+namespace (tests/integration/outside_netns.py) after both scales, upgrade refusals, an upgrade
+that fails on the second worker and resumes from it, removal of a dead worker, stop/start,
+reset. The Kubernetes binaries are the test doubles (tests/doubles).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import make_double_bundle
 from tests.integration.cli_home import cli_home
+from tests.integration.outside_netns import Outside, outside_netns
 from tests.versions import OLDER, TOO_FAR, TOO_FAR_WORDS, UPGRADE_FROM, UPGRADE_TO
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
@@ -80,6 +83,21 @@ def cluster(home: Path, tmp_path_factory: pytest.TempPathFactory) -> Env:
     assert code == 0
     print(f"create 1+1: {time.monotonic() - started:.0f}s")
     return Env.open(str(home), quiet=True)
+
+
+@pytest.fixture(scope="module")
+def outside() -> Iterator[Outside]:
+    with outside_netns("kl") as ns:  # inside the cluster's allowed 10.0.0.0/8
+        yield ns
+
+
+RULE_PORT, LISTEN_PORT, WORKER = 18080, 30080, f"{NAME}-node-1"
+
+
+def _rule_reaches_worker(env: Env, outside: Outside) -> None:
+    pub = str(env.store.get_cluster(NAME).endpoint["public_ip"])
+    assert outside.connect(outside.allowed, pub, RULE_PORT) == "OPEN"
+    assert outside.connect(outside.denied, pub, RULE_PORT).startswith("FAILED")
 
 
 def node_exec(env: Env, node: str, command: str, check: bool = True) -> str:
@@ -191,6 +209,25 @@ def koral(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, err
 
 
+def test_port_forward_rule_to_a_worker(
+    cluster: Env, outside: Outside, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A listener on the first worker's NodePort range (koral's node firewall admits the allowed
+    CIDRs there), forwarded from the public address to the outside namespace's first address."""
+    listen = f"systemd-run --unit=koral-rule-test python3 -m http.server {LISTEN_PORT} --bind 0.0.0.0"
+    node_exec(cluster, WORKER, listen)
+    deadline = time.monotonic() + 60  # systemd-run returns before python3 listens
+    while not node_exec(cluster, WORKER, f"ss -Hltn 'sport = :{LISTEN_PORT}'", check=False):
+        assert time.monotonic() < deadline, "the test listener never came up"
+        time.sleep(0.5)
+    code, err = koral(
+        capsys, "port-forward", "add", NAME, "--public-port", str(RULE_PORT), "--private-port",
+        str(LISTEN_PORT), "--node", WORKER, "--cidr", f"{outside.allowed}/32",
+    )  # fmt: skip
+    assert code == 0, err
+    _rule_reaches_worker(cluster, outside)
+
+
 def test_scale_up_killed_locked_resumed_limited(cluster: Env, capsys: pytest.CaptureFixture[str]) -> None:
     env = cluster
     koral_play = Path(sys.executable).parent / "koral-play"
@@ -279,6 +316,19 @@ def test_scale_down_drains_and_removes_newest(cluster: Env, capsys: pytest.Captu
     assert ps.stdout.strip() == ""
     hosts = run_hosts(env, "scale-remove-node")[-1]
     assert hosts <= {CONTROL, f"{NAME}-node-3"}, hosts
+
+
+def test_port_forward_rule_still_reaches_the_worker_after_scaling(
+    cluster: Env, outside: Outside, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scaling up (a new node, the provider's table rendered again) and down (a node removed) kept
+    the user's rule: the network rules are applied again for the nodes there are now."""
+    _rule_reaches_worker(cluster, outside)
+    code, err = koral(capsys, "port-forward", "delete", NAME, "pf-1")
+    assert code == 0, err
+    node_exec(cluster, WORKER, "systemctl stop koral-rule-test")
+    pub = str(cluster.store.get_cluster(NAME).endpoint["public_ip"])
+    assert outside.connect(outside.allowed, pub, RULE_PORT).startswith("FAILED")
 
 
 def test_upgrade_refusals_change_nothing(cluster: Env, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,54 +1,49 @@
 """Services of type LoadBalancer on a local 1+1 cluster (koral_ansible.loadbalancer), end to end.
 
-One cluster created through the CLI, one network namespace this test creates (an outside host
-with two addresses, a veth to the host). A Service applied with the real kubectl gets the
+One cluster created through the CLI on ``LB_VERSION`` (tests/versions.py: the first supported minor
+no other module creates on), which also gets that version's checks
+(tests/integration/version_checks.py: nodes Ready on the kubelet version, kubeadm-config,
+containerd 2.x with config version 3, nothing left after ``delete``), so test_versions_local.py
+needs no create of its own; one network namespace (tests/integration/outside_netns.py: an outside
+host with two addresses, a veth to the host). A Service applied with the real kubectl gets the
 cluster's public address in ``status.loadBalancer.ingress``; a listener on each node's NodePort
 (python3 in the node, through ``podman exec``) answers from the outside through that address and
 the Service port, on the worker (kubeadm excludes the control plane from load
 balancers); a UDP Service is forwarded too; ``loadBalancerSourceRanges`` keeps the other
 address out; ``loadbalancer serve`` restarted keeps the same rules; deleting the Service removes them;
-``delete`` leaves no table. Traffic goes only to the cluster and the namespace this test creates.
+``delete`` leaves no table and nothing else. Traffic goes only to the cluster and the namespace
+this test creates.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from koral_ansible.bundle import find_bundle, verify_bundle
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
 from koral_ansible.loadbalancer import hostnft, kubeapi, rules
 from koral_ansible.operations.context import Env
 from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import podman_env
+from koral_ansible.state import ClusterState
+from tests.integration import version_checks
 from tests.integration.cli_home import cli_home
+from tests.integration.outside_netns import Outside, outside_netns
+from tests.versions import LB_VERSION
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 CLUSTER = "lbtest"
 PORT = 8080
-
-# Run inside the outside namespace: HTTP GET from a source address; the body, or FAILED.
-FETCH = (
-    "import socket, sys\n"
-    "s = socket.socket(); s.settimeout(3); s.bind((sys.argv[1], 0))\n"
-    "try:\n"
-    "    s.connect((sys.argv[2], int(sys.argv[3]))); s.sendall(b'GET / HTTP/1.0\\r\\n\\r\\n')\n"
-    "    data = b''\n"
-    "    while chunk := s.recv(4096): data += chunk\n"
-    "    print(data.split(b'\\r\\n\\r\\n', 1)[-1].decode().strip())\n"
-    "except OSError as e:\n"
-    "    print('FAILED', type(e).__name__)\n"
-)
 
 # Run in a node: answer every GET with the node's name (argv: port, name).
 LISTEN = (
@@ -62,16 +57,6 @@ LISTEN = (
 )
 
 
-# Run inside the outside namespace: one UDP datagram from a source address; the answer, or FAILED.
-ASK_UDP = (
-    "import socket, sys\n"
-    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); s.bind((sys.argv[1], 0))\n"
-    "try:\n"
-    "    s.sendto(b'who', (sys.argv[2], int(sys.argv[3]))); print(s.recv(512).decode())\n"
-    "except OSError as e:\n"
-    "    print('FAILED', type(e).__name__)\n"
-)
-
 # Run in a node: answer every UDP datagram with the node's name (argv: port, name).
 LISTEN_UDP = (
     "import socket, sys\n"
@@ -81,61 +66,10 @@ LISTEN_UDP = (
 )
 
 
-@dataclass
-class Outside:
-    netns: str
-    allowed: str
-    denied: str
-
-    def fetch(self, source: str, host: str, port: int) -> str:
-        proc = subprocess.run(
-            ["nsenter", f"--net=/run/netns/{self.netns}", "python3", "-c", FETCH, source, host, str(port)],
-            capture_output=True, text=True, timeout=20, check=True,
-        )  # fmt: skip
-        return proc.stdout.strip()
-
-    def ask_udp(self, source: str, host: str, port: int) -> str:
-        proc = subprocess.run(
-            ["nsenter", f"--net=/run/netns/{self.netns}", "python3", "-c", ASK_UDP, source, host, str(port)],
-            capture_output=True, text=True, timeout=20, check=True,
-        )  # fmt: skip
-        return proc.stdout.strip()
-
-
-def _free_test_subnet() -> str:
-    used = subprocess.run(
-        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True
-    ).stdout
-    used += subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
-    for third in range(200, 250):
-        if f"10.214.{third}." not in used:
-            return f"10.214.{third}"
-    pytest.skip("no free 10.214.x.0/24 for the outside namespace")
-
-
 @pytest.fixture(scope="module")
 def outside() -> Iterator[Outside]:
-    tag = secrets.token_hex(3)
-    netns, host_if = f"klb-{tag}", f"klbv{tag}"
-    prefix = _free_test_subnet()
-    steps = [
-        ["ip", "netns", "add", netns],
-        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns],
-        ["ip", "addr", "add", f"{prefix}.1/24", "dev", host_if],
-        ["ip", "link", "set", host_if, "up"],
-        ["ip", "-n", netns, "link", "set", "lo", "up"],
-        ["ip", "-n", netns, "addr", "add", f"{prefix}.10/24", "dev", "eth0"],
-        ["ip", "-n", netns, "addr", "add", f"{prefix}.20/24", "dev", "eth0"],
-        ["ip", "-n", netns, "link", "set", "eth0", "up"],
-        ["ip", "-n", netns, "route", "add", "default", "via", f"{prefix}.1"],
-    ]
-    try:
-        for step in steps:
-            subprocess.run(step, check=True, capture_output=True)
-        yield Outside(netns, f"{prefix}.10", f"{prefix}.20")
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+    with outside_netns("klb") as ns:
+        yield ns
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +78,37 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, outside: Outside) -> Itera
     from scripts.offline_bundle import main as record_bundle  # the bundle setup.sh records
 
     with cli_home(home, CLUSTER):
-        record_bundle()
+        old = os.environ.get("KORAL_KUBERNETES_VERSION")
+        os.environ["KORAL_KUBERNETES_VERSION"] = LB_VERSION  # the bundle offline_bundle records
+        try:
+            record_bundle()
+        finally:
+            if old is None:
+                os.environ.pop("KORAL_KUBERNETES_VERSION")
+            else:
+                os.environ["KORAL_KUBERNETES_VERSION"] = old
         started = time.monotonic()
-        assert run_cli(root, ["-q", "create", CLUSTER, "--size", "1"]) == 0, "create failed"
-        print(f"create 1+1: {time.monotonic() - started:.0f}s")
+        args = ["-q", "create", CLUSTER, "--size", "1", "--kubernetes-version", LB_VERSION]
+        assert run_cli(root, args) == 0, "create failed"
+        print(f"create 1+1 on {LB_VERSION}: {time.monotonic() - started:.0f}s")
         yield Env.open(str(home), quiet=True)
+
+
+def test_nodes_ready_on_the_version(cluster: Env) -> None:
+    assert cluster.store.get_cluster(CLUSTER).state is ClusterState.RUNNING
+    version_checks.check_nodes_ready(cluster, CLUSTER, LB_VERSION)
+
+
+def test_kubeadm_config_on_the_version(cluster: Env) -> None:
+    version_checks.check_kubeadm_config(cluster, CLUSTER, LB_VERSION)
+
+
+def test_containerd_2_with_config_version_3(cluster: Env) -> None:
+    record = find_bundle(cluster.paths.home, LB_VERSION)
+    assert record is not None and record.directory
+    manifest = verify_bundle(Path(record.directory), deep=False)
+    assert manifest.kubernetes_version == LB_VERSION
+    version_checks.check_containerd(cluster, CLUSTER, manifest.runtime_versions["containerd"])
 
 
 def _api(env: Env) -> kubeapi.KubeApi:
@@ -188,6 +148,16 @@ def _service(ranges: list[str] | None = None) -> str:
 
 def _reconcile() -> None:
     assert run_cli(root, ["-q", "loadbalancer", "reconcile", "--cluster", CLUSTER]) == 0
+
+
+def _show_load_balancers() -> list[dict[str, str]]:
+    """``koral-play show -o json``'s load_balancers (what the controller last recorded)."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("koral-play")), "show", CLUSTER, "-o", "json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    rows: list[dict[str, str]] = json.loads(proc.stdout)["load_balancers"]
+    return rows
 
 
 def _public_ip(env: Env) -> str:
@@ -230,6 +200,12 @@ def test_service_gets_the_public_address_and_is_reached_from_outside(
         {"ip": pub, "ipMode": "Proxy", "ports": [{"port": PORT, "protocol": "TCP"}]}
     ]
     assert pub in _kubectl(cluster, "get", "svc", "web")  # EXTERNAL-IP column
+    shown = _show_load_balancers()
+    assert [(r["service"], r["state"], r["address"], r["ports"]) for r in shown] == [
+        ("default/web", "serving", pub, f"{PORT}/TCP")
+    ]
+    served = [e for e in cluster.store.events(CLUSTER) if e.operation == "loadbalancer"]
+    assert [(e.result, e.message.split()[0]) for e in served] == [("Serving", "default/web")]
     answers = {outside.fetch(outside.allowed, pub, PORT) for _ in range(4)}
     # The worker only: kubeadm labels the control plane exclude-from-external-load-balancers.
     assert answers == {n.name for n in cluster.store.nodes(CLUSTER) if not n.is_control}, answers
@@ -244,7 +220,9 @@ def test_source_ranges_keep_other_addresses_out(cluster: Env, outside: Outside, 
     assert outside.fetch(outside.denied, pub, PORT).startswith("FAILED")
 
 
-def test_restarted_controller_keeps_the_rules(cluster: Env, outside: Outside, web: int) -> None:
+def test_restarted_controller_keeps_the_rules(
+    cluster: Env, outside: Outside, web: int, tmp_path: Path
+) -> None:
     before = hostnft.current(CLUSTER)
     assert before is not None and "dnat" in before
     env = {**os.environ, "KORAL_HOME": str(cluster.paths.home)}
@@ -253,14 +231,21 @@ def test_restarted_controller_keeps_the_rules(cluster: Env, outside: Outside, we
     for round_ in range(2):
         if round_ == 1:  # the host lost the table while no controller ran: the restarted one restores it
             subprocess.run(["nft", "delete", "table", "ip", rules.table_name(CLUSTER)], check=True)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        log = tmp_path / f"serve-{round_}.log"
+        with log.open("w") as stderr:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
         deadline = time.monotonic() + 60
-        while hostnft.current(CLUSTER) != before and time.monotonic() < deadline:
+        # up (its first pass done, the watches started), and the table as before
+        while time.monotonic() < deadline and (
+            "watching Services and Nodes" not in log.read_text() or hostnft.current(CLUSTER) != before
+        ):
             time.sleep(0.5)
         time.sleep(2)  # a few more passes: nothing changes
         proc.terminate()
-        _out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        err = log.read_text()
         assert proc.returncode == 0, err
+        assert "watching Services and Nodes" in err
         assert hostnft.current(CLUSTER) == before, err
     assert not outside.fetch(outside.allowed, _public_ip(cluster), PORT).startswith("FAILED")
 
@@ -316,3 +301,4 @@ def test_cluster_delete_leaves_no_table(cluster: Env) -> None:
     assert run_cli(root, ["-q", "delete", CLUSTER, "--yes"]) == 0
     assert hostnft.current(CLUSTER) is None
     assert not Path(cluster.paths.local_dir(CLUSTER)).exists()
+    version_checks.check_nothing_left(cluster, CLUSTER)

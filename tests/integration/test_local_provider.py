@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from koral_ansible.providers.local import LocalProvider, lb, nft
 from koral_ansible.providers.local.podman import LABEL_CLUSTER, LABEL_HOME, Podman, home_id
 from koral_ansible.spec import validate_spec
 from koral_ansible.state import StateStore
+from tests.integration.outside_netns import Outside, outside_netns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
@@ -32,16 +32,6 @@ API_SERVER = (
     "while True:\n"
     "    c, _ = s.accept(); c.sendall(b'koral-api\\n'); c.close()\n"
 )
-# Run inside the client namespace: connect from a given source address, print what the server says.
-CLIENT = (
-    "import socket, sys\n"
-    "s = socket.socket(); s.settimeout(3); s.bind((sys.argv[1], 0))\n"
-    "try:\n"
-    "    s.connect((sys.argv[2], int(sys.argv[3]))); print(s.recv(64).decode(errors='replace').strip())\n"
-    "except OSError as e:\n"
-    "    print('FAILED', type(e).__name__)\n"
-)
-
 NODE_CLIENT = (
     "import socket, sys\n"
     "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
@@ -49,58 +39,10 @@ NODE_CLIENT = (
 )
 
 
-@dataclass
-class Client:
-    """A network namespace playing an outside host, with one allowed and one denied source address."""
-
-    netns: str
-    allowed: str
-    denied: str
-
-    def connect(self, source: str, host: str, port: int) -> str:
-        proc = subprocess.run(
-            ["nsenter", f"--net=/run/netns/{self.netns}", "python3", "-c", CLIENT, source, host, str(port)],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        )
-        return proc.stdout.strip()
-
-
-def _free_test_subnet() -> str:
-    routes = subprocess.run(
-        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True
-    ).stdout
-    for third in range(200, 250):
-        if f"10.214.{third}." not in routes:
-            return f"10.214.{third}"
-    pytest.skip("no free 10.214.x.0/24 for the test client namespace")
-
-
 @pytest.fixture
-def client() -> Iterator[Client]:
-    tag = secrets.token_hex(3)
-    netns, host_if = f"kt-{tag}", f"ktv{tag}"
-    prefix = _free_test_subnet()
-    steps = [
-        ["ip", "netns", "add", netns],
-        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns],
-        ["ip", "addr", "add", f"{prefix}.1/24", "dev", host_if],
-        ["ip", "link", "set", host_if, "up"],
-        ["ip", "-n", netns, "link", "set", "lo", "up"],
-        ["ip", "-n", netns, "addr", "add", f"{prefix}.10/24", "dev", "eth0"],
-        ["ip", "-n", netns, "addr", "add", f"{prefix}.20/24", "dev", "eth0"],
-        ["ip", "-n", netns, "link", "set", "eth0", "up"],
-        ["ip", "-n", netns, "route", "add", "default", "via", f"{prefix}.1"],
-    ]
-    try:
-        for step in steps:
-            subprocess.run(step, check=True, capture_output=True)
-        yield Client(netns, f"{prefix}.10", f"{prefix}.20")
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+def client() -> Iterator[Outside]:
+    with outside_netns("kt") as ns:
+        yield ns
 
 
 def _ssh(key: Path, known_hosts: Path, host: str, port: int, command: str) -> str:
@@ -146,7 +88,7 @@ def _read(host: str, port: int) -> str:
         return f"FAILED {type(exc).__name__}"
 
 
-def test_local_cluster_lifecycle(koral_home: Paths, tmp_path: Path, client: Client) -> None:
+def test_local_cluster_lifecycle(koral_home: Paths, tmp_path: Path, client: Outside) -> None:
     key = tmp_path / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     known_hosts = tmp_path / "known_hosts"
@@ -197,10 +139,10 @@ def test_local_cluster_lifecycle(koral_home: Paths, tmp_path: Path, client: Clie
         assert _ssh(key, known_hosts, pub, 2222, f"{probe} 2224").startswith("SSH-")
 
         # Firewall: only allowed_cidrs (here the client's .10) reach 2222.. and 6443 from outside
-        assert client.connect(client.allowed, pub, 2223).startswith("SSH-")
-        assert client.connect(client.allowed, pub, 6443) == "koral-api"
-        assert client.connect(client.denied, pub, 2223).startswith("FAILED")
-        assert client.connect(client.denied, pub, 6443).startswith("FAILED")
+        assert client.read(client.allowed, pub, 2223).startswith("SSH-")
+        assert client.read(client.allowed, pub, 6443) == "koral-api"
+        assert client.read(client.denied, pub, 2223).startswith("FAILED")
+        assert client.read(client.denied, pub, 6443).startswith("FAILED")
 
         # Re-running provision reuses everything (idempotent) and changes no node
         ids = {n.name: n.provider_id for n in recs}
@@ -250,6 +192,7 @@ from koral_ansible.paths import Paths
 from koral_ansible.providers.base import ProviderContext
 from koral_ansible.providers.local import LocalProvider
 from koral_ansible.state import StateStore
+from tests.integration.outside_netns import Outside, outside_netns
 home, name, pubkey = sys.argv[1:4]
 paths = Paths.resolve(home=home)
 store = StateStore(paths)

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import stat
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,76 +34,18 @@ from koral_ansible.errors import OperationError
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge
 from koral_ansible.providers.local.podman import podman_env
+from tests.integration.outside_netns import Outside, outside_netns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root_podman")]
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "sectest"
 
-# Run inside the client namespace: TCP connect from a source address; OPEN or FAILED.
-CONNECT = (
-    "import socket, sys\n"
-    "s = socket.socket(); s.settimeout(3); s.bind((sys.argv[1], 0))\n"
-    "try:\n"
-    "    s.connect((sys.argv[2], int(sys.argv[3]))); print('OPEN')\n"
-    "except OSError as e:\n"
-    "    print('FAILED', type(e).__name__)\n"
-)
-
-
-@dataclass
-class Outside:
-    """A network namespace playing a host outside the cloud, with an allowed and a denied address."""
-
-    netns: str
-    allowed: str
-    denied: str
-
-    def connect(self, source: str, host: str, port: int) -> str:
-        proc = subprocess.run(
-            ["nsenter", f"--net=/run/netns/{self.netns}", "python3", "-c", CONNECT, source, host, str(port)],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        )
-        return proc.stdout.strip()
-
-
-def _free_test_subnet() -> str:
-    used = subprocess.run(
-        ["ip", "-4", "route", "show", "table", "all"], capture_output=True, text=True
-    ).stdout
-    used += subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
-    for third in range(150, 200):
-        if f"10.214.{third}." not in used:
-            return f"10.214.{third}"
-    pytest.skip("no free 10.214.x.0/24 for the outside namespace")
-
 
 @pytest.fixture(scope="module")
 def outside() -> Iterator[Outside]:
-    tag = secrets.token_hex(3)
-    netns, host_if = f"ks-{tag}", f"ksv{tag}"
-    prefix = _free_test_subnet()
-    steps = [
-        ["ip", "netns", "add", netns],
-        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns],
-        ["ip", "addr", "add", f"{prefix}.1/24", "dev", host_if],
-        ["ip", "link", "set", host_if, "up"],
-        ["ip", "-n", netns, "link", "set", "lo", "up"],
-        ["ip", "-n", netns, "addr", "add", f"{prefix}.10/24", "dev", "eth0"],
-        ["ip", "-n", netns, "addr", "add", f"{prefix}.20/24", "dev", "eth0"],
-        ["ip", "-n", netns, "link", "set", "eth0", "up"],
-        ["ip", "-n", netns, "route", "add", "default", "via", f"{prefix}.1"],
-    ]
-    try:
-        for step in steps:
-            subprocess.run(step, check=True, capture_output=True)
-        yield Outside(netns, f"{prefix}.10", f"{prefix}.20")
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+    with outside_netns("ks") as ns:
+        yield ns
 
 
 @pytest.fixture(scope="module")

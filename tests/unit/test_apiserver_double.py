@@ -44,6 +44,22 @@ class Cluster:
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeats, daemon=True)
 
+    command: list[str]
+    env: dict[str, str]
+
+    def restart(self) -> None:
+        """Stop the API server and start it again on its saved state (a new process: its watch
+        window starts at the current resourceVersion)."""
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.proc = subprocess.Popen(
+            self.command,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.root / "apiserver.log", "ab"),  # noqa: SIM115
+        )
+        kd.wait_healthy(self.client(), 30)
+
     def client(self, kubeconfig: Path | None = None) -> kd.ApiClient:
         return kd.Kubeconfig(kubeconfig or self.kubeconfig).client(timeout=10)
 
@@ -171,24 +187,26 @@ def start_cluster(root: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Clus
         "KORAL_DOUBLE_STATE": str(root / "state"),
         "KORAL_DOUBLE_APISERVER_VERSION": VERSION,
     }
+    cmd = [
+        str(app),
+        f"--secure-port={port}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--tls-cert-file={pki}/apiserver.crt",
+        f"--tls-private-key-file={pki}/apiserver.key",
+        f"--client-ca-file={pki}/ca.crt",
+        f"--requestheader-client-ca-file={pki}/front-proxy-ca.crt",
+        "--service-cluster-ip-range=10.96.0.0/12",
+        *extra_args,
+    ]
     proc = subprocess.Popen(
-        [
-            str(app),
-            f"--secure-port={port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--tls-cert-file={pki}/apiserver.crt",
-            f"--tls-private-key-file={pki}/apiserver.key",
-            f"--client-ca-file={pki}/ca.crt",
-            f"--requestheader-client-ca-file={pki}/front-proxy-ca.crt",
-            "--service-cluster-ip-range=10.96.0.0/12",
-            *extra_args,
-        ],
+        cmd,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(root / "apiserver.log", "wb"),  # noqa: SIM115
+        stderr=open(root / "apiserver.log", "ab"),  # noqa: SIM115
     )
     c = Cluster(root, port, proc, kubectl)
+    c.command, c.env = cmd, env
     c.kubeconfig.write_text(
         yaml.safe_dump(
             kd.kubeconfig_doc(
@@ -214,8 +232,8 @@ def start_cluster(root: Path, extra_args: tuple[str, ...] = ()) -> Iterator[Clus
         yield c
     finally:
         c._stop.set()
-        proc.terminate()
-        proc.wait(20)
+        c.proc.terminate()
+        c.proc.wait(20)
 
 
 WEAVE = """\

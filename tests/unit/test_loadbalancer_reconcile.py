@@ -135,7 +135,7 @@ def test_serve_survives_api_errors(env: Env, monkeypatch: pytest.MonkeyPatch) ->
         if len(seen) == 2:
             stop.set()
 
-    loop.serve(env, 0.01, stop, on_pass=on_pass)
+    loop.serve(env, 0.01, stop, on_pass=on_pass, watcher=None)
     assert seen == [{"demo": "kubectl get failed: connection refused"}, {}]
 
 
