@@ -5,15 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The package list has one home, shared with `koral-play doctor`: koral_ansible/data/host-packages.txt
-mapfile -t DEBS < <(sed -e 's/#.*//' koral_ansible/data/host-packages.txt | awk 'NF { print $1 }')
-missing=()
-for p in "${DEBS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p"); done
-if ((${#missing[@]})); then
-  [ "$(id -u)" = 0 ] || { echo "error: run as root to install: ${missing[*]}" >&2; exit 1; }
-  echo "setup: installing Debian packages: ${missing[*]}" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+./scripts/install-debs.sh koral_ansible/data/host-packages.txt
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

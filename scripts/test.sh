@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+# What only the tests need (the console's browser tests: Chromium), kept off the first command's list.
+./scripts/install-debs.sh tests/test-packages.txt
 export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== lint: ruff, mypy" >&2

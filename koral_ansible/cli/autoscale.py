@@ -23,17 +23,18 @@ from typing import Any
 
 import click
 
-from koral_ansible.autoscaler import deploy, settings
+from koral_ansible.autoscaler import settings
+from koral_ansible.autoscaler.change import ON_CHANGE as change_hooks
+from koral_ansible.autoscaler.change import apply_change, check_change
 from koral_ansible.autoscaler.settings import AutoscaleSettings
 from koral_ansible.cli.common import emit, output_option, pass_env
 from koral_ansible.errors import InputError, OperationError
 from koral_ansible.operations.context import Env
 from koral_ansible.spec import max_cluster_size
 
-#: Called as ``hook(env, cluster, new_settings)`` after ``autoscale`` changed the record
-#: (outside the cluster lock, so a hook may run an OperationFrame). Deploying and removing
-#: cluster-autoscaler in the cluster belongs here.
-ON_CHANGE: list[Callable[[Env, str, AutoscaleSettings], None]] = [deploy.apply_autoscaler]
+#: The hooks ``autoscale`` runs after the record changed: the library's list
+#: (:data:`koral_ansible.autoscaler.change.ON_CHANGE`), the same object under the CLI's name.
+ON_CHANGE = change_hooks
 
 DEFAULT_LISTEN = "127.0.0.1:8086"
 
@@ -79,42 +80,14 @@ def autoscale(
 
         koral-play autoscale demo --enable --min 1 --max 5
     """
-    if enable_ and disable:
-        raise InputError("--enable/--disable", "give one of them, not both")
-    if not enable_ and (min_size is not None or max_size is not None or service_address is not None):
-        field = "--min" if min_size is not None else "--max" if max_size is not None else "--service-address"
-        raise InputError(field, "only goes with --enable")
     limit = _max_size()
-    bounds = settings.validate_bounds(min_size, max_size, limit) if enable_ else None
-    record = env.store.get_cluster(name)
-    workers = len(record.workers)
-    old = settings.load_settings(env.paths, name)
-    address = (
-        deploy.service_address(record, service_address or old.service_address) if bounds is not None else ""
-    )
-    if bounds is None and not disable:
-        emit(_show(name, old, workers), output)
+    change = check_change(env, name, enable_, disable, min_size, max_size, service_address, limit)
+    if change is None:
+        workers = len(env.store.get_cluster(name).workers)
+        emit(_show(name, settings.load_settings(env.paths, name), workers), output)
         return
-    with env.store.lock(name, "autoscale"):
-        new = (
-            settings.enable(env.paths, name, *bounds, limit=limit, service_address=address)
-            if bounds is not None
-            else settings.disable(env.paths, name)
-        )
-        env.store.event(
-            name,
-            "autoscale",
-            "settings",
-            "Completed",
-            f"workers {new.min_size}..{new.max_size}" if new.enabled else "disabled",
-        )
-    try:
-        for hook in ON_CHANGE:
-            hook(env, name, new)
-    except BaseException:
-        with env.store.lock(name, "autoscale"):
-            settings.save(env.paths, name, old)
-        raise
+    workers = change.workers
+    new = apply_change(env, name, change, limit, hooks=ON_CHANGE)
     if new.enabled:
         click.echo(f"autoscaling enabled for {name}: workers {new.min_size}..{new.max_size}", err=True)
         if not new.min_size <= workers <= new.max_size:

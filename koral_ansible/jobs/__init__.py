@@ -20,6 +20,7 @@ from koral_ansible.jobs.kinds import KINDS
 from koral_ansible.jobs.model import JobFailure, JobKind, JobRecord, JobState, JobView, TaskFailure
 from koral_ansible.jobs.start import start_job
 from koral_ansible.jobs.store import get_job, list_jobs, running_job
+from koral_ansible.jobs.usage import NodeUsage, node_usage
 from koral_ansible.jobs.view import job_view, read_progress
 
 __all__ = [
@@ -29,10 +30,12 @@ __all__ = [
     "JobRecord",
     "JobState",
     "JobView",
+    "NodeUsage",
     "TaskFailure",
     "get_job",
     "job_view",
     "list_jobs",
+    "node_usage",
     "read_progress",
     "running_job",
     "start_job",

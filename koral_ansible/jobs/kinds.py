@@ -13,6 +13,7 @@ from typing import Any
 
 from koral_ansible import kubeconfig as user_kubeconfig
 from koral_ansible import operations
+from koral_ansible.autoscaler.change import AutoscaleChange, apply_change, check_change
 from koral_ansible.autoscaler.settings import manual_scale_refusal
 from koral_ansible.create_input import CREATE_FIELDS, build_create_spec
 from koral_ansible.errors import InputError
@@ -137,6 +138,36 @@ def _run_delete(env: Env, cluster: str, _p: Params, _s: Secrets) -> None:
         progress.message(f"warning: {problem}; remove context {user_kubeconfig.entry_name(cluster)} by hand")
 
 
+def _autoscale_change(env: Env, cluster: str, params: Params) -> tuple[AutoscaleChange, int]:
+    enable = params["enable"]
+    if not isinstance(enable, bool):
+        raise InputError("enable", f"must be true or false (got {enable!r})")
+    limit = max_cluster_size(field="--max-size")
+    change = check_change(
+        env,
+        cluster,
+        enable,
+        not enable,
+        params.get("min"),
+        params.get("max"),
+        params.get("service_address"),
+        limit,
+    )
+    assert change is not None  # enable or disable was given
+    return change, limit
+
+
+def _check_autoscale(env: Env, cluster: str, params: Params, _s: Secrets) -> None:
+    _autoscale_change(env, cluster, params)
+
+
+def _run_autoscale(env: Env, cluster: str, params: Params, _s: Secrets) -> None:
+    change, limit = _autoscale_change(env, cluster, params)
+    new = apply_change(env, cluster, change, limit)
+    said = f"enabled: workers {new.min_size}..{new.max_size}" if new.enabled else "disabled"
+    env.progress("autoscale").message(f"autoscaling {said}")
+
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in (
@@ -154,6 +185,13 @@ KINDS: dict[str, Kind] = {
             _run_remove_node,
             params=("node", "ungraceful"),
             required=("node",),
+        ),
+        Kind(
+            "autoscale",
+            _check_autoscale,
+            _run_autoscale,
+            params=("enable", "min", "max", "service_address"),
+            required=("enable",),
         ),
     )
 }

@@ -89,11 +89,17 @@ def paths(tmp_path: Path) -> Paths:
 
 
 def test_package_list_is_the_one_setup_sh_installs() -> None:
-    """setup.sh reads koral_ansible/data/host-packages.txt (no list of its own)."""
+    """setup.sh installs koral_ansible/data/host-packages.txt (no list of its own) with install-debs.sh."""
     setup = (REPO / "scripts/setup.sh").read_text()
-    line = next(ln for ln in setup.splitlines() if ln.startswith("mapfile -t DEBS"))
+    assert "./scripts/install-debs.sh koral_ansible/data/host-packages.txt" in setup.splitlines()
+    installer = (REPO / "scripts/install-debs.sh").read_text()
+    line = next(ln for ln in installer.splitlines() if ln.startswith("mapfile -t DEBS"))
     proc = subprocess.run(
-        ["bash", "-c", f'{line}\necho "${{DEBS[@]}}"'], cwd=REPO, capture_output=True, text=True, check=True
+        ["bash", "-c", f'list=koral_ansible/data/host-packages.txt\n{line}\necho "${{DEBS[@]}}"'],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert proc.stdout.split() == [p.name for p in doctor.host_packages()]
     assert {"iptables", "netavark", "podman", "nftables", "haproxy"} <= {

@@ -14,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from koral_ansible import jobs
+from koral_ansible.autoscaler import settings
 from koral_ansible.errors import InputError, LockedError, NotFoundError
 from koral_ansible.jobs import kinds
 from koral_ansible.jobs.files import JobFiles
 from koral_ansible.jobs.progress_file import FileProgress
 from koral_ansible.jobs.store import DEAD_ERROR, write_record
 from koral_ansible.jobs.view import view_of
+from koral_ansible.locks import held_lock
 from koral_ansible.operations.context import Env
 from koral_ansible.paths import Paths
 from koral_ansible.progress import LineProgress
@@ -158,6 +160,8 @@ def test_busy_cluster_is_refused(env: Env, monkeypatch: pytest.MonkeyPatch) -> N
     with env.store.lock("demo", "upgrade"), pytest.raises(LockedError, match="busy: upgrade"):
         jobs.start_job(env, "scale", "demo", {"size": 3})
     assert jobs.list_jobs(env) == []
+    with held_lock(env.paths.locks / "demo.job-start.lock", "x"), pytest.raises(LockedError, match="started"):
+        jobs.start_job(env, "scale", "demo", {"size": 3})  # another tab is starting one right now
     monkeypatch.setenv(MODE_ENV, "sleep")
     first = jobs.start_job(env, "scale", "demo", {"size": 3})
     try:
@@ -258,3 +262,27 @@ def test_read_progress_returns_only_whole_lines(env: Env) -> None:
     with files.progress.open("ab") as fh:
         fh.write(b'se", "phase": "b"}\n')
     assert jobs.read_progress(env, files.dir.name, end) == ([{"type": "phase", "phase": "b"}], end + 32)
+
+
+def test_autoscale_job_changes_the_record_like_the_cli(env: Env) -> None:
+    bad = [
+        ({"enable": "yes"}, "enable"),
+        ({"enable": True, "min": 3, "max": 2}, "--max"),
+        ({"enable": False, "min": 1}, "--min"),
+        ({"enable": True, "min": 1, "max": 3, "service_address": "nope"}, "--service-address"),
+    ]
+    for params, field in bad:
+        with pytest.raises(InputError) as exc:
+            jobs.start_job(env, "autoscale", "demo", params)
+        assert exc.value.field == field, (params, str(exc.value))
+    job = jobs.start_job(
+        env, "autoscale", "demo", {"enable": True, "min": 1, "max": 3, "service_address": "10.1.0.1:8086"}
+    )
+    done = wait_done(env, job.id)
+    assert (done.state, done.exit_code) == (jobs.JobState.SUCCEEDED, 0), done.error
+    assert settings.load_settings(env.paths, "demo").enabled
+    messages = [ln["message"] for ln in jobs.read_progress(env, job.id, 0)[0] if ln["type"] == "message"]
+    assert messages == ["cluster-autoscaler deployed", "autoscaling enabled: workers 1..3"]
+    # While autoscaled, a manual scale is refused before a worker starts, as by the CLI.
+    with pytest.raises(InputError, match="autoscaled"):
+        jobs.start_job(env, "scale", "demo", {"size": 3})

@@ -63,3 +63,8 @@ def create(env: Env, spec: ClusterSpec) -> Any:
     if spec.registry and spec.registry.password is not None:
         os.environ[SECRET_ENV] = spec.registry.password.get_secret_value()
     _run(env, spec.name, "create")
+
+
+def autoscaler_hook(env: Env, name: str, settings: Any) -> None:
+    """In place of deploying cluster-autoscaler (an Ansible run against nodes that do not exist)."""
+    env.progress("autoscaler").message(f"cluster-autoscaler {'deployed' if settings.enabled else 'removed'}")

@@ -7,6 +7,8 @@ if os.environ.get("KORAL_FAKE_JOB"):
     import fake_ops  # type: ignore[import-not-found]
 
     from koral_ansible import operations
+    from koral_ansible.autoscaler import change
 
     operations.scale = fake_ops.scale
     operations.create = fake_ops.create
+    change.ON_CHANGE[:] = [fake_ops.autoscaler_hook]
