@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from koral_ansible import jobs
 from koral_ansible.console import auth
+from koral_ansible.console import usage as console_usage
 from koral_ansible.console.app import build_app
 from koral_ansible.console.routes.create import form_field
 from koral_ansible.operations.context import Env
@@ -63,6 +64,28 @@ def env(koral_home: Paths) -> Iterator[Env]:
     write_private(koral_home.kubeconfig("demo"), "apiVersion: v1\nkind: Config\nusers: []\n")
     yield e
     e.store.close()
+
+
+@pytest.fixture(autouse=True)
+def usage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nodes tab reads each node over SSH (jobs.node_usage); here there are no nodes."""
+
+    def read(_env: Env, _cluster: str) -> list[jobs.NodeUsage]:
+        return [
+            jobs.NodeUsage(
+                name="demo-control-1",
+                cpus=2,
+                cpu_percent=12.0,
+                load1=0.5,
+                memory_used=2**30,
+                memory_total=4 * 2**30,
+                disk_used=3 * 2**30,
+                disk_total=8 * 2**30,
+            ),
+            jobs.NodeUsage(name="demo-node-1", error="ssh: connection refused"),
+        ]
+
+    monkeypatch.setattr(console_usage, "node_usage", read)
 
 
 @pytest.fixture
@@ -281,6 +304,19 @@ def test_rule_error_at_its_field(env: Env, client: TestClient) -> None:
     resp = post(client, "/clusters/demo/rules/firewall", {"protocol": "tcp", "port": "99999"})
     assert resp.status_code == 400 and 'id="port-error"' in resp.text
     assert env.store.network_rules("demo") == []
+
+
+def test_nodes_tab_shows_usage_read_from_the_node(client: TestClient) -> None:
+    html = client.get("/clusters/demo?tab=nodes").text
+    assert "2 CPU, 12% busy" in html and "1.0 / 4.0 GiB" in html and "3.0 / 8.0 GiB" in html
+    assert "unavailable: ssh: connection refused" in html
+    assert "/clusters/demo/actions/remove-node" in html and 'value="demo-node-1"' in html
+
+
+def test_autoscale_bounds_error_at_max(env: Env, client: TestClient) -> None:
+    resp = post(client, "/clusters/demo/actions/autoscale", {"enable": "1", "min": "3", "max": "2"})
+    assert resp.status_code == 400 and 'id="max-error"' in resp.text, resp.text
+    assert jobs.list_jobs(env) == []
 
 
 def test_unknown_cluster_is_404(client: TestClient) -> None:

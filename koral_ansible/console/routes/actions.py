@@ -1,5 +1,5 @@
 """The cluster's actions: scale, upgrade, stop, start, recover, reset, remove a worker, delete
-(typed confirmation). Each starts a job (``jobs.start_job``: the same checks and the same busy
+(typed confirmation), autoscaling on/off with min/max. Each starts a job (``jobs.start_job``: the same checks and the same busy
 refusal as the CLI) and goes to its live progress; a refusal is shown on the Actions tab."""
 
 from __future__ import annotations
@@ -29,7 +29,20 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "reset": (),
     "remove-node": ("node",),
     "delete": (),
+    "autoscale": ("enable", "min", "max"),
 }
+
+
+def params_of(kind: str, form: FormData) -> dict[str, Any]:
+    """The job's params from the form: an empty input is "not given"; autoscale's checkbox is
+    ``enable`` true or false (min and max only go with it on, as with the CLI's --enable)."""
+    params: dict[str, Any] = {k: str(form.get(k) or "").strip() for k in ACTIONS[kind]}
+    if kind == "autoscale":
+        params["enable"] = bool(params["enable"])
+        if not params["enable"]:
+            params.pop("min")
+            params.pop("max")
+    return {k: v for k, v in params.items() if v != ""}
 
 
 def confirm_delete(name: str, form: FormData) -> None:
@@ -39,7 +52,7 @@ def confirm_delete(name: str, form: FormData) -> None:
 
 
 def _start(request: Request, name: str, kind: str, form: FormData) -> Response:
-    params: dict[str, Any] = {k: str(form.get(k) or "").strip() for k in ACTIONS[kind]}
+    params = params_of(kind, form)
     tab = "nodes" if kind == "remove-node" else "actions"
     with env_of(request) as env:
         try:
