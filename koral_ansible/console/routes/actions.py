@@ -1,6 +1,7 @@
 """The cluster's actions: scale, upgrade, stop, start, recover, reset, remove a worker, delete
-(typed confirmation), autoscaling on/off with min/max. Each starts a job (``jobs.start_job``: the same checks and the same busy
-refusal as the CLI) and goes to its live progress; a refusal is shown on the Actions tab."""
+(typed confirmation), autoscaling on/off with min/max. Each starts a job (``jobs.start_job``: the
+same checks and the same busy refusal as the CLI) and goes to its live progress; a refusal is
+shown on the Actions tab."""
 
 from __future__ import annotations
 
