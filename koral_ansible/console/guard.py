@@ -61,7 +61,7 @@ class Guard:
         scope.setdefault("state", {})["session"] = session
         if session is None and not path.startswith(OPEN_PATHS):
             if scope["method"] == "GET" and "text/html" in (_header(scope, b"accept") or ""):
-                await _redirect(send_secured, "/login")
+                await _sign_in_link(send_secured, "/login")
             else:
                 await _plain(send_secured, 401, "sign in first: this console needs its login token")
             return
@@ -83,7 +83,7 @@ async def _plain(send: Send, status: int, text: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _redirect(send: Send, location: str) -> None:
+async def _sign_in_link(send: Send, location: str) -> None:
     """A browser's page request without a session: 401 would show a bare error, so the login page
     is one click away (status 401 with a link) rather than a silent redirect."""
     body = (

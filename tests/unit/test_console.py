@@ -358,3 +358,23 @@ def test_create_starts_a_job_and_its_progress_page_follows_it(
 
 def test_events_stream_of_a_deleted_cluster_ends(client: TestClient) -> None:
     assert client.get("/clusters/gone/events/stream").text == "event: end\ndata: {}\n\n"
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:8088", "10.1.2.3:8088", "nope", "127.0.0.1:0", "host.example:80"])
+def test_console_listen_refusals_exit_2_before_serving(
+    koral_home: Paths, listen: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from koral_ansible.cli import root
+    from koral_ansible.cli.common import run_cli
+
+    assert run_cli(root, ["console", "--listen", listen]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --listen:") and err.count("\n") == 1
+    assert not auth.token_path(koral_home).exists()  # nothing changed
+
+
+def test_allowed_hosts_of_a_loopback_listen() -> None:
+    from koral_ansible.console.server import allowed_hosts
+
+    assert allowed_hosts("127.0.0.1", 8088) == {"127.0.0.1:8088", "localhost:8088", "[::1]:8088"}
+    assert allowed_hosts("10.0.0.5", 80) == {"10.0.0.5:80"}
