@@ -360,7 +360,9 @@ def test_events_stream_of_a_deleted_cluster_ends(client: TestClient) -> None:
     assert client.get("/clusters/gone/events/stream").text == "event: end\ndata: {}\n\n"
 
 
-@pytest.mark.parametrize("listen", ["0.0.0.0:8088", "10.1.2.3:8088", "nope", "127.0.0.1:0", "host.example:80"])
+@pytest.mark.parametrize(
+    "listen", ["0.0.0.0:8088", "10.1.2.3:8088", "nope", "127.0.0.1:0", "host.example:80"]
+)
 def test_console_listen_refusals_exit_2_before_serving(
     koral_home: Paths, listen: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
