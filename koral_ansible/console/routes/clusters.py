@@ -179,20 +179,25 @@ async def kubeconfig(request: Request) -> Response:
 
 
 def events_stream(request: Request) -> Response:
-    """``event`` events: the cluster's events after the first ``after`` (what the page has)."""
+    """``event`` events: the cluster's events after the first ``after`` (what the page has).
+
+    An unknown cluster ends the stream, unless ``wait=1`` (a create's progress page, opened before
+    the create recorded its cluster): then it ends once the cluster existed and is gone."""
     name = request.path_params["name"]
     home = str(request.app.state.home)
     raw = request.query_params.get("after", "0")
     seen = [int(raw) if raw.isdigit() else 0]
+    waiting = [request.query_params.get("wait") == "1"]
 
     def poll() -> tuple[list[tuple[str, Any]], bool]:
         env = Env.open(home, quiet=True)
         try:
             evs = query.events(env, name)
         except NotFoundError:
-            return [], True  # deleted: nothing more will come
+            return [], not waiting[0]  # deleted: nothing more will come
         finally:
             env.store.close()
+        waiting[0] = False
         new = evs[seen[0] :]
         seen[0] = len(evs)
         return [("event", e) for e in new], False
