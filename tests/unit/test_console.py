@@ -380,3 +380,28 @@ def test_allowed_hosts_of_a_loopback_listen() -> None:
 
     assert allowed_hosts("127.0.0.1", 8088) == {"127.0.0.1:8088", "localhost:8088", "[::1]:8088"}
     assert allowed_hosts("10.0.0.5", 80) == {"10.0.0.5:80"}
+
+
+def test_an_operation_frame_runs_on_a_server_thread(env: Env) -> None:
+    """The console changes rules on Starlette's pool threads: OperationFrame set SIGTERM's handler
+    there, which Python refuses off the main thread (ValueError: signal only works in main thread)."""
+    import threading
+
+    from koral_ansible.operations.context import OperationFrame
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            other = Env.open(str(env.paths.home), quiet=True)
+            with OperationFrame(other, "demo", "firewall-add", busy=None, failed=None) as frame:
+                frame.event("apply", "Recorded", "from a thread")
+            other.store.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert errors == []
+    assert env.store.events("demo")[-1].result == "Completed"
