@@ -2,7 +2,8 @@
 
 Lines (each with ``t``, UTC ISO time, and ``type``):
 ``{"type": "phase", "phase": ...}``, ``{"type": "message", "message": ...}`` and
-``{"type": "event", "event": ..., "event_data": {...}, "failure": ...}`` where the event is
+``{"type": "end", "state": ..., "exit_code": ..., "error": ...}`` (last, after the result is
+written) and ``{"type": "event", "event": ..., "event_data": {...}, "failure": ...}`` where the event is
 :func:`koral_ansible.progress.reduce_event` of a runner event (only what the CLI's progress
 counts). Everything is redacted with the job's redactor before it is written.
 """
@@ -42,6 +43,10 @@ class FileProgress:
         reduced = reduce_event(event)
         if reduced is not None:
             self._write({"type": "event", **reduced})
+
+    def end(self, state: str, exit_code: int, error: str) -> None:
+        """The job's last line (written after its result)."""
+        self._write({"type": "end", "state": state, "exit_code": exit_code, "error": error})
 
     def close(self) -> None:
         """Operations close their progress when they end; a job may run more than one."""

@@ -61,7 +61,6 @@ def run(home: str, job_id: str, secrets: dict[str, str]) -> int:
         last = view.failures[-1] if view.failures else None
         failure = JobFailure(phase=view.phase, host=last.host if last else "", task=last.task if last else "")
         sink.message(f"error: {message}")
-    sink.shutdown()
     done = record.model_copy(
         update={
             "state": JobState.FAILED if code else JobState.SUCCEEDED,
@@ -72,6 +71,9 @@ def run(home: str, job_id: str, secrets: dict[str, str]) -> int:
         }
     )
     write_result(files, done)
+    # Last line, after the result is on disk: a tailing reader (SSE) may stop and read the record.
+    sink.end(done.state.value, code, done.error)
+    sink.shutdown()
     return code
 
 

@@ -8,24 +8,28 @@ port forwards, haproxy, the ansible-runner run of playbooks/create.yml.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import socket
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from koral_ansible import jobs
 from koral_ansible.bundle import verify_bundle
 from koral_ansible.cgroup import cgroup_version
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.operations.create import converge
+from koral_ansible.progress import LineProgress
 from koral_ansible.providers.local.podman import podman_env
 from koral_ansible.state import ClusterRecord, ClusterState
 from tests.bundle_fixtures import make_double_bundle
@@ -156,6 +160,7 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
         result = converge(env, frame, record, "create.yml")
     assert result.changed == 0, result.stats
 
+    _job_and_node_usage(env)
     _dashboard_on_off(env, record, bundle, capsys)
 
     # Delete leaves nothing behind.
@@ -185,6 +190,36 @@ def test_create_routes_converge_delete(home: Path, bundle: Path, capsys: pytest.
         ["grep", "-rl", REGISTRY_SECRET, str(home)], capture_output=True, text=True, check=False
     )
     assert grep.stdout == ""
+
+
+def _job_and_node_usage(env: Env) -> None:
+    """The console's foundations on real nodes: each node's usage read over SSH, and ``start`` of
+    the running cluster as a background job (the real worker, lock, Ansible run): its view holds
+    the same per-host counters as the CLI's progress fed the run's own runner events."""
+    usage = jobs.node_usage(env, "itest")
+    assert [u.name for u in usage] == ["itest-control-1", "itest-node-1", "itest-node-2"]
+    for u in usage:
+        assert u.error == "" and u.cpus >= 1, u
+        assert 0 < u.memory_used < u.memory_total and 0 < u.disk_used < u.disk_total, u
+    runs_before = set(env.paths.runs("itest").iterdir())
+    job = jobs.start_job(env, "start", "itest", {})
+    deadline = time.monotonic() + 600
+    while (done := jobs.get_job(env, job.id)).state == jobs.JobState.RUNNING:
+        assert time.monotonic() < deadline, "start job still running"
+        time.sleep(1)
+    assert (done.state, done.exit_code) == (jobs.JobState.SUCCEEDED, 0), done.error
+    view = jobs.job_view(env, job.id)
+    assert view.phase == "wait-ready" and view.failures == []
+    (run,) = set(env.paths.runs("itest").iterdir()) - runs_before
+    events = sorted(
+        (json.loads(p.read_text()) for p in run.glob("artifacts/*/job_events/*.json")),
+        key=lambda e: int(e.get("counter", 0)),
+    )
+    cli = LineProgress("start", env.redactor, stream=io.StringIO())
+    for event in events:
+        cli.runner_event(event)
+    assert cli.state.hosts and view.hosts == cli.state.hosts
+    assert view.play == cli.state.play and view.task == cli.state.task
 
 
 def _dashboard_on_off(

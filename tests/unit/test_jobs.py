@@ -8,6 +8,8 @@ import io
 import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -79,6 +81,8 @@ def test_scale_job_runs_in_a_worker_and_records_everything(env: Env) -> None:
     assert last is not None and (last.operation, last.status) == ("scale", "succeeded")
     lines, end = jobs.read_progress(env, job.id, 0)
     assert [ln["phase"] for ln in lines if ln["type"] == "phase"] == ["join"]
+    last = lines[-1]
+    assert last == {"t": last["t"], "type": "end", "state": "succeeded", "exit_code": 0, "error": ""}
     assert {ln["event"] for ln in lines if ln["type"] == "event"} <= {
         "playbook_on_play_start",
         "playbook_on_task_start",
@@ -127,6 +131,8 @@ def test_failed_job_records_exit_code_error_and_where(env: Env, monkeypatch: pyt
     done = wait_done(env, jobs.start_job(env, "scale", "demo", {"size": 3}).id)
     assert (done.state, done.exit_code, done.error) == (jobs.JobState.FAILED, 1, "join failed on n2")
     assert done.failure == jobs.JobFailure(phase="join", host="n3", task="Join the node")
+    end = jobs.read_progress(env, done.id, 0)[0][-1]
+    assert (end["type"], end["state"], end["exit_code"], end["error"]) == ("end", "failed", 1, done.error)
     last = env.store.last_operation("demo")
     assert last is not None and last.status == "failed"
 
@@ -286,3 +292,21 @@ def test_autoscale_job_changes_the_record_like_the_cli(env: Env) -> None:
     # While autoscaled, a manual scale is refused before a worker starts, as by the CLI.
     with pytest.raises(InputError, match="autoscaled"):
         jobs.start_job(env, "scale", "demo", {"size": 3})
+
+
+def test_job_outlives_the_process_that_started_it(env: Env) -> None:
+    """A console that exits (or restarts) right after starting a job loses nothing."""
+    script = (
+        "import sys\n"
+        "from koral_ansible import jobs\n"
+        "from koral_ansible.operations.context import Env\n"
+        "job = jobs.start_job(Env.open(sys.argv[1], quiet=True), 'scale', 'demo', {'size': 3})\n"
+        "print(job.id)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(env.paths.home)], capture_output=True, text=True, check=True
+    )
+    job_id = proc.stdout.strip()
+    done = wait_done(env, job_id)  # the starter is gone; the record on disk says the rest
+    assert (done.state, done.exit_code) == (jobs.JobState.SUCCEEDED, 0), done.error
+    assert jobs.job_view(env, job_id).hosts.keys() == {"n1", "n2", "n3"}
