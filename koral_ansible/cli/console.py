@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from koral_ansible.cli.common import pass_env
@@ -27,7 +29,8 @@ from koral_ansible.operations.context import Env
 def console(env: Env, listen: str, allow_remote: bool, rotate_token: bool) -> None:
     """Serve the web console: list, create, cluster tabs, actions and live progress.
 
-    The login token is generated at first start (0600 under the koral home) and printed once.
+    The login token is generated at first start (0600 under the koral home) and printed once to
+    the terminal (never into a log: not printed when stderr is not a terminal).
     Example:
 
         koral-play console --listen 127.0.0.1:8088
@@ -40,13 +43,12 @@ def console(env: Env, listen: str, allow_remote: bool, rotate_token: bool) -> No
             )
         click.echo(f"warning: serving on {host}, reachable from other machines, over plain HTTP", err=True)
     token, new = auth.load_or_create_token(env.paths, rotate=rotate_token)
-    if new:
-        click.echo(
-            f"console login token (shown once; kept in {auth.token_path(env.paths)}): {token}", err=True
-        )
+    where = auth.token_path(env.paths)
+    if new and sys.stderr.isatty():
+        click.echo(f"console login token (shown once; kept in {where}): {token}", err=True)
+    elif new:  # stderr goes to a file or a journal: the token must not land in a log
+        click.echo(f"console login token: new, in {where} (not shown: stderr is not a terminal)", err=True)
     else:
-        click.echo(
-            f"console login token: in {auth.token_path(env.paths)} (--rotate-token replaces it)", err=True
-        )
+        click.echo(f"console login token: in {where} (--rotate-token replaces it)", err=True)
     click.echo(f"koral console: http://{listen}/ (Ctrl-C stops it)", err=True)
     server.serve(env.paths.home, token, host, port)

@@ -405,3 +405,29 @@ def test_an_operation_frame_runs_on_a_server_thread(env: Env) -> None:
     thread.join(30)
     assert errors == []
     assert env.store.events("demo")[-1].result == "Completed"
+
+
+def test_the_token_is_printed_only_to_a_terminal(
+    koral_home: Paths, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from koral_ansible.cli import root
+    from koral_ansible.cli.common import run_cli
+    from koral_ansible.console import server
+
+    served: list[tuple[str, int]] = []
+    monkeypatch.setattr(server, "serve", lambda _home, _token, host, port: served.append((host, port)))
+    assert run_cli(root, ["console", "--listen", "127.0.0.1:18088"]) == 0
+    token = auth.token_path(koral_home).read_text().strip()
+    err = capsys.readouterr().err
+    assert token not in err and "not shown: stderr is not a terminal" in err  # captured: not a tty
+    assert served == [("127.0.0.1", 18088)]
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    assert run_cli(root, ["console", "--rotate-token"]) == 0
+    rotated = auth.token_path(koral_home).read_text().strip()
+    assert rotated != token and rotated in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("job_id", ["20261202T000000-abcdef", "x", "..."])
+def test_unknown_or_malformed_job_is_404(client: TestClient, job_id: str) -> None:
+    assert client.get(f"/jobs/{job_id}").status_code == 404
+    assert client.get(f"/jobs/{job_id}/json").status_code == 404
