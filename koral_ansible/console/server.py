@@ -46,4 +46,14 @@ def serve(home: Path, token: str, host: str, port: int) -> None:
 
     app = build_app(home, token, allowed_hosts(host, port))
     # No access log: URLs carry no secret, but the console keeps its terminal for its own lines.
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", proxy_headers=False)
+    # Live pages hold event streams open: on Ctrl-C give them 3 s, then close them (uvicorn would
+    # otherwise wait for every open browser tab).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level="warning",
+        proxy_headers=False,
+        timeout_graceful_shutdown=3,
+    )
