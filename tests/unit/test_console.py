@@ -431,3 +431,9 @@ def test_the_token_is_printed_only_to_a_terminal(
 def test_unknown_or_malformed_job_is_404(client: TestClient, job_id: str) -> None:
     assert client.get(f"/jobs/{job_id}").status_code == 404
     assert client.get(f"/jobs/{job_id}/json").status_code == 404
+
+
+def test_reset_needs_its_confirmation(env: Env, client: TestClient) -> None:
+    resp = post(client, "/clusters/demo/actions/reset", {})
+    assert resp.status_code == 400 and 'id="confirm_reset-error"' in resp.text
+    assert jobs.list_jobs(env) == []

@@ -52,6 +52,12 @@ def confirm_delete(name: str, form: FormData) -> None:
         raise InputError("confirm", f"type the cluster name {name!r} to delete it")
 
 
+def confirm_reset(name: str, form: FormData) -> None:
+    """The CLI asks "Reset Kubernetes on every node of NAME?" (or needs --yes): here, a checkbox."""
+    if not form.get("confirm_reset"):
+        raise InputError("confirm_reset", f"tick the box to reset Kubernetes on every node of {name!r}")
+
+
 def _start(request: Request, name: str, kind: str, form: FormData) -> Response:
     params = params_of(kind, form)
     tab = "nodes" if kind == "remove-node" else "actions"
@@ -60,12 +66,14 @@ def _start(request: Request, name: str, kind: str, form: FormData) -> Response:
             env.store.get_cluster(name)
             if kind == "delete":
                 confirm_delete(name, form)
+            elif kind == "reset":
+                confirm_reset(name, form)
             job = jobs.start_job(env, kind, name, params)
         except NotFoundError as exc:
             return error_page(request, exc)
         except KoralError as exc:
             field = exc.field.lstrip("-") if isinstance(exc, InputError) else ""
-            shown = field if field in (*ACTIONS[kind], "confirm") else ""
+            shown = field if field in (*ACTIONS[kind], "confirm", "confirm_reset") else ""
             return render_cluster(
                 request, env, name, tab, status_of(exc), error=exc.message, error_field=shown, form=params
             )
