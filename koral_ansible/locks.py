@@ -42,3 +42,30 @@ def held_lock(path: Path, holder: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def holder_of(path: Path) -> str | None:
+    """Who holds the lock at ``path`` right now (its text, maybe empty), None when nobody does.
+
+    Read from the kernel's lock table (``/proc/locks``; proc(5)) by the file's device and inode,
+    without taking the lock: a look that took it, even shared and briefly, could make a starting
+    CLI command fail as busy.
+    """
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii") as fh:
+            table = fh.read()
+    except OSError:
+        return None
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue  # "->" marks a waiter, not a holder
+        if fields[5] == ident:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as lock:
+                    return lock.read(4096).strip()
+            except OSError:
+                return ""
+    return None

@@ -10,6 +10,7 @@ import sys
 
 from koral_ansible.cli import autoscale as _autoscale
 from koral_ansible.cli import bundle as _bundle
+from koral_ansible.cli import console as _console
 from koral_ansible.cli import dashboard as _dashboard
 from koral_ansible.cli import doctor as _doctor
 from koral_ansible.cli import lifecycle as _lifecycle  # noqa: F401  (registers its commands on root)
@@ -23,6 +24,7 @@ _COMMANDS = (
     _autoscale.autoscale,
     _autoscale.autoscaler,
     _bundle.bundle,
+    _console.console,
     _dashboard.dashboard,
     _doctor.doctor,
     _loadbalancer.loadbalancer,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
@@ -92,7 +93,10 @@ class OperationFrame:
         try:
             orphans = stop_orphans(self.env.paths.runs(self.cluster))
             self.op = self.store.begin_operation(self.cluster, self.operation, self.params)
-            self._old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+            # Python lets only the main thread set signal handlers; an operation a server runs on
+            # a worker thread (the console's rule changes) leaves SIGTERM to the server.
+            if threading.current_thread() is threading.main_thread():
+                self._old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
             if self.busy is not None and self.store.find_cluster(self.cluster) is not None:
                 self.store.set_state(self.cluster, self.busy)
             self.event("start", "Started", "resumed" if self.op.done_phases else "")

@@ -1,0 +1,28 @@
+"""The console's ASGI app: routes, static files, and the guard (Host, session, Origin, headers)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from koral_ansible.console.guard import Guard
+from koral_ansible.console.routes import ROUTES
+
+
+def build_app(home: Path, token: str, allowed_hosts: Iterable[str]) -> ASGIApp:
+    """The console for the koral home ``home``, signing sessions with ``token``, answering only
+    requests whose Host is one of ``allowed_hosts`` (HOST:PORT as the browser sends it)."""
+    app = Starlette(
+        routes=[
+            *ROUTES,
+            Mount("/static", StaticFiles(packages=[("koral_ansible.console", "static")]), name="static"),
+        ]
+    )
+    app.state.home = home
+    app.state.token = token
+    return Guard(app, token, frozenset(allowed_hosts))
