@@ -30,6 +30,7 @@ MODULES: tuple[str, ...] = (
     "apiserver_resources.py",
     "apiserver_patch.py",
     "apiserver_controllers.py",
+    "apiserver_protobuf.py",
     "apiserver_tokens.py",
 )
 BINARIES: tuple[str, ...] = ("kubeadm", "kubelet", "kubectl")

@@ -1,0 +1,227 @@
+"""Built-in kinds that the real kubectl's typed clients send as protobuf (``kubectl create
+configmap|secret|namespace|serviceaccount``): the API server double reads them into the JSON
+object (tests/doubles/apiserver_protobuf.py) and creates them through the same path as JSON."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_apiserver_double import Cluster, start_cluster
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "doubles"))
+import apiserver_protobuf as pb
+import k8s_double as kd
+
+# kubectl 1.36.4 `create configmap x --from-literal=a=b -v=8`: its request body, as sent
+CONFIGMAP_BODY = bytes.fromhex(
+    "6b3873000a0f0a0276311209436f6e6669674d6170121b0a110a0178120"
+    "01a00220"
+    "02a0032003800420012060a01611201621a002200"
+)
+
+CREATES = [
+    # (resource, name, namespace, kubectl create arguments: {pki} the cluster's pki, {bin} a binary file)
+    (
+        "configmap",
+        "cm1",
+        "default",
+        ["configmap", "cm1", "--from-literal=a=b", "--from-file=bin={bin}", "--save-config"],
+    ),
+    ("secret", "s1", "default", ["secret", "generic", "s1", "--from-literal=p=q", "--from-literal=r="]),
+    ("secret", "s2", "default", ["secret", "generic", "s2", "--from-literal=p=q", "--type=example.com/x"]),
+    (
+        "secret",
+        "t1",
+        "default",
+        ["secret", "tls", "t1", "--cert={pki}/apiserver.crt", "--key={pki}/apiserver.key"],
+    ),
+    (
+        "secret",
+        "d1",
+        "default",
+        [
+            "secret",
+            "docker-registry",
+            "d1",
+            "--docker-server=r.example",
+            "--docker-username=u",
+            "--docker-password=p",
+        ],
+    ),
+    ("namespace", "n1", None, ["namespace", "n1"]),
+    ("serviceaccount", "sa1", "default", ["serviceaccount", "sa1"]),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("apiserver-protobuf")
+    (root / "bin.dat").write_bytes(bytes(range(256)))
+    yield from start_cluster(root)
+
+
+def _args(c: Cluster, args: list[str]) -> list[str]:
+    return [a.format(pki=c.root / "pki", bin=c.root / "bin.dat") for a in args]
+
+
+@pytest.mark.parametrize(("resource", "name", "ns", "args"), CREATES, ids=[c[1] for c in CREATES])
+def test_create_keeps_what_kubectl_printed(
+    cluster: Cluster, resource: str, name: str, ns: str | None, args: list[str]
+) -> None:
+    dry = json.loads(
+        cluster.kubectl("create", *_args(cluster, args), "--dry-run=client", "-o", "json").stdout
+    )
+    out = cluster.kubectl("create", *_args(cluster, args))
+    assert out.stdout.strip() == f"{resource}/{name} created"
+    got = json.loads(cluster.kubectl("get", resource, name, "-o", "json").stdout)
+    for key in ("data", "binaryData", "immutable", "secrets", "imagePullSecrets"):
+        assert got.get(key) == dry.get(key), key
+    # a Secret without a type is Opaque (pkg/apis/core/v1/defaults.go SetDefaults_Secret)
+    assert got.get("type") == (dry.get("type") or "Opaque" if resource == "secret" else None)
+    for key in ("name", "labels", "annotations"):
+        assert got["metadata"].get(key) == dry["metadata"].get(key), key
+    assert got["metadata"].get("namespace") == ns
+    assert got["metadata"]["uid"] and got["metadata"]["creationTimestamp"]
+
+
+def test_save_config_annotation_and_binary_data(cluster: Cluster) -> None:
+    """ObjectMeta annotations (map field 12) and ConfigMap binaryData (map of bytes, field 3)
+    arrive whole: the bytes of the file, the last-applied configuration kubectl wrote."""
+    cluster.kubectl(
+        "create", "configmap", "cm2", "--from-file=bin=" + str(cluster.root / "bin.dat"), "--save-config"
+    )
+    got = json.loads(cluster.kubectl("get", "configmap", "cm2", "-o", "json").stdout)
+    assert base64.b64decode(got["binaryData"]["bin"]) == bytes(range(256))
+    last = json.loads(got["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
+    assert last["metadata"]["name"] == "cm2"
+
+
+@pytest.mark.parametrize(
+    ("args", "err"),
+    [
+        # kubectl's create configmap / serviceaccount / secret wrap the server's error in text
+        # (%v), create namespace returns it (CheckErr prints the StatusError): kubernetes/kubectl
+        # pkg/cmd/create/create_configmap.go, create_serviceaccount.go, create_secret.go,
+        # create_namespace.go
+        (
+            ["configmap", "dup", "--from-literal=a=b"],
+            'error: failed to create configmap: configmaps "dup" already exists',
+        ),
+        (
+            ["serviceaccount", "dup"],
+            'error: failed to create serviceaccount: serviceaccounts "dup" already exists',
+        ),
+        (
+            ["secret", "generic", "dup", "--from-literal=a=b"],
+            'error: failed to create secret secrets "dup" already exists',
+        ),
+        (["namespace", "dup"], 'Error from server (AlreadyExists): namespaces "dup" already exists'),
+    ],
+    ids=["configmap", "serviceaccount", "secret", "namespace"],
+)
+def test_second_create_already_exists(cluster: Cluster, args: list[str], err: str) -> None:
+    cluster.kubectl("create", *args)
+    second = cluster.kubectl("create", *args, check=False)
+    assert second.returncode == 1
+    assert second.stderr.strip() == err
+
+
+def test_a_kind_the_double_cannot_read_is_a_500_naming_the_gap(cluster: Cluster) -> None:
+    out = cluster.kubectl("create", "deployment", "web", "--image=nginx:1.25", check=False)
+    assert out.returncode == 1
+    assert (
+        "kube-apiserver double: protobuf apps/v1 Deployment is not in the double's protobuf tables"
+        in out.stderr
+    )
+
+
+def test_unknown_content_type_is_415_and_bytes_no_protobuf_400(cluster: Cluster) -> None:
+    client = cluster.client()
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cbor"}}
+    with pytest.raises(kd.ApiError) as err:
+        client.request("POST", "/api/v1/namespaces/default/configmaps", cm, content_type="application/cbor")
+    assert err.value.status == 415
+    assert str(err.value) == (
+        "Error from server (Unsupported Media Type): the body of the request was in an unknown format - "
+        "accepted media types include: application/json, application/yaml, "
+        "application/vnd.kubernetes.protobuf"
+    )
+    with pytest.raises(kd.ApiError) as err:
+        client.request("POST", "/api/v1/namespaces/default/configmaps", cm, content_type=pb.MEDIA_TYPE)
+    assert err.value.status == 400
+    assert "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]" in str(
+        err.value
+    )
+
+
+# the reader alone
+
+
+def _ld(number: int, data: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _varint(v: int) -> bytes:
+    out = b""
+    v &= (1 << 64) - 1
+    while True:
+        b, v = v & 0x7F, v >> 7
+        if v:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _envelope(api_version: str, kind: str, raw: bytes) -> bytes:
+    return pb.MAGIC + _ld(1, _ld(1, api_version.encode()) + _ld(2, kind.encode())) + _ld(2, raw)
+
+
+def test_decode_the_configmap_kubectl_sent() -> None:
+    """Zero scalars gogo writes (generateName "", generation 0) are left out as JSON's omitempty
+    does; the zero creationTimestamp is null, as kubectl's JSON has it."""
+    assert pb.decode(CONFIGMAP_BODY) == {
+        "kind": "ConfigMap",
+        "apiVersion": "v1",
+        "metadata": {"name": "x", "creationTimestamp": None},
+        "data": {"a": "b"},
+    }
+
+
+def test_decode_pointers_maps_lists_and_long_fields() -> None:
+    meta = _ld(1, b"n") + _ld(11, _ld(1, b"k") + _ld(2, b"v")) + _ld(12, _ld(1, b"note") + _ld(2, b"x" * 300))
+    body = pb.decode(
+        _envelope("v1", "ConfigMap", _ld(1, meta) + _ld(3, _ld(1, b"b") + _ld(2, b"\x00\xff")) + b"\x20\x00")
+    )
+    assert body["metadata"] == {"name": "n", "labels": {"k": "v"}, "annotations": {"note": "x" * 300}}
+    assert body["binaryData"] == {"b": "AP8="}
+    assert body["immutable"] is False  # a *bool: false is said, not omitted
+    tr = pb.decode(
+        _envelope(
+            "authentication.k8s.io/v1",
+            "TokenRequest",
+            _ld(2, _ld(1, b"a1") + _ld(1, b"a2") + b"\x20" + _varint(-5)),
+        )
+    )
+    assert tr["spec"] == {"audiences": ["a1", "a2"], "expirationSeconds": -5}
+
+
+@pytest.mark.parametrize(
+    ("raw", "error", "text"),
+    [
+        (_envelope("apps/v1", "Deployment", b""), pb.Gap, "protobuf apps/v1 Deployment is not in"),
+        (_envelope("v1", "ConfigMap", _ld(1, _ld(13, b""))), pb.Gap, "field 13 of ObjectMeta"),
+        (_envelope("v1", "ConfigMap", b"\x12\x05ab"), pb.Malformed, "truncated"),
+        (b"{}", pb.Malformed, "expected prefix [107 56 115 0]"),
+    ],
+    ids=["kind", "field", "truncated", "json"],
+)
+def test_decode_refuses_what_it_cannot_read(raw: bytes, error: type[Exception], text: str) -> None:
+    with pytest.raises(error, match=None) as err:
+        pb.decode(raw)
+    assert text in str(err.value)
