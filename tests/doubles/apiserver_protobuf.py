@@ -1,15 +1,17 @@
 """Kubernetes protobuf request bodies read into the JSON objects the JSON path gets.
 
 client-go's typed clients (kubectl create configmap|secret|namespace|serviceaccount|token) send
-built-in kinds as ``application/vnd.kubernetes.protobuf``: the magic ``k8s\\0`` and a
+built-in kinds (also role, clusterrole, rolebinding, clusterrolebinding, priorityclass) as
+``application/vnd.kubernetes.protobuf``: the magic ``k8s\\0`` and a
 runtime.Unknown (typeMeta 1 {apiVersion 1, kind 2}, raw 2, contentEncoding 3, contentType 4)
 whose raw is the kind's message (staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/
 protobuf.go, pkg/runtime/generated.proto). The field tables below carry the numbers of the kinds'
-generated.proto (kubernetes/api core/v1/generated.proto, authentication/v1/generated.proto;
+generated.proto (kubernetes/api core/v1, authentication/v1, rbac/v1, scheduling/v1 generated.proto;
 kubernetes/apimachinery pkg/apis/meta/v1/generated.proto) under their JSON names.
 
 JSON sameness: gogo-protobuf writes non-pointer scalars even when zero, which JSON's omitempty
-leaves out, so zero scalars are dropped unless the Go field is a pointer (``?`` kinds); messages
+leaves out, so zero scalars are dropped unless the Go field is a pointer or has no omitempty
+(``?`` kinds); messages
 on the wire are kept (empty structs are ``{}`` in JSON, a zero metav1.Time is ``null``).
 A field or kind the tables lack raises ``Gap`` (the API server double answers 500 naming it)
 rather than building a wrong object."""
@@ -22,7 +24,8 @@ from typing import Any
 MAGIC = b"k8s\x00"
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 
-# a field's kind: "str", "int", "bool" (zero dropped), "int?", "bool?" (pointers: kept), "b64"
+# a field's kind: "str", "int", "bool" (zero dropped), "str?", "int?", "bool?" (kept when zero: a
+# Go pointer, or a JSON field without omitempty), "b64"
 # (bytes, base64 in JSON), "time" (metav1.Time), ("map", value kind), ("list", kind), or a message
 # table: (message name, {number: (json name, kind)})
 Kind = str | tuple[str, Any]
@@ -70,6 +73,33 @@ OBJECT_REFERENCE: Table = (
 )
 LOCAL_OBJECT_REFERENCE: Table = ("LocalObjectReference", {1: ("name", "str")})
 
+# kubernetes/api rbac/v1 generated.proto (PolicyRule, Subject, RoleRef; JSON names and omitempty
+# from rbac/v1/types.go)
+POLICY_RULE: Table = (
+    "PolicyRule",
+    {
+        1: ("verbs", ("list", "str")),
+        2: ("apiGroups", ("list", "str")),
+        3: ("resources", ("list", "str")),
+        4: ("resourceNames", ("list", "str")),
+        5: ("nonResourceURLs", ("list", "str")),
+    },
+)
+_BINDING: dict[int, tuple[str, Kind]] = {
+    1: ("metadata", OBJECT_META),
+    2: (
+        "subjects",
+        (
+            "list",
+            (
+                "Subject",
+                {1: ("kind", "str?"), 2: ("apiGroup", "str"), 3: ("name", "str?"), 4: ("namespace", "str")},
+            ),
+        ),
+    ),
+    3: ("roleRef", ("RoleRef", {1: ("apiGroup", "str?"), 2: ("kind", "str?"), 3: ("name", "str?")})),
+}
+
 # (apiVersion, kind) -> the kind's message
 KINDS: dict[tuple[str, str], Table] = {
     ("v1", "ConfigMap"): (
@@ -106,6 +136,26 @@ KINDS: dict[tuple[str, str], Table] = {
             2: ("secrets", ("list", OBJECT_REFERENCE)),
             3: ("imagePullSecrets", ("list", LOCAL_OBJECT_REFERENCE)),
             4: ("automountServiceAccountToken", "bool?"),
+        },
+    ),
+    ("rbac.authorization.k8s.io/v1", "Role"): (
+        "Role",
+        {1: ("metadata", OBJECT_META), 2: ("rules", ("list", POLICY_RULE))},
+    ),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): (
+        "ClusterRole",
+        {1: ("metadata", OBJECT_META), 2: ("rules", ("list", POLICY_RULE))},
+    ),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("RoleBinding", _BINDING),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("ClusterRoleBinding", _BINDING),
+    ("scheduling.k8s.io/v1", "PriorityClass"): (
+        "PriorityClass",
+        {
+            1: ("metadata", OBJECT_META),
+            2: ("value", "int?"),
+            3: ("globalDefault", "bool"),
+            4: ("description", "str"),
+            5: ("preemptionPolicy", "str?"),
         },
     ),
     ("authentication.k8s.io/v1", "TokenRequest"): (
@@ -187,7 +237,7 @@ def _scalar(kind: str, v: int | bytes, where: str) -> Any:
         return _int64(v)
     if kind in ("bool", "bool?") and isinstance(v, int):
         return bool(v)
-    if kind == "str" and isinstance(v, bytes):
+    if kind in ("str", "str?") and isinstance(v, bytes):
         return v.decode()
     if kind == "b64" and isinstance(v, bytes):
         return base64.b64encode(v).decode()

@@ -56,7 +56,50 @@ CREATES = [
     ),
     ("namespace", "n1", None, ["namespace", "n1"]),
     ("serviceaccount", "sa1", "default", ["serviceaccount", "sa1"]),
+    ("role", "r1", "default", ["role", "r1", "--verb=get,list", "--resource=pods,deployments.apps"]),
+    ("clusterrole", "cr1", None, ["clusterrole", "cr1", "--verb=get", "--non-resource-url=/healthz"]),
+    (
+        "rolebinding",
+        "rb1",
+        "default",
+        ["rolebinding", "rb1", "--role=r1", "--user=u", "--serviceaccount=default:sa1"],
+    ),
+    (
+        "clusterrolebinding",
+        "crb1",
+        None,
+        ["clusterrolebinding", "crb1", "--clusterrole=cluster-admin", "--group=g"],
+    ),
+    (
+        "priorityclass",
+        "pc1",
+        None,
+        ["priorityclass", "pc1", "--value=0", "--description=d", "--preemption-policy=Never"],
+    ),
+    ("priorityclass", "pc2", None, ["priorityclass", "pc2", "--value=-7", "--global-default"]),
 ]
+
+
+RBAC = "rbac.authorization.k8s.io"
+GROUPS = {r: RBAC for r in ("role", "clusterrole", "rolebinding", "clusterrolebinding")} | {
+    "priorityclass": "scheduling.k8s.io"
+}
+
+# the fields besides metadata that kubectl create sets for these kinds
+CONTENT = (
+    "data",
+    "binaryData",
+    "immutable",
+    "secrets",
+    "imagePullSecrets",
+    "rules",
+    "subjects",
+    "roleRef",
+    "value",
+    "globalDefault",
+    "description",
+    "preemptionPolicy",
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +121,10 @@ def test_create_keeps_what_kubectl_printed(
         cluster.kubectl("create", *_args(cluster, args), "--dry-run=client", "-o", "json").stdout
     )
     out = cluster.kubectl("create", *_args(cluster, args))
-    assert out.stdout.strip() == f"{resource}/{name} created"
+    prefix = f"{resource}.{GROUPS[resource]}" if resource in GROUPS else resource
+    assert out.stdout.strip() == f"{prefix}/{name} created"
     got = json.loads(cluster.kubectl("get", resource, name, "-o", "json").stdout)
-    for key in ("data", "binaryData", "immutable", "secrets", "imagePullSecrets"):
+    for key in CONTENT:
         assert got.get(key) == dry.get(key), key
     # a Secret without a type is Opaque (pkg/apis/core/v1/defaults.go SetDefaults_Secret)
     assert got.get("type") == (dry.get("type") or "Opaque" if resource == "secret" else None)
