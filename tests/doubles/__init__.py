@@ -31,6 +31,7 @@ MODULES: tuple[str, ...] = (
     "apiserver_patch.py",
     "apiserver_controllers.py",
     "apiserver_protobuf.py",
+    "apiserver_protobuf_workloads.py",
     "apiserver_tokens.py",
 )
 BINARIES: tuple[str, ...] = ("kubeadm", "kubelet", "kubectl")

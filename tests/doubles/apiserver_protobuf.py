@@ -19,6 +19,7 @@ rather than building a wrong object."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 MAGIC = b"k8s\x00"
@@ -26,7 +27,8 @@ MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 
 # a field's kind: "str", "int", "bool" (zero dropped), "str?", "int?", "bool?" (kept when zero: a
 # Go pointer, or a JSON field without omitempty), "b64"
-# (bytes, base64 in JSON), "time" (metav1.Time), ("map", value kind), ("list", kind), or a message
+# (bytes, base64 in JSON), "time" (metav1.Time), "quantity", "intorstr", "gap:<Message>" (a message
+# the tables lack: Gap when present), ("map", value kind), ("list", kind), or a message
 # table: (message name, {number: (json name, kind)})
 Kind = str | tuple[str, Any]
 Table = tuple[str, dict[int, tuple[str, Kind]]]
@@ -244,6 +246,9 @@ def _scalar(kind: str, v: int | bytes, where: str) -> Any:
     raise Malformed(f"{where}: wrong wire type for a {kind}")
 
 
+SCALARS = ("str", "str?", "int", "int?", "bool", "bool?", "b64")
+
+
 def _zero(kind: str, value: Any) -> bool:
     return not kind.endswith("?") and value in ("", 0, False)
 
@@ -258,14 +263,37 @@ def _time(v: bytes) -> str | None:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _quantity(v: bytes) -> str:
+    """resource.Quantity: message {string 1}, a string in JSON (kubernetes/apimachinery
+    pkg/api/resource/generated.proto)."""
+    return next((s.decode() for n, s in fields(v) if n == 1 and isinstance(s, bytes)), "")
+
+
+def _int_or_string(v: bytes) -> int | str:
+    """intstr.IntOrString: type 1 (0 int, 1 string), intVal 2, strVal 3; a number or a string in
+    JSON (kubernetes/apimachinery pkg/util/intstr/generated.proto)."""
+    f = dict(fields(v))
+    if f.get(1, 0) == 1:
+        s = f.get(3, b"")
+        return s.decode() if isinstance(s, bytes) else ""
+    n = f.get(2, 0)
+    return _int64(n) if isinstance(n, int) else 0
+
+
 def _value(kind: Kind, v: int | bytes, where: str) -> Any:
+    if isinstance(kind, str) and kind.startswith("gap:"):
+        raise Gap(f"{where} ({kind[4:]}) is not in the double's protobuf tables")
+    if kind in ("time", "quantity", "intorstr") and not isinstance(v, bytes):
+        raise Malformed(f"{where}: a {kind} needs a length-delimited field")
+    if kind == "quantity" and isinstance(v, bytes):
+        return _quantity(v)
+    if kind == "intorstr" and isinstance(v, bytes):
+        return _int_or_string(v)
     if isinstance(kind, tuple):
         if not isinstance(v, bytes):
             raise Malformed(f"{where}: a message needs a length-delimited field")
         return message(v, kind)
-    if kind == "time":
-        if not isinstance(v, bytes):
-            raise Malformed(f"{where}: a Time needs a length-delimited field")
+    if kind == "time" and isinstance(v, bytes):
         return _time(v)
     return _scalar(kind, v, where)
 
@@ -291,14 +319,15 @@ def message(data: bytes, table: Table) -> dict[str, Any]:
             out.setdefault(key, []).append(_value(kind[1], v, where))
         else:
             value = _value(kind, v, where)
-            if isinstance(kind, str) and kind != "time" and _zero(kind, value):
+            if isinstance(kind, str) and kind in SCALARS and _zero(kind, value):
                 continue
             out[key] = value
     return out
 
 
-def decode(raw: bytes) -> dict[str, Any]:
-    """A protobuf request body as the JSON object of its kind.
+def decode(raw: bytes, kinds: Mapping[tuple[str, str], Table] = KINDS) -> dict[str, Any]:
+    """A protobuf request body as the JSON object of its kind (``kinds``: (apiVersion, kind) ->
+    the kind's table; these of this module by default).
 
     Raises Malformed for bytes that are no Kubernetes protobuf (the caller answers 400 as the
     real decoder does) and Gap for a kind or field the tables lack."""
@@ -316,7 +345,7 @@ def decode(raw: bytes) -> dict[str, Any]:
     encoding = envelope.get(3, b"")
     if encoding not in (b"", 0):
         raise Gap(f"runtime.Unknown contentEncoding {encoding!r} is not read by the double")
-    table = KINDS.get((api_version, kind))
+    table = kinds.get((api_version, kind))
     if table is None:
         raise Gap(f"protobuf {api_version} {kind} is not in the double's protobuf tables")
     return {"kind": kind, "apiVersion": api_version, **message(inner, table)}

@@ -45,6 +45,7 @@ try:
     from . import apiserver_controllers as ctl
     from . import apiserver_patch as patch
     from . import apiserver_protobuf as pb
+    from . import apiserver_protobuf_workloads as pbw
     from . import apiserver_resources as res
     from . import apiserver_store as st
     from . import apiserver_tokens as tokens
@@ -53,6 +54,7 @@ except ImportError:  # run from the zipapp (top-level modules)
     import apiserver_controllers as ctl  # type: ignore[no-redef]
     import apiserver_patch as patch  # type: ignore[no-redef]
     import apiserver_protobuf as pb  # type: ignore[no-redef]
+    import apiserver_protobuf_workloads as pbw  # type: ignore[no-redef]
     import apiserver_resources as res  # type: ignore[no-redef]
     import apiserver_store as st  # type: ignore[no-redef]
     import apiserver_tokens as tokens  # type: ignore[no-redef]
@@ -227,12 +229,15 @@ def _parse_body(raw: bytes, ctype: str) -> Any:
         raise st.bad_request("the body of the request was in an unknown format") from None
 
 
+_PB_KINDS = {**pb.KINDS, **pbw.KINDS}
+
+
 def _protobuf_body(raw: bytes) -> Any:
     """A protobuf body as its JSON object (apiserver_protobuf); bytes that are no protobuf are a
     400 as from the real decoder (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/create.go
     transformDecodeError), a kind or field the double's tables lack is the double's gap: 500."""
     try:
-        return pb.decode(raw)
+        return pb.decode(raw, _PB_KINDS)
     except pb.Gap as exc:
         raise st.ApiStatus(500, "InternalError", f"kube-apiserver double: {exc}") from None
     except (pb.Malformed, UnicodeDecodeError) as exc:

@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.unit.test_apiserver_double import Cluster, start_cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "doubles"))
 import apiserver_protobuf as pb
+import apiserver_protobuf_workloads as pbw
 import k8s_double as kd
 
 # kubectl 1.36.4 `create configmap x --from-literal=a=b -v=8`: its request body, as sent
@@ -176,11 +178,29 @@ def test_second_create_already_exists(cluster: Cluster, args: list[str], err: st
     assert second.stderr.strip() == err
 
 
+def test_create_deployment(cluster: Cluster) -> None:
+    """apps/v1 Deployment with its PodTemplateSpec (apiserver_protobuf_workloads): what kubectl
+    printed, plus the server's defaults."""
+    args = ["deployment", "web", "--image=nginx:1.25", "--replicas=2", "--port=80", "-n", "default"]
+    dry = json.loads(cluster.kubectl("create", *args, "--dry-run=client", "-o", "json").stdout)
+    assert cluster.kubectl("create", *args).stdout.strip() == "deployment.apps/web created"
+    got = json.loads(cluster.kubectl("get", "deployment", "web", "-o", "json").stdout)
+    assert got["metadata"]["labels"] == dry["metadata"]["labels"] == {"app": "web"}
+    assert got["spec"]["replicas"] == 2
+    assert got["spec"]["selector"] == dry["spec"]["selector"]
+    assert got["spec"]["template"]["metadata"]["labels"] == {"app": "web"}
+    [c] = got["spec"]["template"]["spec"]["containers"]
+    [d] = dry["spec"]["template"]["spec"]["containers"]
+    assert (c["name"], c["image"], c["ports"][0]["containerPort"]) == (d["name"], d["image"], 80)
+    assert c["resources"] == {}
+    assert got["spec"]["strategy"]["type"] == "RollingUpdate"  # defaulted after decoding
+
+
 def test_a_kind_the_double_cannot_read_is_a_500_naming_the_gap(cluster: Cluster) -> None:
-    out = cluster.kubectl("create", "deployment", "web", "--image=nginx:1.25", check=False)
+    out = cluster.kubectl("create", "quota", "q", "--hard=pods=1", check=False)
     assert out.returncode == 1
     assert (
-        "kube-apiserver double: protobuf apps/v1 Deployment is not in the double's protobuf tables"
+        "kube-apiserver double: protobuf v1 ResourceQuota is not in the double's protobuf tables"
         in out.stderr
     )
 
@@ -253,6 +273,34 @@ def test_decode_pointers_maps_lists_and_long_fields() -> None:
         )
     )
     assert tr["spec"] == {"audiences": ["a1", "a2"], "expirationSeconds": -5}
+
+
+def test_decode_int_or_string_and_quantities() -> None:
+    """IntOrString (type 1, intVal 2, strVal 3) is a number or a string in JSON, a Quantity
+    (string 1) a string."""
+    strategy = _ld(1, b"RollingUpdate") + _ld(
+        2, _ld(1, b"\x08\x00\x10\x01") + _ld(2, b"\x08\x01" + _ld(3, b"25%"))
+    )
+    container = _ld(1, b"c") + _ld(8, _ld(1, _ld(1, b"cpu") + _ld(2, _ld(1, b"100m"))))
+    template = _ld(2, _ld(2, container))
+    body = pbw_decode(_envelope("apps/v1", "Deployment", _ld(2, _ld(3, template) + _ld(4, strategy))))
+    assert body["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 1, "maxSurge": "25%"},
+    }
+    assert body["spec"]["template"]["spec"]["containers"] == [
+        {"name": "c", "resources": {"limits": {"cpu": "100m"}}}
+    ]
+
+
+def test_decode_a_pod_field_the_tables_lack_is_a_gap() -> None:
+    template = _ld(2, _ld(18, b""))  # PodSpec affinity
+    with pytest.raises(pb.Gap, match=r"PodSpec.affinity \(Affinity\) is not in the double's protobuf tables"):
+        pbw_decode(_envelope("apps/v1", "Deployment", _ld(2, _ld(3, template))))
+
+
+def pbw_decode(raw: bytes) -> dict[str, Any]:
+    return pb.decode(raw, {**pb.KINDS, **pbw.KINDS})
 
 
 @pytest.mark.parametrize(
