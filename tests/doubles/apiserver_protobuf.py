@@ -1,13 +1,13 @@
 """Kubernetes protobuf request bodies read into the JSON objects the JSON path gets.
 
-client-go's typed clients (kubectl create configmap|secret|namespace|serviceaccount|token) send
-built-in kinds (also role, clusterrole, rolebinding, clusterrolebinding, priorityclass) as
-``application/vnd.kubernetes.protobuf``: the magic ``k8s\\0`` and a
-runtime.Unknown (typeMeta 1 {apiVersion 1, kind 2}, raw 2, contentEncoding 3, contentType 4)
-whose raw is the kind's message (staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/
-protobuf.go, pkg/runtime/generated.proto). The field tables below carry the numbers of the kinds'
-generated.proto (kubernetes/api core/v1, authentication/v1, rbac/v1, scheduling/v1 generated.proto;
-kubernetes/apimachinery pkg/apis/meta/v1/generated.proto) under their JSON names.
+client-go's typed clients (kubectl create configmap|secret|namespace|serviceaccount|service|
+role|rolebinding|priorityclass|token ...) send built-in kinds as
+``application/vnd.kubernetes.protobuf``: the magic ``k8s\\0`` and a runtime.Unknown (typeMeta 1
+{apiVersion 1, kind 2}, raw 2, contentEncoding 3, contentType 4) whose raw is the kind's message
+(kubernetes/apimachinery pkg/runtime/serializer/protobuf/protobuf.go, pkg/runtime/generated.proto).
+The field tables below carry the numbers of the kinds' generated.proto (kubernetes/api core/v1,
+authentication/v1, rbac/v1, scheduling/v1; kubernetes/apimachinery pkg/apis/meta/v1) under their
+JSON names.
 
 JSON sameness: gogo-protobuf writes non-pointer scalars even when zero, which JSON's omitempty
 leaves out, so zero scalars are dropped unless the Go field is a pointer or has no omitempty
@@ -102,6 +102,75 @@ _BINDING: dict[int, tuple[str, Kind]] = {
     3: ("roleRef", ("RoleRef", {1: ("apiGroup", "str?"), 2: ("kind", "str?"), 3: ("name", "str?")})),
 }
 
+# kubernetes/api core/v1 Service (numbers, JSON names, omitempty from the protobuf/json tags of
+# core/v1/types.go; targetPort an IntOrString: kubernetes/apimachinery pkg/util/intstr)
+SERVICE_PORT: Table = (
+    "ServicePort",
+    {
+        1: ("name", "str"),
+        2: ("protocol", "str"),
+        6: ("appProtocol", "str?"),
+        3: ("port", "int?"),
+        4: ("targetPort", "intorstr"),
+        5: ("nodePort", "int"),
+    },
+)
+SERVICE_SPEC: Table = (
+    "ServiceSpec",
+    {
+        1: ("ports", ("list", SERVICE_PORT)),
+        2: ("selector", ("map", "str")),
+        3: ("clusterIP", "str"),
+        18: ("clusterIPs", ("list", "str")),
+        4: ("type", "str"),
+        5: ("externalIPs", ("list", "str")),
+        7: ("sessionAffinity", "str"),
+        8: ("loadBalancerIP", "str"),
+        9: ("loadBalancerSourceRanges", ("list", "str")),
+        10: ("externalName", "str"),
+        11: ("externalTrafficPolicy", "str"),
+        12: ("healthCheckNodePort", "int"),
+        13: ("publishNotReadyAddresses", "bool"),
+        14: ("sessionAffinityConfig", "gap:SessionAffinityConfig"),
+        19: ("ipFamilies", ("list", "str")),
+        17: ("ipFamilyPolicy", "str?"),
+        20: ("allocateLoadBalancerNodePorts", "bool?"),
+        21: ("loadBalancerClass", "str?"),
+        22: ("internalTrafficPolicy", "str?"),
+        23: ("trafficDistribution", "str?"),
+    },
+)
+LOAD_BALANCER_INGRESS: Table = (
+    "LoadBalancerIngress",
+    {
+        1: ("ip", "str"),
+        2: ("hostname", "str"),
+        3: ("ipMode", "str?"),
+        4: ("ports", ("list", "gap:PortStatus")),
+    },
+)
+LOAD_BALANCER_STATUS: Table = (
+    "LoadBalancerStatus",
+    {
+        1: ("ingress", ("list", LOAD_BALANCER_INGRESS)),
+    },
+)
+SERVICE_STATUS: Table = (
+    "ServiceStatus",
+    {
+        1: ("loadBalancer", LOAD_BALANCER_STATUS),
+        2: ("conditions", ("list", "gap:Condition")),
+    },
+)
+SERVICE: Table = (
+    "Service",
+    {
+        1: ("metadata", OBJECT_META),
+        2: ("spec", SERVICE_SPEC),
+        3: ("status", SERVICE_STATUS),
+    },
+)
+
 # (apiVersion, kind) -> the kind's message
 KINDS: dict[tuple[str, str], Table] = {
     ("v1", "ConfigMap"): (
@@ -131,6 +200,7 @@ KINDS: dict[tuple[str, str], Table] = {
             3: ("status", ("NamespaceStatus", {1: ("phase", "str")})),
         },
     ),
+    ("v1", "Service"): SERVICE,
     ("v1", "ServiceAccount"): (
         "ServiceAccount",
         {

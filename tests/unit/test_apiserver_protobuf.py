@@ -196,6 +196,33 @@ def test_create_deployment(cluster: Cluster) -> None:
     assert got["spec"]["strategy"]["type"] == "RollingUpdate"  # defaulted after decoding
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["clusterip", "svc-c", "--tcp=80:8080"],
+        ["nodeport", "svc-n", "--tcp=81:http", "--node-port=30081"],
+        ["loadbalancer", "svc-l", "--tcp=82:8082,83"],
+    ],
+    ids=["clusterip", "nodeport", "loadbalancer"],
+)
+def test_create_service(cluster: Cluster, args: list[str]) -> None:
+    """core/v1 Service: ports (targetPort an IntOrString, a number or a name), selector and type
+    as kubectl printed them; then the Service path allocates the cluster IP (and node ports)."""
+    dry = json.loads(cluster.kubectl("create", "service", *args, "--dry-run=client", "-o", "json").stdout)
+    assert cluster.kubectl("create", "service", *args).stdout.strip() == f"service/{args[1]} created"
+    got = json.loads(cluster.kubectl("get", "service", args[1], "-o", "json").stdout)
+    for key in ("selector", "type"):
+        assert got["spec"].get(key) == dry["spec"].get(key), key
+    keys = ("name", "port", "targetPort", "protocol", "nodePort")
+    assert [
+        {k: p[k] for k in keys if k in q}
+        for p, q in zip(got["spec"]["ports"], dry["spec"]["ports"], strict=True)
+    ] == [{k: q[k] for k in keys if k in q} for q in dry["spec"]["ports"]]
+    assert got["spec"]["clusterIP"].startswith("10.")
+    if args[0] == "nodeport":
+        assert got["spec"]["ports"][0]["nodePort"] == 30081
+
+
 def test_a_kind_the_double_cannot_read_is_a_500_naming_the_gap(cluster: Cluster) -> None:
     out = cluster.kubectl("create", "quota", "q", "--hard=pods=1", check=False)
     assert out.returncode == 1
