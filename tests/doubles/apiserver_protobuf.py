@@ -171,6 +171,29 @@ SERVICE: Table = (
     },
 )
 
+# kubernetes/api core/v1 ResourceQuota (core/v1/types.go tags; hard/used are ResourceLists)
+RESOURCE_QUOTA: Table = (
+    "ResourceQuota",
+    {
+        1: ("metadata", OBJECT_META),
+        2: (
+            "spec",
+            (
+                "ResourceQuotaSpec",
+                {
+                    1: ("hard", ("map", "quantity")),
+                    2: ("scopes", ("list", "str")),
+                    3: ("scopeSelector", "gap:ScopeSelector"),
+                },
+            ),
+        ),
+        3: (
+            "status",
+            ("ResourceQuotaStatus", {1: ("hard", ("map", "quantity")), 2: ("used", ("map", "quantity"))}),
+        ),
+    },
+)
+
 # (apiVersion, kind) -> the kind's message
 KINDS: dict[tuple[str, str], Table] = {
     ("v1", "ConfigMap"): (
@@ -201,6 +224,7 @@ KINDS: dict[tuple[str, str], Table] = {
         },
     ),
     ("v1", "Service"): SERVICE,
+    ("v1", "ResourceQuota"): RESOURCE_QUOTA,
     ("v1", "ServiceAccount"): (
         "ServiceAccount",
         {
@@ -216,7 +240,11 @@ KINDS: dict[tuple[str, str], Table] = {
     ),
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): (
         "ClusterRole",
-        {1: ("metadata", OBJECT_META), 2: ("rules", ("list", POLICY_RULE))},
+        {
+            1: ("metadata", OBJECT_META),
+            2: ("rules", ("list", POLICY_RULE)),
+            3: ("aggregationRule", "gap:AggregationRule"),
+        },
     ),
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("RoleBinding", _BINDING),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("ClusterRoleBinding", _BINDING),

@@ -1,13 +1,13 @@
-"""Protobuf field tables of the workload kind ``kubectl create deployment`` sends (apps/v1
-Deployment with its PodTemplateSpec), for apiserver_protobuf's reader. (batch/v1 Job and CronJob
-are not served by the API server double at all.)
+"""Protobuf field tables of the workload kinds ``kubectl create deployment|pdb`` sends (apps/v1
+Deployment with its PodTemplateSpec, policy/v1 PodDisruptionBudget), for apiserver_protobuf's
+reader. (batch/v1 Job and CronJob are not served by the API server double at all.)
 
-Field numbers, JSON names and kinds from kubernetes/api apps/v1/types.go, core/v1/types.go and
+Field numbers, JSON names and kinds from kubernetes/api apps/v1, policy/v1, core/v1 types.go and
 kubernetes/apimachinery pkg/apis/meta/v1/types.go (the ``protobuf:"..."`` and ``json:"..."``
 tags, the same numbers as their generated.proto; "?" where the Go field is a pointer or its JSON
-has no omitempty). Messages kubectl create does not send (probes, volumes,
-affinity, security contexts, conditions, ...) are ``gap:`` kinds: a body carrying one is the
-double's 500, not a wrong object."""
+has no omitempty). Messages kubectl create does not send (probes, volumes, affinity, security
+contexts, conditions, ...) are ``gap:`` kinds: a body carrying one is the double's 500, not a
+wrong object."""
 
 from __future__ import annotations
 
@@ -195,6 +195,39 @@ DEPLOYMENT: Table = (
         3: ("status", DEPLOYMENT_STATUS),
     },
 )
+# policy/v1 PodDisruptionBudget (kubernetes/api policy/v1/types.go tags)
+POD_DISRUPTION_BUDGET_SPEC: Table = (
+    "PodDisruptionBudgetSpec",
+    {
+        1: ("minAvailable", "intorstr"),
+        2: ("selector", LABEL_SELECTOR),
+        3: ("maxUnavailable", "intorstr"),
+        4: ("unhealthyPodEvictionPolicy", "str?"),
+    },
+)
+POD_DISRUPTION_BUDGET_STATUS: Table = (
+    "PodDisruptionBudgetStatus",
+    {
+        1: ("observedGeneration", "int"),
+        2: ("disruptedPods", ("map", "time")),
+        3: ("disruptionsAllowed", "int?"),
+        4: ("currentHealthy", "int?"),
+        5: ("desiredHealthy", "int?"),
+        6: ("expectedPods", "int?"),
+        7: ("conditions", ("list", "gap:Condition")),
+    },
+)
+POD_DISRUPTION_BUDGET: Table = (
+    "PodDisruptionBudget",
+    {
+        1: ("metadata", OBJECT_META),
+        2: ("spec", POD_DISRUPTION_BUDGET_SPEC),
+        3: ("status", POD_DISRUPTION_BUDGET_STATUS),
+    },
+)
+
+
 KINDS: dict[tuple[str, str], Table] = {
     ("apps/v1", "Deployment"): DEPLOYMENT,
+    ("policy/v1", "PodDisruptionBudget"): POD_DISRUPTION_BUDGET,
 }

@@ -415,13 +415,6 @@ class ApiHandler(BaseHTTPRequestHandler):
                     403, "Forbidden", f'forbidden: User "{ident[0]}" cannot {method.lower()} path "{path}"'
                 )
             )
-        ctype = self.headers.get("Content-Type", "")
-        if ctype.startswith(PROTOBUF) and (method == "DELETE" or path.endswith("/eviction")):
-            # client-go's typed clients (kubectl drain) send DeleteOptions / Eviction as protobuf;
-            # their target is in the URL and the options are not decoded (a known gap)
-            body: Any = {"kind": "Eviction"} if path.endswith("/eviction") else None
-        else:
-            body = _parse_body(raw, ctype)
         if method == "GET" and self._discovery(path):
             return None
         target = self._resource_path(path)
@@ -429,6 +422,14 @@ class ApiHandler(BaseHTTPRequestHandler):
             return self._error(
                 st.ApiStatus(404, "NotFound", "the server could not find the requested resource")
             )
+        # the body is decoded for a served resource only (an unserved path is a 404 first)
+        ctype = self.headers.get("Content-Type", "")
+        if ctype.startswith(PROTOBUF) and (method == "DELETE" or path.endswith("/eviction")):
+            # client-go's typed clients (kubectl drain) send DeleteOptions / Eviction as protobuf;
+            # their target is in the URL and the options are not decoded (a known gap)
+            body: Any = {"kind": "Eviction"} if path.endswith("/eviction") else None
+        else:
+            body = _parse_body(raw, ctype)
         r, ns, name, sub = target
         user = ident[0] if ident else "system:anonymous"
         if method == "GET" and name is None and q.get("watch") in ("true", "1"):

@@ -224,15 +224,36 @@ def test_create_service(cluster: Cluster, args: list[str]) -> None:
 
 
 def test_a_kind_the_double_cannot_read_is_a_500_naming_the_gap(cluster: Cluster) -> None:
-    out = cluster.kubectl("create", "quota", "q", "--hard=pods=1", check=False)
+    out = cluster.kubectl(
+        "create", "clusterrole", "agg", "--aggregation-rule=rbac.example.com/aggregate=true", check=False
+    )
     assert out.returncode == 1
-    assert (
-        "kube-apiserver double: protobuf v1 ResourceQuota is not in the double's protobuf tables"
-        in out.stderr
+    assert out.stderr.strip() == (
+        "Error from server (InternalError): kube-apiserver double: "
+        "ClusterRole.aggregationRule (AggregationRule) is not in the double's protobuf tables"
     )
 
 
-def test_unknown_content_type_is_415_and_bytes_no_protobuf_400(cluster: Cluster) -> None:
+def test_create_quota_and_pdb(cluster: Cluster) -> None:
+    """core/v1 ResourceQuota (hard: a map of Quantities) and policy/v1 PodDisruptionBudget
+    (minAvailable / maxUnavailable IntOrString, selector)."""
+    cluster.kubectl(
+        "create", "quota", "q1", "--hard=pods=10,requests.cpu=500m,limits.memory=1Gi", "--scopes=BestEffort"
+    )
+    quota = json.loads(cluster.kubectl("get", "quota", "q1", "-o", "json").stdout)
+    assert quota["spec"] == {
+        "hard": {"pods": "10", "requests.cpu": "500m", "limits.memory": "1Gi"},
+        "scopes": ["BestEffort"],
+    }
+    cluster.kubectl("create", "pdb", "p1", "--selector=app=web", "--min-available=50%")
+    cluster.kubectl("create", "pdb", "p2", "--selector=app=web", "--max-unavailable=1")
+    p1 = json.loads(cluster.kubectl("get", "pdb", "p1", "-o", "json").stdout)
+    p2 = json.loads(cluster.kubectl("get", "pdb", "p2", "-o", "json").stdout)
+    assert p1["spec"] == {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}
+    assert p2["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}}
+
+
+def test_media_type_415_not_protobuf_400_unserved_404(cluster: Cluster) -> None:
     client = cluster.client()
     cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cbor"}}
     with pytest.raises(kd.ApiError) as err:
@@ -249,6 +270,10 @@ def test_unknown_content_type_is_415_and_bytes_no_protobuf_400(cluster: Cluster)
     assert "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]" in str(
         err.value
     )
+    with pytest.raises(kd.ApiError) as err:  # an unserved resource: 404 before the body is read
+        client.request("POST", "/apis/batch/v1/namespaces/default/jobs", cm, content_type=pb.MEDIA_TYPE)
+    assert err.value.status == 404
+    assert str(err.value) == "Error from server (Not Found): the server could not find the requested resource"
 
 
 # the reader alone
@@ -333,7 +358,7 @@ def pbw_decode(raw: bytes) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("raw", "error", "text"),
     [
-        (_envelope("apps/v1", "Deployment", b""), pb.Gap, "protobuf apps/v1 Deployment is not in"),
+        (_envelope("apps/v1", "StatefulSet", b""), pb.Gap, "protobuf apps/v1 StatefulSet is not in"),
         (_envelope("v1", "ConfigMap", _ld(1, _ld(13, b""))), pb.Gap, "field 13 of ObjectMeta"),
         (_envelope("v1", "ConfigMap", b"\x12\x05ab"), pb.Malformed, "truncated"),
         (b"{}", pb.Malformed, "expected prefix [107 56 115 0]"),
