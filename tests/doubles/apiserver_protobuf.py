@@ -194,6 +194,20 @@ RESOURCE_QUOTA: Table = (
     },
 )
 
+# kubernetes/apimachinery pkg/apis/meta/v1 DeleteOptions (all pointers but dryRun) and kubernetes/api
+# policy/v1 Eviction: what client-go's typed Delete and kubectl drain send
+DELETE_OPTIONS: Table = (
+    "DeleteOptions",
+    {
+        1: ("gracePeriodSeconds", "int?"),
+        2: ("preconditions", ("Preconditions", {1: ("uid", "str?"), 2: ("resourceVersion", "str?")})),
+        3: ("orphanDependents", "bool?"),
+        4: ("propagationPolicy", "str?"),
+        5: ("dryRun", ("list", "str")),
+        6: ("ignoreStoreReadErrorWithClusterBreakingPotential", "bool?"),
+    },
+)
+
 # (apiVersion, kind) -> the kind's message
 KINDS: dict[tuple[str, str], Table] = {
     ("v1", "ConfigMap"): (
@@ -222,6 +236,12 @@ KINDS: dict[tuple[str, str], Table] = {
             2: ("spec", ("NamespaceSpec", {1: ("finalizers", ("list", "str"))})),
             3: ("status", ("NamespaceStatus", {1: ("phase", "str")})),
         },
+    ),
+    ("v1", "DeleteOptions"): DELETE_OPTIONS,
+    ("meta.k8s.io/v1", "DeleteOptions"): DELETE_OPTIONS,
+    ("policy/v1", "Eviction"): (
+        "Eviction",
+        {1: ("metadata", OBJECT_META), 2: ("deleteOptions", DELETE_OPTIONS)},
     ),
     ("v1", "Service"): SERVICE,
     ("v1", "ResourceQuota"): RESOURCE_QUOTA,

@@ -423,13 +423,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 st.ApiStatus(404, "NotFound", "the server could not find the requested resource")
             )
         # the body is decoded for a served resource only (an unserved path is a 404 first)
-        ctype = self.headers.get("Content-Type", "")
-        if ctype.startswith(PROTOBUF) and (method == "DELETE" or path.endswith("/eviction")):
-            # client-go's typed clients (kubectl drain) send DeleteOptions / Eviction as protobuf;
-            # their target is in the URL and the options are not decoded (a known gap)
-            body: Any = {"kind": "Eviction"} if path.endswith("/eviction") else None
-        else:
-            body = _parse_body(raw, ctype)
+        body = _parse_body(raw, self.headers.get("Content-Type", ""))
         r, ns, name, sub = target
         user = ident[0] if ident else "system:anonymous"
         if method == "GET" and name is None and q.get("watch") in ("true", "1"):

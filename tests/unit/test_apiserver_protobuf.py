@@ -5,6 +5,7 @@ object (tests/doubles/apiserver_protobuf.py) and creates them through the same p
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import sys
 from collections.abc import Iterator
@@ -276,6 +277,35 @@ def test_media_type_415_not_protobuf_400_unserved_404(cluster: Cluster) -> None:
     assert str(err.value) == "Error from server (Not Found): the server could not find the requested resource"
 
 
+def test_protobuf_delete_options_preconditions(cluster: Cluster) -> None:
+    """A protobuf DeleteOptions body (client-go's typed Delete) is read: a stale
+    preconditions.uid is the real 409 Conflict, the right one deletes."""
+    cluster.kubectl("create", "configmap", "del1", "--from-literal=a=b")
+    uid = json.loads(cluster.kubectl("get", "configmap", "del1", "-o", "json").stdout)["metadata"]["uid"]
+    path = "/api/v1/namespaces/default/configmaps/del1"
+
+    def delete(precondition: str) -> tuple[int, dict[str, Any]]:
+        body = _envelope("v1", "DeleteOptions", _ld(2, _ld(1, precondition.encode())))
+        client = cluster.client()
+        conn = http.client.HTTPSConnection(client.host, client.port, context=client.ctx, timeout=10)
+        conn.request(
+            "DELETE", path, body=body, headers={"Content-Type": pb.MEDIA_TYPE, "Accept": "application/json"}
+        )
+        resp = conn.getresponse()
+        out = resp.status, json.loads(resp.read())
+        conn.close()
+        return out
+
+    code, status = delete("stale-uid")
+    assert (code, status["reason"]) == (409, "Conflict")
+    assert status["message"] == (
+        'Operation cannot be fulfilled on configmaps "del1": Precondition failed: '
+        f"UID in precondition: stale-uid, UID in object meta: {uid}"
+    )
+    assert delete(uid)[0] == 200
+    assert cluster.kubectl("get", "configmap", "del1", check=False).returncode == 1
+
+
 # the reader alone
 
 
@@ -353,6 +383,17 @@ def test_decode_a_pod_field_the_tables_lack_is_a_gap() -> None:
 
 def pbw_decode(raw: bytes) -> dict[str, Any]:
     return pb.decode(raw, {**pb.KINDS, **pbw.KINDS})
+
+
+def test_decode_eviction() -> None:
+    opts = b"\x08\x00" + _ld(4, b"Foreground")  # gracePeriodSeconds 0 (a pointer: kept)
+    body = pb.decode(_envelope("policy/v1", "Eviction", _ld(1, _ld(1, b"p") + _ld(3, b"ns")) + _ld(2, opts)))
+    assert body == {
+        "kind": "Eviction",
+        "apiVersion": "policy/v1",
+        "metadata": {"name": "p", "namespace": "ns"},
+        "deleteOptions": {"gracePeriodSeconds": 0, "propagationPolicy": "Foreground"},
+    }
 
 
 @pytest.mark.parametrize(
