@@ -240,8 +240,13 @@ def _protobuf_body(raw: bytes) -> Any:
         return pb.decode(raw, _PB_KINDS)
     except pb.Gap as exc:
         raise st.ApiStatus(500, "InternalError", f"kube-apiserver double: {exc}") from None
-    except (pb.Malformed, UnicodeDecodeError) as exc:
+    except pb.Malformed as exc:
         raise st.bad_request(str(exc)) from None
+    except UnicodeDecodeError:
+        # no byte of the body in the message: it may be a Secret's
+        raise st.ApiStatus(
+            500, "InternalError", "kube-apiserver double: a protobuf string field is not UTF-8"
+        ) from None
 
 
 class ApiHandler(BaseHTTPRequestHandler):

@@ -277,6 +277,28 @@ def test_media_type_415_not_protobuf_400_unserved_404(cluster: Cluster) -> None:
     assert str(err.value) == "Error from server (Not Found): the server could not find the requested resource"
 
 
+def _raw(cluster: Cluster, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    """A request with a protobuf body as given; the status code and the JSON answer."""
+    client = cluster.client()
+    conn = http.client.HTTPSConnection(client.host, client.port, context=client.ctx, timeout=10)
+    try:
+        conn.request(
+            method, path, body=body, headers={"Content-Type": pb.MEDIA_TYPE, "Accept": "application/json"}
+        )
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_a_string_not_utf8_is_refused_without_its_bytes(cluster: Cluster) -> None:
+    secret = _ld(1, _ld(1, b"bad")) + _ld(4, _ld(1, b"k") + _ld(2, b"\xffhunter2"))  # stringData
+    code, status = _raw(
+        cluster, "POST", "/api/v1/namespaces/default/secrets", _envelope("v1", "Secret", secret)
+    )
+    assert (code, status["message"]) == (500, "kube-apiserver double: a protobuf string field is not UTF-8")
+
+
 def test_protobuf_delete_options_preconditions(cluster: Cluster) -> None:
     """A protobuf DeleteOptions body (client-go's typed Delete) is read: a stale
     preconditions.uid is the real 409 Conflict, the right one deletes."""
@@ -285,16 +307,9 @@ def test_protobuf_delete_options_preconditions(cluster: Cluster) -> None:
     path = "/api/v1/namespaces/default/configmaps/del1"
 
     def delete(precondition: str) -> tuple[int, dict[str, Any]]:
-        body = _envelope("v1", "DeleteOptions", _ld(2, _ld(1, precondition.encode())))
-        client = cluster.client()
-        conn = http.client.HTTPSConnection(client.host, client.port, context=client.ctx, timeout=10)
-        conn.request(
-            "DELETE", path, body=body, headers={"Content-Type": pb.MEDIA_TYPE, "Accept": "application/json"}
+        return _raw(
+            cluster, "DELETE", path, _envelope("v1", "DeleteOptions", _ld(2, _ld(1, precondition.encode())))
         )
-        resp = conn.getresponse()
-        out = resp.status, json.loads(resp.read())
-        conn.close()
-        return out
 
     code, status = delete("stale-uid")
     assert (code, status["reason"]) == (409, "Conflict")
