@@ -30,6 +30,8 @@ MODULES: tuple[str, ...] = (
     "apiserver_resources.py",
     "apiserver_patch.py",
     "apiserver_controllers.py",
+    "apiserver_protobuf.py",
+    "apiserver_protobuf_workloads.py",
     "apiserver_tokens.py",
 )
 BINARIES: tuple[str, ...] = ("kubeadm", "kubelet", "kubectl")

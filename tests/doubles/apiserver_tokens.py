@@ -75,65 +75,6 @@ def _audiences(opts: dict[str, str]) -> list[str]:
     return [a for a in opts.get("api-audiences", "").split(",") if a] or [_issuer(opts)]
 
 
-def _fields(data: bytes) -> list[tuple[int, int | bytes]]:
-    """The (field number, value) pairs of one protobuf message (varints and length-delimited)."""
-    out: list[tuple[int, int | bytes]] = []
-    i = 0
-
-    def varint() -> int:
-        nonlocal i
-        value = shift = 0
-        while True:
-            b = data[i]
-            i += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return value
-
-    while i < len(data):
-        key = varint()
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            out.append((field, varint()))
-        elif wire == 2:
-            n = varint()
-            out.append((field, data[i : i + n]))
-            i += n
-        else:
-            raise ValueError(f"protobuf wire type {wire} not read")
-    return out
-
-
-def decode_protobuf(raw: bytes) -> dict[str, Any]:
-    """A protobuf TokenRequest (client-go's typed client sends one) as its JSON form.
-
-    Envelope: staging/src/k8s.io/apimachinery/pkg/runtime/serializer/protobuf/protobuf.go (magic
-    ``k8s\\0`` + runtime.Unknown, raw = field 2); TokenRequest fields from
-    staging/src/k8s.io/api/authentication/v1/generated.proto (metadata 1 / name 1, spec 2:
-    audiences 1, boundObjectRef 3, expirationSeconds 4)."""
-    if not raw.startswith(b"k8s\x00"):
-        raise st.bad_request("the body of the request was in an unknown format")
-    try:
-        inner = next(v for f, v in _fields(raw[4:]) if f == 2 and isinstance(v, bytes))
-        body: dict[str, Any] = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1", "spec": {}}
-        for f, v in _fields(inner):
-            if f == 1 and isinstance(v, bytes):
-                name = [m for k, m in _fields(v) if k == 1 and isinstance(m, bytes)]
-                body["metadata"] = {"name": name[0].decode() if name else ""}
-            elif f == 2 and isinstance(v, bytes):
-                for k, m in _fields(v):
-                    if k == 1 and isinstance(m, bytes):
-                        body["spec"].setdefault("audiences", []).append(m.decode())
-                    elif k == 3:
-                        body["spec"]["boundObjectRef"] = {"kind": "unread"}
-                    elif k == 4 and isinstance(m, int):
-                        body["spec"]["expirationSeconds"] = m - (1 << 64) if m >= 1 << 63 else m
-    except (StopIteration, IndexError, ValueError, UnicodeDecodeError):
-        raise st.bad_request("the body of the request could not be decoded as a TokenRequest") from None
-    return body
-
-
 def request_token(
     store: st.Store, opts: dict[str, str], ns: str, name: str, body: Any, now: _dt.datetime | None = None
 ) -> dict[str, Any]:
