@@ -20,6 +20,7 @@ from koral_ansible.jobs.store import running_job, write_record, write_result
 from koral_ansible.locks import BusyLock, held_lock
 from koral_ansible.operations.context import Env
 from koral_ansible.paths import private_dir
+from koral_ansible.spec import check_name
 from koral_ansible.state import now
 
 
@@ -49,6 +50,7 @@ def start_job(
     """Validate (InputError, exit 2, with ``.field``), refuse a busy cluster (LockedError), then
     run the operation in a detached worker; returns the running job's record."""
     spec = kind_of(kind)
+    check_name(cluster)  # before any file is named after it (locks, job records)
     secrets = dict(secrets or {})
     spec.check_inputs(params, secrets)
     with _starting(env, cluster, kind):
