@@ -192,10 +192,18 @@ def test_busy_cluster_is_refused(env: Env, monkeypatch: pytest.MonkeyPatch) -> N
                 with env.store.lock("demo", "stop"):
                     pass
             except LockedError as exc:
-                assert "scale" in str(exc)
+                cli_message = str(exc)
                 break
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        assert cli_message.startswith(f"cluster 'demo' is busy: scale (pid {first.pid}, since ")
+        assert cli_message.endswith(" holds its lock; wait for it to finish (or stop it) and retry")
+        # The console's refusal is the CLI's, word for word, with the job's id after the holder.
+        with pytest.raises(LockedError) as refused:
+            jobs.start_job(env, "stop", "demo", {})
+        assert str(refused.value) == cli_message.replace(
+            " holds its lock", f" (console job {first.id}) holds its lock"
+        )
     finally:
         os.kill(first.pid, signal.SIGTERM)
     done = wait_done(env, first.id)
