@@ -26,9 +26,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, token: str, allowed_hosts: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, tokens: auth.TokenFile, allowed_hosts: frozenset[str]) -> None:
         self.app = app
-        self.token = token
+        self.tokens = tokens
         self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,8 +57,10 @@ class Guard:
         cookies = SimpleCookie()
         cookies.load(_header(scope, b"cookie") or "")
         morsel = cookies.get(auth.COOKIE)
-        session = auth.session_of(self.token, morsel.value if morsel else None)
-        scope.setdefault("state", {})["session"] = session
+        token = self.tokens.current()  # the token file's now, so a rotation counts at once
+        session = auth.session_of(token, morsel.value if morsel else None)
+        state = scope.setdefault("state", {})
+        state["session"], state["token"] = session, token  # the routes' (csrf, login) token
         if session is None and not path.startswith(OPEN_PATHS):
             if scope["method"] == "GET" and "text/html" in (_header(scope, b"accept") or ""):
                 await _sign_in_link(send_secured, "/login")

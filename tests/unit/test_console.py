@@ -150,6 +150,38 @@ def test_token_file_is_private_and_rotation_ends_sessions(env: Env, client: Test
         assert rotated.get("/").status_code == 401
 
 
+def test_rotation_while_the_console_runs_ends_old_sessions_at_once(
+    env: Env, client: TestClient, token: str
+) -> None:
+    """The same running app: the old token's session is 401 at its next request, the old token
+    no longer signs in, the new one does."""
+    assert client.get("/").status_code == 200
+    new, generated = auth.load_or_create_token(env.paths, rotate=True)  # what --rotate-token does
+    assert generated and new != token
+    assert client.get("/").status_code == 401
+    assert client.get("/api/clusters").status_code == 401
+    client.cookies.clear()
+    old = client.post("/login", data={"token": token}, headers={"origin": ORIGIN}, follow_redirects=False)
+    assert old.status_code == 401
+    resp = client.post("/login", data={"token": new}, headers={"origin": ORIGIN}, follow_redirects=False)
+    assert resp.status_code == 303
+    assert client.get("/").status_code == 200
+    # The new session's forms carry a CSRF token of the new key: an action passes the check and
+    # meets its own input check (nothing is started).
+    resp = post(client, "/clusters/demo/actions/scale", {"size": "x"})
+    assert resp.status_code == 400 and 'id="size-error"' in resp.text
+    assert jobs.list_jobs(env) == []
+
+
+def test_token_file_follows_a_change_with_one_stat(env: Env, token: str) -> None:
+    tokens = auth.TokenFile(auth.token_path(env.paths), token)
+    assert tokens.current() == token
+    new, _ = auth.load_or_create_token(env.paths, rotate=True)
+    assert tokens.current() == new
+    auth.token_path(env.paths).unlink()  # gone: the last token stays (only a new token replaces it)
+    assert tokens.current() == new
+
+
 @pytest.mark.parametrize("tab", TABS)
 def test_cluster_view_tabs_render(client: TestClient, tab: str) -> None:
     resp = client.get(f"/clusters/demo?tab={tab}")
