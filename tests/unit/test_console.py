@@ -388,6 +388,70 @@ def test_create_starts_a_job_and_its_progress_page_follows_it(
         assert REGISTRY_PASSWORD not in body
 
 
+def test_rerun_of_a_create_with_a_registry_asks_for_the_password_again(
+    env: Env, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password is never kept: the re-run is the create form filled from the job, the
+    password empty and required, with a one-line note; typing it starts the create again."""
+    monkeypatch.setenv("PYTHONPATH", f"{FAKE_DIR}:{REPO}")
+    monkeypatch.setenv(MODE_ENV, "fail")
+    form = {
+        "name": "web",
+        "size": "2",
+        "cpu": "3",
+        "ha": "1",
+        "allowed_cidrs": "10.0.0.0/8, 192.168.0.0/16",
+        "registry_url": "https://r:5000",
+        "registry_username": "u",
+    }
+    resp = post(client, "/create", {**form, "registry_password": REGISTRY_PASSWORD}, page="/create")
+    assert resp.status_code == 303, resp.text
+    first = resp.headers["location"].rsplit("/", 1)[1]
+    assert wait_job(env, first).state == jobs.JobState.FAILED
+    assert "registry_password" not in str(jobs.get_job(env, first).params)
+    resp = post(client, f"/jobs/{first}/rerun", {}, page=f"/jobs/{first}")
+    assert resp.status_code == 303 and resp.headers["location"] == f"/create?rerun={first}"
+    assert len(jobs.list_jobs(env)) == 1  # nothing started without the password
+    page = client.get(resp.headers["location"])
+    assert page.status_code == 200 and REGISTRY_PASSWORD not in page.text
+    for key, value in form.items():
+        if key == "ha":
+            assert 'name="ha" value="1" checked' in page.text
+        else:
+            assert re.search(rf'id="{key}" name="{key}" type="text" value="{re.escape(value)}"', page.text), (
+                key
+            )
+    field = re.search(r'<input id="registry_password"[^>]*>', page.text)
+    assert field and 'value=""' in field.group(0) and "required" in field.group(0)
+    note = re.findall(r'<p class="note" id="registry_password-note">([^<]*)</p>', page.text)
+    assert note == [
+        "The registry password is not kept after a create starts (only its worker had it): "
+        "type it again to re-run this create."
+    ]
+    resp = post(
+        client, "/create", {**form, "registry_password": REGISTRY_PASSWORD}, page=resp.headers["location"]
+    )
+    assert resp.status_code == 303
+    second = resp.headers["location"].rsplit("/", 1)[1]
+    assert second != first and wait_job(env, second).params == jobs.get_job(env, first).params
+    assert client.get("/create?rerun=nosuch").status_code == 404
+    # A create without a registry user needs no secret: re-run at once, as every other kind.
+    resp = post(client, "/create", {"name": "plain", "size": "1"}, page="/create")
+    plain = resp.headers["location"].rsplit("/", 1)[1]
+    wait_job(env, plain)
+    resp = post(client, f"/jobs/{plain}/rerun", {}, page=f"/jobs/{plain}")
+    assert resp.status_code == 303 and resp.headers["location"].startswith("/jobs/")
+    wait_job(env, resp.headers["location"].rsplit("/", 1)[1])
+
+
+def wait_job(env: Env, job_id: str) -> jobs.JobRecord:
+    deadline = time.monotonic() + 30
+    while (job := jobs.get_job(env, job_id)).state == jobs.JobState.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return job
+
+
 def test_events_stream_of_a_deleted_cluster_ends(client: TestClient) -> None:
     assert client.get("/clusters/gone/events/stream").text == "event: end\ndata: {}\n\n"
 
