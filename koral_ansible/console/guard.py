@@ -3,7 +3,9 @@
 Order: a request for a host the console does not serve is 403; without a valid session every path
 but ``/login`` and ``/static/`` is 401 (the login page as body, so a browser can sign in); a
 state-changing request from another origin is 403. The CSRF token itself is checked where the
-form is read (:func:`koral_ansible.console.csrf.checked_form`).
+form is read (:func:`koral_ansible.console.csrf.checked_form`). A response that streams (the live
+pages' event streams) is checked again before each chunk: when its session ended (the token was
+rotated, or it expired) the stream is closed, and the browser's reconnect meets the 401.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return str(value.decode("latin-1"))
     return None
+
+
+class _SessionEnded(Exception):
+    """Stops a streaming response whose session ended while it streamed."""
 
 
 class Guard:
@@ -58,7 +64,8 @@ class Guard:
         cookies.load(_header(scope, b"cookie") or "")
         morsel = cookies.get(auth.COOKIE)
         token = self.tokens.current()  # the token file's now, so a rotation counts at once
-        session = auth.session_of(token, morsel.value if morsel else None)
+        cookie = morsel.value if morsel else None
+        session = auth.session_of(token, cookie)
         state = scope.setdefault("state", {})
         state["session"], state["token"] = session, token  # the routes' (csrf, login) token
         if session is None and not path.startswith(OPEN_PATHS):
@@ -67,7 +74,25 @@ class Guard:
             else:
                 await _plain(send_secured, 401, "sign in first: this console needs its login token")
             return
-        await self.app(scope, receive, send_secured)
+        if session is None:
+            await self.app(scope, receive, send_secured)
+            return
+        ended = False
+
+        async def send_checked(message: Message) -> None:
+            nonlocal ended
+            streaming = message["type"] == "http.response.body" and message.get("more_body", False)
+            if streaming and auth.session_of(self.tokens.current(), cookie) is None:
+                ended = True
+                await send_secured({"type": "http.response.body", "body": b"", "more_body": False})
+                raise _SessionEnded
+            await send_secured(message)
+
+        try:
+            await self.app(scope, receive, send_checked)
+        except Exception:
+            if not ended:  # however the app passes it on (as is, or as ClientDisconnect)
+                raise
 
 
 async def _plain(send: Send, status: int, text: str) -> None:

@@ -4,7 +4,11 @@ field, no secret in any response, the kubeconfig download event, the busy refusa
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from koral_ansible import jobs
-from koral_ansible.console import auth
+from koral_ansible.console import auth, sse
 from koral_ansible.console import usage as console_usage
 from koral_ansible.console.app import build_app
 from koral_ansible.console.routes.create import form_field
@@ -171,6 +175,36 @@ def test_rotation_while_the_console_runs_ends_old_sessions_at_once(
     resp = post(client, "/clusters/demo/actions/scale", {"size": "x"})
     assert resp.status_code == 400 and 'id="size-error"' in resp.text
     assert jobs.list_jobs(env) == []
+
+
+def test_rotation_closes_an_open_event_stream_of_an_old_session(
+    env: Env, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live page's stream was let through before the rotation: it is closed at its next chunk
+    (here every poll: a keepalive each second), and its reconnect is 401."""
+    monkeypatch.setenv("PYTHONPATH", f"{FAKE_DIR}:{REPO}")
+    monkeypatch.setenv(MODE_ENV, "sleep")  # the job (and so its stream) would last 60 s
+    monkeypatch.setattr(sse, "KEEPALIVE_POLLS", 1)
+    job = jobs.start_job(env, "scale", "demo", {"size": 2})  # the fake scale (jobs_fake)
+    rotate = threading.Timer(1.5, auth.load_or_create_token, (env.paths,), {"rotate": True})
+    stop = threading.Timer(12, os.kill, (job.pid, signal.SIGTERM))  # ends the stream without the fix
+    rotate.start()
+    stop.start()
+    try:
+        began = time.monotonic()
+        resp = client.get(f"/jobs/{job.id}/stream")
+        took = time.monotonic() - began
+        assert resp.status_code == 200 and "event: view" in resp.text
+        assert took < 8, f"the stream outlived the rotation: {took:.1f}s"
+        assert "event: end" not in resp.text  # cut, not ended by the job
+        assert jobs.get_job(env, job.id).state == jobs.JobState.RUNNING
+        assert client.get(f"/jobs/{job.id}/stream").status_code == 401
+    finally:
+        rotate.cancel()
+        stop.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job.pid, signal.SIGTERM)
+        wait_job(env, job.id)
 
 
 def test_token_file_follows_a_change_with_one_stat(env: Env, token: str) -> None:
