@@ -90,6 +90,10 @@ class Paths:
     def locks(self) -> Path:
         return self.home / "locks"
 
+    def cluster_lock(self, name: str) -> Path:
+        """The lock every operation on cluster ``name`` holds (a CLI command or a console job's worker)."""
+        return self.locks / f"{name}.lock"
+
     def cluster_dir(self, name: str) -> Path:
         return self.home / "clusters" / name
 

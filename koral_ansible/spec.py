@@ -42,6 +42,20 @@ MAX_CONTROL_NODES = 7
 SECRET_FIELDS = ("registry.password", "weave_password")
 
 
+def name_ok(name: object) -> bool:
+    """The cluster-name rule, the one home of it: the spec's ``name`` and every NAME argument.
+    ``fullmatch``: ``$`` alone would let a trailing newline through."""
+    return isinstance(name, str) and NAME_RE.fullmatch(name) is not None
+
+
+def check_name(name: object, field: str = "NAME") -> str:
+    """``name`` when it is a valid cluster name, else InputError naming ``field`` and the rule."""
+    if not name_ok(name):
+        raise InputError(field, f"must be {NAME_RULE} (got {str(name)[:40]!r})")
+    assert isinstance(name, str)
+    return name
+
+
 def max_cluster_size(raw: str | None = None, field: str = MAX_SIZE_ENV) -> int:
     """``cloud.kubernetes.cluster.max.size``: ``raw`` if given, else KORAL_CLUSTER_MAX_SIZE, else 10."""
     if raw is None:
@@ -143,7 +157,7 @@ class ClusterSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not NAME_RE.match(v):
+        if not name_ok(v):
             raise ValueError(f"must be {NAME_RULE}")
         return v
 

@@ -482,15 +482,25 @@ class StateStore:
         """Hold the cluster's lock for one operation, or raise LockedError at once."""
         private_dir(self.paths.locks)
         try:
-            with held_lock(
-                self.paths.locks / f"{cluster}.lock", f"{operation} (pid {os.getpid()}, since {now()})"
-            ):
+            with held_lock(self.paths.cluster_lock(cluster), lock_holder(operation, os.getpid(), now())):
                 yield
         except BusyLock as busy:
-            raise LockedError(
-                f"cluster {cluster!r} is busy: {busy.holder or 'another operation'} holds its lock; "
-                "wait for it to finish (or stop it) and retry"
-            ) from None
+            raise busy_error(cluster, busy.holder) from None
+
+
+def lock_holder(operation: str, pid: int, since: str) -> str:
+    """What the holder of a cluster's lock writes into it (and a refused command shows)."""
+    return f"{operation} (pid {pid}, since {since})"
+
+
+def busy_error(cluster: str, holder: str, job_id: str = "") -> LockedError:
+    """The one busy refusal, for a CLI command and a console job alike; a console job running on
+    the cluster adds its id after the lock holder's text."""
+    job = f" (console job {job_id})" if job_id else ""
+    return LockedError(
+        f"cluster {cluster!r} is busy: {holder or 'another operation'}{job} holds its lock; "
+        "wait for it to finish (or stop it) and retry"
+    )
 
 
 def _op(r: sqlite3.Row) -> Operation:

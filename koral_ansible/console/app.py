@@ -10,12 +10,15 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from koral_ansible.console.auth import TokenFile, token_path
 from koral_ansible.console.guard import Guard
 from koral_ansible.console.routes import ROUTES
+from koral_ansible.paths import Paths
 
 
 def build_app(home: Path, token: str, allowed_hosts: Iterable[str]) -> ASGIApp:
-    """The console for the koral home ``home``, signing sessions with ``token``, answering only
+    """The console for the koral home ``home``, signing sessions with ``token`` (then with whatever
+    the token file holds: a rotation ends the sessions of the old token at once), answering only
     requests whose Host is one of ``allowed_hosts`` (HOST:PORT as the browser sends it)."""
     app = Starlette(
         routes=[
@@ -24,5 +27,4 @@ def build_app(home: Path, token: str, allowed_hosts: Iterable[str]) -> ASGIApp:
         ]
     )
     app.state.home = home
-    app.state.token = token
-    return Guard(app, token, frozenset(allowed_hosts))
+    return Guard(app, TokenFile(token_path(Paths.resolve(home)), token), frozenset(allowed_hosts))

@@ -3,13 +3,15 @@
 The token is generated at first start (``<home>/console/token``, 0600) and printed once. A session
 is a signed cookie ``ISSUED.NONCE.MAC`` whose MAC is an HMAC-SHA256 keyed by the token, so
 replacing the token (``--rotate-token``) ends every existing session at once, and nothing about a
-session needs to be stored.
+session needs to be stored. A running console follows the file (:class:`TokenFile`): a rotation
+while it runs ends the old sessions at their next request, not at the console's next start.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -35,6 +37,38 @@ def load_or_create_token(paths: Paths, rotate: bool = False) -> tuple[str, bool]
     token = secrets.token_urlsafe(32)
     write_private(path, token + "\n")
     return token, True
+
+
+class TokenFile:
+    """The login token as its file holds it now. ``current()`` costs one ``stat`` per request and
+    re-reads the file only when its identity changed (device, inode, mtime, size: a rotation writes
+    a new file and renames it over the old one). A file that is gone or empty keeps the last token
+    (the console stays usable; only a new token replaces one)."""
+
+    def __init__(self, path: Path, token: str) -> None:
+        self.path = path
+        self._seen: tuple[tuple[int, int, int, int] | None, str] = (self._stamp(), token)
+
+    def _stamp(self) -> tuple[int, int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+    def current(self) -> str:
+        stamp = self._stamp()
+        seen_stamp, token = self._seen
+        if stamp is None or stamp == seen_stamp:
+            return token
+        try:
+            text = self.path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return token
+        if text:
+            token = text
+        self._seen = (stamp, token)  # one assignment: pool threads read a consistent pair
+        return token
 
 
 def _mac(token: str, purpose: str, value: str) -> str:

@@ -42,7 +42,7 @@ async def checked_form(request: Request) -> FormData:
     """The request's form after its CSRF token was checked (403 otherwise)."""
     form = await request.form()
     session: Session = request.state.session
-    expected = session.csrf_token(request.app.state.token)
+    expected = session.csrf_token(request.state.token)
     given = request.headers.get(HEADER) or str(form.get(FIELD) or "")
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")

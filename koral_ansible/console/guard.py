@@ -3,7 +3,9 @@
 Order: a request for a host the console does not serve is 403; without a valid session every path
 but ``/login`` and ``/static/`` is 401 (the login page as body, so a browser can sign in); a
 state-changing request from another origin is 403. The CSRF token itself is checked where the
-form is read (:func:`koral_ansible.console.csrf.checked_form`).
+form is read (:func:`koral_ansible.console.csrf.checked_form`). A response that streams (the live
+pages' event streams) is checked again before each chunk: when its session ended (the token was
+rotated, or it expired) the stream is closed, and the browser's reconnect meets the 401.
 """
 
 from __future__ import annotations
@@ -25,10 +27,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+class _SessionEnded(Exception):
+    """Stops a streaming response whose session ended while it streamed."""
+
+
 class Guard:
-    def __init__(self, app: ASGIApp, token: str, allowed_hosts: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, tokens: auth.TokenFile, allowed_hosts: frozenset[str]) -> None:
         self.app = app
-        self.token = token
+        self.tokens = tokens
         self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,15 +63,36 @@ class Guard:
         cookies = SimpleCookie()
         cookies.load(_header(scope, b"cookie") or "")
         morsel = cookies.get(auth.COOKIE)
-        session = auth.session_of(self.token, morsel.value if morsel else None)
-        scope.setdefault("state", {})["session"] = session
+        token = self.tokens.current()  # the token file's now, so a rotation counts at once
+        cookie = morsel.value if morsel else None
+        session = auth.session_of(token, cookie)
+        state = scope.setdefault("state", {})
+        state["session"], state["token"] = session, token  # the routes' (csrf, login) token
         if session is None and not path.startswith(OPEN_PATHS):
             if scope["method"] == "GET" and "text/html" in (_header(scope, b"accept") or ""):
                 await _sign_in_link(send_secured, "/login")
             else:
                 await _plain(send_secured, 401, "sign in first: this console needs its login token")
             return
-        await self.app(scope, receive, send_secured)
+        if session is None:
+            await self.app(scope, receive, send_secured)
+            return
+        ended = False
+
+        async def send_checked(message: Message) -> None:
+            nonlocal ended
+            streaming = message["type"] == "http.response.body" and message.get("more_body", False)
+            if streaming and auth.session_of(self.tokens.current(), cookie) is None:
+                ended = True
+                await send_secured({"type": "http.response.body", "body": b"", "more_body": False})
+                raise _SessionEnded
+            await send_secured(message)
+
+        try:
+            await self.app(scope, receive, send_checked)
+        except Exception:
+            if not ended:  # however the app passes it on (as is, or as ClientDisconnect)
+                raise
 
 
 async def _plain(send: Send, status: int, text: str) -> None:

@@ -22,7 +22,7 @@ ENV = jinja2.Environment(
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
     session: Session | None = request.state.session
-    csrf = session.csrf_token(request.app.state.token) if session else ""
+    csrf = session.csrf_token(request.state.token) if session else ""
     # What the user typed, shown again; an input the form did not send is empty.
     context["form"] = defaultdict(str, context.get("form") or {})
     html = ENV.get_template(name).render(csrf=csrf, signed_in=session is not None, **context)

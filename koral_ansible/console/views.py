@@ -19,7 +19,7 @@ from koral_ansible.state import ClusterRecord
 
 def busy(env: Env, name: str) -> str | None:
     """The holder of the cluster's lock (a CLI command or a console job), None when it is free."""
-    return holder_of(env.paths.locks / f"{name}.lock")
+    return holder_of(env.paths.cluster_lock(name))
 
 
 def autoscaling(env: Env, name: str) -> str:

@@ -17,10 +17,11 @@ from koral_ansible.jobs.kinds import kind_of
 from koral_ansible.jobs.liveness import process_start
 from koral_ansible.jobs.model import JobKind, JobRecord, JobState
 from koral_ansible.jobs.store import running_job, write_record, write_result
-from koral_ansible.locks import BusyLock, held_lock
+from koral_ansible.locks import BusyLock, held_lock, holder_of
 from koral_ansible.operations.context import Env
 from koral_ansible.paths import private_dir
-from koral_ansible.state import now
+from koral_ansible.spec import check_name
+from koral_ansible.state import busy_error, lock_holder, now
 
 
 @contextlib.contextmanager
@@ -38,7 +39,12 @@ def _refuse_busy(env: Env, cluster: str, kind: str) -> None:
     """LockedError when a job or any other operation (a CLI command) holds the cluster."""
     job = running_job(env, cluster)
     if job is not None:
-        raise LockedError(f"cluster {cluster!r} is busy: job {job.id} ({job.kind.value}) is running")
+        # The worker's own lock text once it holds the lock; before that (it is starting) the
+        # same text from its record, so the refusal reads as the CLI's either way.
+        holder = holder_of(env.paths.cluster_lock(cluster)) or lock_holder(
+            job.kind.value, job.pid, job.created
+        )
+        raise busy_error(cluster, holder, job.id)
     with env.store.lock(cluster, kind):  # the CLI's own lock and busy message
         pass
 
@@ -49,6 +55,7 @@ def start_job(
     """Validate (InputError, exit 2, with ``.field``), refuse a busy cluster (LockedError), then
     run the operation in a detached worker; returns the running job's record."""
     spec = kind_of(kind)
+    check_name(cluster)  # before any file is named after it (locks, job records)
     secrets = dict(secrets or {})
     spec.check_inputs(params, secrets)
     with _starting(env, cluster, kind):

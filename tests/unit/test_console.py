@@ -4,7 +4,11 @@ field, no secret in any response, the kubeconfig download event, the busy refusa
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from koral_ansible import jobs
-from koral_ansible.console import auth
+from koral_ansible.console import auth, sse
 from koral_ansible.console import usage as console_usage
 from koral_ansible.console.app import build_app
 from koral_ansible.console.routes.create import form_field
@@ -148,6 +152,68 @@ def test_token_file_is_private_and_rotation_ends_sessions(env: Env, client: Test
     with TestClient(build_app(env.paths.home, new, {"testserver"}), base_url=ORIGIN) as rotated:
         rotated.cookies.set(auth.COOKIE, str(old_cookie))
         assert rotated.get("/").status_code == 401
+
+
+def test_rotation_while_the_console_runs_ends_old_sessions_at_once(
+    env: Env, client: TestClient, token: str
+) -> None:
+    """The same running app: the old token's session is 401 at its next request, the old token
+    no longer signs in, the new one does."""
+    assert client.get("/").status_code == 200
+    new, generated = auth.load_or_create_token(env.paths, rotate=True)  # what --rotate-token does
+    assert generated and new != token
+    assert client.get("/").status_code == 401
+    assert client.get("/api/clusters").status_code == 401
+    client.cookies.clear()
+    old = client.post("/login", data={"token": token}, headers={"origin": ORIGIN}, follow_redirects=False)
+    assert old.status_code == 401
+    resp = client.post("/login", data={"token": new}, headers={"origin": ORIGIN}, follow_redirects=False)
+    assert resp.status_code == 303
+    assert client.get("/").status_code == 200
+    # The new session's forms carry a CSRF token of the new key: an action passes the check and
+    # meets its own input check (nothing is started).
+    resp = post(client, "/clusters/demo/actions/scale", {"size": "x"})
+    assert resp.status_code == 400 and 'id="size-error"' in resp.text
+    assert jobs.list_jobs(env) == []
+
+
+def test_rotation_closes_an_open_event_stream_of_an_old_session(
+    env: Env, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live page's stream was let through before the rotation: it is closed at its next chunk
+    (here every poll: a keepalive each second), and its reconnect is 401."""
+    monkeypatch.setenv("PYTHONPATH", f"{FAKE_DIR}:{REPO}")
+    monkeypatch.setenv(MODE_ENV, "sleep")  # the job (and so its stream) would last 60 s
+    monkeypatch.setattr(sse, "KEEPALIVE_POLLS", 1)
+    job = jobs.start_job(env, "scale", "demo", {"size": 2})  # the fake scale (jobs_fake)
+    rotate = threading.Timer(1.5, auth.load_or_create_token, (env.paths,), {"rotate": True})
+    stop = threading.Timer(12, os.kill, (job.pid, signal.SIGTERM))  # ends the stream without the fix
+    rotate.start()
+    stop.start()
+    try:
+        began = time.monotonic()
+        resp = client.get(f"/jobs/{job.id}/stream")
+        took = time.monotonic() - began
+        assert resp.status_code == 200 and "event: view" in resp.text
+        assert took < 8, f"the stream outlived the rotation: {took:.1f}s"
+        assert "event: end" not in resp.text  # cut, not ended by the job
+        assert jobs.get_job(env, job.id).state == jobs.JobState.RUNNING
+        assert client.get(f"/jobs/{job.id}/stream").status_code == 401
+    finally:
+        rotate.cancel()
+        stop.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(job.pid, signal.SIGTERM)
+        wait_job(env, job.id)
+
+
+def test_token_file_follows_a_change_with_one_stat(env: Env, token: str) -> None:
+    tokens = auth.TokenFile(auth.token_path(env.paths), token)
+    assert tokens.current() == token
+    new, _ = auth.load_or_create_token(env.paths, rotate=True)
+    assert tokens.current() == new
+    auth.token_path(env.paths).unlink()  # gone: the last token stays (only a new token replaces it)
+    assert tokens.current() == new
 
 
 @pytest.mark.parametrize("tab", TABS)
@@ -354,6 +420,70 @@ def test_create_starts_a_job_and_its_progress_page_follows_it(
     assert "event: view" in stream and "event: job" in stream and stream.rstrip().endswith("data: {}")
     for body in (page, stream, client.get(f"/jobs/{job_id}/json").text):
         assert REGISTRY_PASSWORD not in body
+
+
+def test_rerun_of_a_create_with_a_registry_asks_for_the_password_again(
+    env: Env, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password is never kept: the re-run is the create form filled from the job, the
+    password empty and required, with a one-line note; typing it starts the create again."""
+    monkeypatch.setenv("PYTHONPATH", f"{FAKE_DIR}:{REPO}")
+    monkeypatch.setenv(MODE_ENV, "fail")
+    form = {
+        "name": "web",
+        "size": "2",
+        "cpu": "3",
+        "ha": "1",
+        "allowed_cidrs": "10.0.0.0/8, 192.168.0.0/16",
+        "registry_url": "https://r:5000",
+        "registry_username": "u",
+    }
+    resp = post(client, "/create", {**form, "registry_password": REGISTRY_PASSWORD}, page="/create")
+    assert resp.status_code == 303, resp.text
+    first = resp.headers["location"].rsplit("/", 1)[1]
+    assert wait_job(env, first).state == jobs.JobState.FAILED
+    assert "registry_password" not in str(jobs.get_job(env, first).params)
+    resp = post(client, f"/jobs/{first}/rerun", {}, page=f"/jobs/{first}")
+    assert resp.status_code == 303 and resp.headers["location"] == f"/create?rerun={first}"
+    assert len(jobs.list_jobs(env)) == 1  # nothing started without the password
+    page = client.get(resp.headers["location"])
+    assert page.status_code == 200 and REGISTRY_PASSWORD not in page.text
+    for key, value in form.items():
+        if key == "ha":
+            assert 'name="ha" value="1" checked' in page.text
+        else:
+            assert re.search(rf'id="{key}" name="{key}" type="text" value="{re.escape(value)}"', page.text), (
+                key
+            )
+    field = re.search(r'<input id="registry_password"[^>]*>', page.text)
+    assert field and 'value=""' in field.group(0) and "required" in field.group(0)
+    note = re.findall(r'<p class="note" id="registry_password-note">([^<]*)</p>', page.text)
+    assert note == [
+        "The registry password is not kept after a create starts (only its worker had it): "
+        "type it again to re-run this create."
+    ]
+    resp = post(
+        client, "/create", {**form, "registry_password": REGISTRY_PASSWORD}, page=resp.headers["location"]
+    )
+    assert resp.status_code == 303
+    second = resp.headers["location"].rsplit("/", 1)[1]
+    assert second != first and wait_job(env, second).params == jobs.get_job(env, first).params
+    assert client.get("/create?rerun=nosuch").status_code == 404
+    # A create without a registry user needs no secret: re-run at once, as every other kind.
+    resp = post(client, "/create", {"name": "plain", "size": "1"}, page="/create")
+    plain = resp.headers["location"].rsplit("/", 1)[1]
+    wait_job(env, plain)
+    resp = post(client, f"/jobs/{plain}/rerun", {}, page=f"/jobs/{plain}")
+    assert resp.status_code == 303 and resp.headers["location"].startswith("/jobs/")
+    wait_job(env, resp.headers["location"].rsplit("/", 1)[1])
+
+
+def wait_job(env: Env, job_id: str) -> jobs.JobRecord:
+    deadline = time.monotonic() + 30
+    while (job := jobs.get_job(env, job_id)).state == jobs.JobState.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return job
 
 
 def test_events_stream_of_a_deleted_cluster_ends(client: TestClient) -> None:

@@ -162,6 +162,18 @@ def test_input_error_raises_before_anything_is_spawned(env: Env) -> None:
     assert not env.paths.jobs.exists()
 
 
+@pytest.mark.parametrize("name", ["../x", "", "a" * 33, "../../etc/passwd", "Demo", "demo\n", "x/y"])
+@pytest.mark.parametrize("kind", ["delete", "create", "stop"])
+def test_cluster_name_is_validated_before_any_file_is_created(env: Env, kind: str, name: str) -> None:
+    before = sorted(p.relative_to(env.paths.home) for p in env.paths.home.rglob("*"))
+    with pytest.raises(InputError) as exc:
+        jobs.start_job(env, kind, name, {})
+    assert exc.value.field == "NAME" and exc.value.exit_code == 2
+    assert "1-32 characters of a-z, 0-9 and '-'" in str(exc.value) and "\n" not in str(exc.value).strip()
+    assert sorted(p.relative_to(env.paths.home) for p in env.paths.home.rglob("*")) == before
+    assert not (env.paths.home / "x.lock").exists() and not env.paths.locks.exists()
+
+
 def test_busy_cluster_is_refused(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     with env.store.lock("demo", "upgrade"), pytest.raises(LockedError, match="busy: upgrade"):
         jobs.start_job(env, "scale", "demo", {"size": 3})
@@ -180,10 +192,18 @@ def test_busy_cluster_is_refused(env: Env, monkeypatch: pytest.MonkeyPatch) -> N
                 with env.store.lock("demo", "stop"):
                     pass
             except LockedError as exc:
-                assert "scale" in str(exc)
+                cli_message = str(exc)
                 break
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        assert cli_message.startswith(f"cluster 'demo' is busy: scale (pid {first.pid}, since ")
+        assert cli_message.endswith(" holds its lock; wait for it to finish (or stop it) and retry")
+        # The console's refusal is the CLI's, word for word, with the job's id after the holder.
+        with pytest.raises(LockedError) as refused:
+            jobs.start_job(env, "stop", "demo", {})
+        assert str(refused.value) == cli_message.replace(
+            " holds its lock", f" (console job {first.id}) holds its lock"
+        )
     finally:
         os.kill(first.pid, signal.SIGTERM)
     done = wait_done(env, first.id)

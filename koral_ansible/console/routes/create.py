@@ -1,6 +1,10 @@
 """Mold's "Add Kubernetes cluster" form: the CLI's create fields, validated by the same builder
 (``create_input.build_create_spec``); an error is shown at its field with the values kept, and
-nothing is started. A valid form starts the create job and goes to its live progress."""
+nothing is started. A valid form starts the create job and goes to its live progress.
+
+A failed create that used a private registry cannot simply be re-run: its password was given to
+the worker only and is (rightly) not kept. Its re-run (``/create?rerun=ID``) is this form filled
+with the job's parameters, the password empty, required and a one-line note why."""
 
 from __future__ import annotations
 
@@ -16,15 +20,26 @@ from koral_ansible import jobs
 from koral_ansible.console import views
 from koral_ansible.console.csrf import checked_form
 from koral_ansible.console.envs import env_of
+from koral_ansible.console.routes.errors import error_page
 from koral_ansible.console.templates import render
 from koral_ansible.create_input import CREATE_FIELDS, build_create_spec
-from koral_ansible.errors import InputError, KoralError
+from koral_ansible.errors import InputError, KoralError, NotFoundError
 from koral_ansible.operations.context import Env
 from koral_ansible.spec import max_cluster_size
 
 #: The form's inputs: the name, the CLI's create fields the form has, the registry password.
 FORM_FIELDS = ("name", *(f for f in CREATE_FIELDS if f not in ("bundle", "node_os", "allow_cgroup_v1")))
 SECRET_FIELD = "registry_password"
+RERUN_NOTE = (
+    "The registry password is not kept after a create starts (only its worker had it): "
+    "type it again to re-run this create."
+)
+
+
+def needs_password(params: dict[str, Any]) -> bool:
+    """A registry user name needs its password (``RegistrySpec``: given together), which a job
+    never keeps: such a create is re-run through the form."""
+    return bool(params.get("registry_username"))
 
 
 def form_field(error_field: str) -> str:
@@ -53,6 +68,20 @@ def params_of(form: FormData) -> tuple[str, dict[str, Any], str | None]:
     return str(form.get("name") or "").strip(), {k: v for k, v in params.items() if v is not None}, password
 
 
+def form_of(name: str, params: dict[str, Any]) -> dict[str, str]:
+    """The form's values for a create's name and params (the inverse of :func:`params_of`)."""
+    values: dict[str, str] = {"name": name}
+    for key in FORM_FIELDS[1:]:
+        value = params.get(key)
+        if key == "ha":
+            values[key] = "1" if value else ""
+        elif isinstance(value, list):
+            values[key] = ", ".join(str(v) for v in value)
+        else:
+            values[key] = "" if value is None else str(value)
+    return values
+
+
 def _versions(env: Env) -> list[tuple[str, str]]:
     return [("", "default"), *((v, v) for v in views.bundle_versions(env))]
 
@@ -62,21 +91,46 @@ def _form_values(form: FormData | None) -> dict[str, str]:
     return {k: str(form.get(k) or "") if form else "" for k in FORM_FIELDS}
 
 
-def _page(request: Request, form: FormData | None = None, exc: KoralError | None = None) -> Response:
+def _page(
+    request: Request,
+    form: FormData | None = None,
+    exc: KoralError | None = None,
+    values: dict[str, str] | None = None,
+    note: str = "",
+) -> Response:
     with env_of(request) as env:
         field = form_field(exc.field) if isinstance(exc, InputError) else ""
+        shown = values if values is not None else _form_values(form)
         return render(
             request,
             "create.html",
             200 if exc is None else 409 if not isinstance(exc, InputError) else 400,
-            form=_form_values(form),
+            form=shown,
             versions=_versions(env),
             error=exc.message if exc else "",
             error_field=field,
+            password_required=needs_password(shown),
+            password_note=note,
         )
 
 
+def _rerun_page(request: Request, job_id: str) -> Response:
+    """The form filled from a failed create job, to type the registry password again."""
+    with env_of(request) as env:
+        try:
+            job = jobs.get_job(env, job_id)
+            if job.kind != jobs.JobKind.CREATE:
+                raise NotFoundError("job", f"job {job_id!r} is not a create job")
+        except KoralError as exc:
+            return error_page(request, exc)
+    values = form_of(job.cluster, job.params)
+    return _page(request, values=values, note=RERUN_NOTE if needs_password(job.params) else "")
+
+
 async def create_page(request: Request) -> Response:
+    rerun = request.query_params.get("rerun")
+    if rerun is not None:
+        return await run_in_threadpool(_rerun_page, request, rerun)
     return await run_in_threadpool(_page, request)
 
 

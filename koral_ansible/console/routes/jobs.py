@@ -4,6 +4,7 @@ the page renders ``job_view`` and the stream tails ``read_progress`` from where 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from koral_ansible import jobs
 from koral_ansible.console import sse
 from koral_ansible.console.csrf import checked_form
 from koral_ansible.console.envs import env_of
+from koral_ansible.console.routes.create import needs_password
 from koral_ansible.console.routes.errors import error_page
 from koral_ansible.console.templates import render
 from koral_ansible.errors import KoralError
@@ -86,9 +88,13 @@ def job_stream(request: Request) -> Response:
 
 
 def _rerun(request: Request, job_id: str) -> Response:
+    """Start the job again with its kind and params; a create that needs its registry password
+    (never kept) goes to the create form filled from the job instead."""
     with env_of(request) as env:
         try:
             old = jobs.get_job(env, job_id)
+            if old.kind == jobs.JobKind.CREATE and needs_password(old.params):
+                return RedirectResponse(f"/create?{urlencode({'rerun': old.id})}", status_code=303)
             job = jobs.start_job(env, old.kind.value, old.cluster, dict(old.params))
         except KoralError as exc:
             return error_page(request, exc, back=f"/jobs/{job_id}")

@@ -23,7 +23,7 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     form = await request.form()
-    token: str = request.app.state.token
+    token: str = request.state.token
     if not auth.token_matches(token, str(form.get("token") or "")):
         return render(request, "login.html", 401, error="That is not this console's login token.")
     response = RedirectResponse("/", status_code=303)
