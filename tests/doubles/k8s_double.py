@@ -1143,17 +1143,28 @@ def csr_subject(pem: bytes) -> str:
     return _openssl("req", "-noout", "-subject", "-nameopt", "RFC2253", stdin=pem).decode().strip()
 
 
+def _blob_mac(key_hex: str, iv: str, ct: bytes) -> str:
+    return hmac.new(bytes.fromhex(key_hex), iv.encode() + ct, hashlib.sha256).hexdigest()
+
+
 def encrypt_blob(key_hex: str, data: bytes) -> str:
+    """The kubeadm-certs payload. Upstream seals it with AES-256-GCM (cmd/kubeadm/app/util/crypto/
+    crypto.go EncryptBytes), so a wrong key always fails authentication. `openssl enc` has no AEAD
+    mode, so the double uses AES-256-CBC plus an HMAC-SHA256 over IV and ciphertext: a wrong key is
+    refused every time, not only when CBC's padding happens to be invalid (255 in 256)."""
     iv = secrets.token_hex(16)
     ct = _openssl("enc", "-aes-256-cbc", "-K", key_hex, "-iv", iv, stdin=data)
-    return iv + ":" + base64.b64encode(ct).decode()
+    return iv + ":" + base64.b64encode(ct).decode() + ":" + _blob_mac(key_hex, iv, ct)
 
 
 def decrypt_blob(key_hex: str, blob: str) -> bytes:
-    iv, ct = blob.split(":", 1)
+    iv, ct_b64, mac = [*blob.split(":", 2), "", ""][:3]
     try:
-        return _openssl("enc", "-d", "-aes-256-cbc", "-K", key_hex, "-iv", iv, stdin=base64.b64decode(ct))
-    except DoubleError:
+        ct = base64.b64decode(ct_b64)
+        if not hmac.compare_digest(mac, _blob_mac(key_hex, iv, ct)):
+            raise DoubleError("mac")
+        return _openssl("enc", "-d", "-aes-256-cbc", "-K", key_hex, "-iv", iv, stdin=ct)
+    except (DoubleError, ValueError):
         raise DoubleError(
             "error downloading the secret: error decoding secret data with provided key: "
             "cipher: message authentication failed (wrong certificate key?)"
