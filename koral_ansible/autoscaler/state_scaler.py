@@ -32,7 +32,6 @@ from koral_ansible.autoscaler.settings import load_settings
 from koral_ansible.errors import OperationError
 from koral_ansible.paths import Paths
 from koral_ansible.provider_id import external_cloud_provider, is_node, kubelet_provider_id
-from koral_ansible.provider_id import kube_provider_id as kube_provider_id  # its home moved
 from koral_ansible.state import NodeRecord, StateStore
 
 ScaleTo = Callable[[str, int], None]

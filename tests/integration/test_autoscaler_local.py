@@ -30,10 +30,10 @@ from koral_ansible.autoscaler import settings
 from koral_ansible.autoscaler.certs import cert_files, issue, new_ca
 from koral_ansible.autoscaler.protos import externalgrpc_pb2 as pb
 from koral_ansible.autoscaler.protos import externalgrpc_pb2_grpc as pb_grpc
-from koral_ansible.autoscaler.state_scaler import kube_provider_id
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
 from koral_ansible.operations.context import Env
+from koral_ansible.provider_id import kube_provider_id
 from koral_ansible.providers.local.nodes import container_name
 from koral_ansible.providers.local.podman import podman_env
 from tests.bundle_fixtures import make_double_bundle

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from koral_ansible.autoscaler.state_scaler import kube_provider_id
+from koral_ansible.provider_id import kube_provider_id
 from tests.unit.test_doubles import REPO, _render, _validate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "doubles"))

@@ -20,8 +20,9 @@ from koral_ansible.autoscaler.certs import CertFiles, ensure_certs, issue, new_c
 from koral_ansible.autoscaler.protos import externalgrpc_pb2 as pb
 from koral_ansible.autoscaler.protos import externalgrpc_pb2_grpc as pb_grpc
 from koral_ansible.autoscaler.server import GPU_LABEL, OTHER_ERROR_CLASS, build_server
-from koral_ansible.autoscaler.state_scaler import StateScaler, kube_provider_id
+from koral_ansible.autoscaler.state_scaler import StateScaler
 from koral_ansible.paths import Paths
+from koral_ansible.provider_id import kube_provider_id
 from koral_ansible.spec import validate_spec
 from koral_ansible.state import NodeRecord, StateStore
 
