@@ -62,6 +62,7 @@ def _releases() -> dict[str, Any]:
 
     return double_data()
 
+
 STATE_DIR = Path(os.environ.get("KORAL_DOUBLE_STATE", "/var/lib/kubeadm-double"))
 K8S_DIR = Path(os.environ.get("KORAL_DOUBLE_K8S_DIR", "/etc/kubernetes"))
 KUBELET_DIR = Path(os.environ.get("KORAL_DOUBLE_KUBELET_DIR", "/var/lib/kubelet"))
@@ -1415,6 +1416,7 @@ def parse_flags(
 # ---------------------------------------------------------------------------------------
 # kubeadm
 # ---------------------------------------------------------------------------------------
+
 
 def _image_tags(version: str) -> tuple[str, str, str]:
     """(pause, etcd, CoreDNS) tags for a version, from the baked release facts (K8S_RELEASES);

@@ -10,6 +10,7 @@ public key as root's ``authorized_keys`` (a read-only 0600 file).
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import socket
 import time
@@ -24,6 +25,11 @@ from koral_ansible.providers.local.podman import Podman, labels
 
 BIND_DIRS = {"containerd": "/var/lib/containerd", "kubelet": "/var/lib/kubelet"}
 STOP_TIMEOUT = 30
+# containers/common libnetwork/netavark/ipam.go allocIPs (podman 4.3): a static IP already in the
+# IPAM database is refused, even when it is allocated to the very container asking for it.
+IPAM_HELD = re.compile(
+    r"requested ip address (?P<ip>\S+) is already allocated to container ID (?P<id>[0-9a-f]+)"
+)
 RUN_TIMEOUT = 180.0
 
 
@@ -119,7 +125,21 @@ def ensure_running(podman: Podman, name: str) -> None:
         return
     proc = podman.run("start", container_name(name), check=False, timeout=RUN_TIMEOUT)
     if proc.returncode != 0:
-        raise OperationError(f"cannot start node {name}: {_tail(proc.stderr)}")
+        raise OperationError(start_error(name, proc.stderr, podman.container_id(container_name(name))))
+
+
+def start_error(node: str, stderr: str, own_id: str | None) -> str:
+    """The one-line error of a refused ``podman start``; names podman's IPAM leak when it is one."""
+    tail = _tail(stderr)
+    match = IPAM_HELD.search(stderr)
+    if match and own_id and match.group("id") == own_id:
+        return (
+            f"cannot start node {node}: podman still holds its address {match.group('ip')} from a start "
+            "that was interrupted (podman 4.3 commits the address before it records the network "
+            "namespace, and nothing releases it but removing the network) — fix: koral-play delete "
+            "the cluster and create it again"
+        )
+    return f"cannot start node {node}: {tail}"
 
 
 def stop(podman: Podman, name: str) -> None:

@@ -116,6 +116,11 @@ class Podman:
     ) -> subprocess.CompletedProcess[str]:
         cmd = ["podman", *args]
         try:
+            # Its own session: a signal to koral-play's process group (Ctrl-C, a killed job) must
+            # not cut podman inside a non-atomic step. Podman 4.3 commits a container's static IP
+            # to its IPAM database before it records the network namespace; killed in between,
+            # the address stays allocated to that container and every later start is refused
+            # ("requested ip address ... is already allocated to container ID ...").
             proc = subprocess.run(
                 cmd,
                 env=self._env,
@@ -124,6 +129,7 @@ class Podman:
                 text=True,
                 timeout=timeout,
                 check=False,
+                start_new_session=True,
             )
         except subprocess.TimeoutExpired:
             raise OperationError(f"podman {args[0]} timed out after {timeout:.0f}s") from None
