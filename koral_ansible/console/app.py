@@ -13,6 +13,8 @@ from starlette.types import ASGIApp
 from koral_ansible.console.auth import TokenFile, token_path
 from koral_ansible.console.guard import Guard
 from koral_ansible.console.routes import ROUTES
+from koral_ansible.console.signout import SignedOut, signed_out_path
+from koral_ansible.console.throttle import LoginThrottle
 from koral_ansible.paths import Paths
 
 
@@ -27,4 +29,8 @@ def build_app(home: Path, token: str, allowed_hosts: Iterable[str]) -> ASGIApp:
         ]
     )
     app.state.home = home
-    return Guard(app, TokenFile(token_path(Paths.resolve(home)), token), frozenset(allowed_hosts))
+    app.state.login_throttle = LoginThrottle()
+    paths = Paths.resolve(home)
+    return Guard(
+        app, TokenFile(token_path(paths), token), frozenset(allowed_hosts), SignedOut(signed_out_path(paths))
+    )

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from koral_ansible.console import auth, csrf
 from koral_ansible.console.headers import with_security_headers
+from koral_ansible.console.signout import SignedOut
 
 OPEN_PATHS = ("/login", "/static/")
 
@@ -32,10 +33,18 @@ class _SessionEnded(Exception):
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, tokens: auth.TokenFile, allowed_hosts: frozenset[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, tokens: auth.TokenFile, allowed_hosts: frozenset[str], signed_out: SignedOut
+    ) -> None:
         self.app = app
         self.tokens = tokens
         self.allowed_hosts = allowed_hosts
+        self.signed_out = signed_out
+
+    def session(self, cookie: str | None) -> auth.Session | None:
+        """The cookie's session under the token file's current token, unless it signed out."""
+        session = auth.session_of(self.tokens.current(), cookie)
+        return None if session is None or session.sid in self.signed_out else session
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,9 +74,10 @@ class Guard:
         morsel = cookies.get(auth.COOKIE)
         token = self.tokens.current()  # the token file's now, so a rotation counts at once
         cookie = morsel.value if morsel else None
-        session = auth.session_of(token, cookie)
+        session = self.session(cookie)
         state = scope.setdefault("state", {})
         state["session"], state["token"] = session, token  # the routes' (csrf, login) token
+        state["signed_out"] = self.signed_out
         if session is None and not path.startswith(OPEN_PATHS):
             if scope["method"] == "GET" and "text/html" in (_header(scope, b"accept") or ""):
                 await _sign_in_link(send_secured, "/login")
@@ -82,7 +92,7 @@ class Guard:
         async def send_checked(message: Message) -> None:
             nonlocal ended
             streaming = message["type"] == "http.response.body" and message.get("more_body", False)
-            if streaming and auth.session_of(self.tokens.current(), cookie) is None:
+            if streaming and self.session(cookie) is None:
                 ended = True
                 await send_secured({"type": "http.response.body", "body": b"", "more_body": False})
                 raise _SessionEnded
