@@ -212,6 +212,8 @@ LB_COLUMNS = (
     Column("ports"),
     Column("address"),
     Column("source_ranges"),
+    Column("backends"),
+    Column("traffic_policy", wide=True),
     Column("reason", text=True),
 )
 EVENT_COLUMNS = (

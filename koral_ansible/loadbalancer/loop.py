@@ -7,8 +7,11 @@ matters wakes the loop, which runs one pass for that cluster. A pass still reads
 itself (level-triggered), so events arriving together cost one pass, and the periodic resync
 (also the first pass) is the safety net for anything a watch missed. Nodes matter only through
 what a load balancer sends to (koral_ansible.loadbalancer.services.backends), so the kubelets'
-status heartbeats wake nothing. A failing cluster (API down, stopped nodes) is logged and retried
-at the next pass; it never stops the others or the loop.
+status heartbeats wake nothing. The health checks of ``externalTrafficPolicy: Local`` Services
+(koral_ansible.loadbalancer.health) are an input the API does not carry: every ``health_interval``
+seconds the targets of the last pass are probed again, and a cluster whose answers changed gets a
+pass. A failing cluster (API down, stopped nodes) is logged and retried at the next pass; it never
+stops the others or the loop.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from koral_ansible.errors import KoralError
-from koral_ansible.loadbalancer import kubeapi
+from koral_ansible.loadbalancer import health, kubeapi
 from koral_ansible.loadbalancer.reconcile import Result, local_clusters, reconcile, remove
 from koral_ansible.loadbalancer.services import backends
 from koral_ansible.loadbalancer.watch import Informer
@@ -30,9 +33,12 @@ from koral_ansible.state import ClusterRecord
 log = logging.getLogger("koral.loadbalancer")
 
 WAIT_SLICE = 0.5  # seconds: how often a quiet loop looks at its stop event
+HEALTH_INTERVAL = 5.0  # seconds between probes of the Local Services' health checks (as cloud LBs)
 
 
-def one_pass(env: Env, only: str | None = None) -> tuple[list[Result], dict[str, str]]:
+def one_pass(
+    env: Env, only: str | None = None, prober: health.Prober = health.probe_all
+) -> tuple[list[Result], dict[str, str]]:
     """Reconcile every local cluster (or ``only``); results and the error of each cluster that failed."""
     results: list[Result] = []
     errors: dict[str, str] = {}
@@ -40,7 +46,7 @@ def one_pass(env: Env, only: str | None = None) -> tuple[list[Result], dict[str,
         if only is not None and record.name != only:
             continue
         try:
-            results.append(reconcile(env, record.name))
+            results.append(reconcile(env, record.name, prober=prober))
         except (KoralError, OSError, ValueError) as exc:
             errors[record.name] = str(exc)
             continue
@@ -107,27 +113,42 @@ def serve(
     only: str | None = None,
     on_pass: Callable[[list[Result], dict[str, str]], None] | None = None,
     watcher: Watcher | None = cluster_informers,
+    prober: health.Prober = health.probe_all,
+    health_interval: float = HEALTH_INTERVAL,
 ) -> None:
-    """Run until ``stop``: a pass for every cluster each ``interval`` seconds (the resync), and one for
-    a cluster as soon as ``watcher``'s informers report a change in it (None: resync only)."""
+    """Run until ``stop``: a pass for every cluster each ``interval`` seconds (the resync), one for
+    a cluster as soon as ``watcher``'s informers report a change in it (None: resync only), and one
+    for a cluster whose Local Services' health checks (``prober``) answer otherwise than at its last
+    pass, probed each ``health_interval`` seconds."""
     wake = Wake()
     watches: dict[str, list[Informer]] = {}
-    next_resync = 0.0
+    probes: dict[str, dict[health.Target, bool]] = {}  # each cluster's last pass's health checks
+    next_resync = next_health = 0.0
     try:
         while not stop.is_set():
             now = time.monotonic()
             dirty = wake.take()
             if now >= next_resync:
                 next_resync = now + interval
-                _pass(env, None, only, on_pass)
+                results = _pass(env, None, only, on_pass, prober)
+                probes = {r.cluster: r.health for r in results if r.health}
             else:
                 for name in sorted(dirty):
                     if only is None or name == only:
-                        _pass(env, name, only, on_pass)
+                        for r in _pass(env, name, only, on_pass, prober):
+                            probes[r.cluster] = r.health
             if watcher is not None:
                 _sync_watches(env, only, wake, watches, watcher)
-            while not stop.is_set() and time.monotonic() < next_resync and not wake.pending():
-                wake.wait(min(WAIT_SLICE, max(0.0, next_resync - time.monotonic())))
+            if time.monotonic() >= next_health:
+                next_health = time.monotonic() + health_interval
+                for name, last in list(probes.items()):
+                    if last and prober(last) != last:
+                        wake.mark(name)
+            while not stop.is_set() and not wake.pending():
+                due = min(next_resync, next_health) if any(probes.values()) else next_resync
+                if time.monotonic() >= due:
+                    break
+                wake.wait(min(WAIT_SLICE, max(0.0, due - time.monotonic())))
     finally:
         for informers in watches.values():
             for informer in informers:
@@ -139,9 +160,10 @@ def _pass(
     cluster: str | None,
     only: str | None,
     on_pass: Callable[[list[Result], dict[str, str]], None] | None,
-) -> None:
+    prober: health.Prober,
+) -> list[Result]:
     try:
-        results, errors = one_pass(env, cluster or only)
+        results, errors = one_pass(env, cluster or only, prober)
     except Exception as exc:
         log.error("load balancer pass failed: %s", exc)
         results, errors = [], {"*": str(exc)}
@@ -152,6 +174,7 @@ def _pass(
             log.info("cluster %s: serving %s", r.cluster, ", ".join(r.served) or "nothing")
     if on_pass is not None:
         on_pass(results, errors)
+    return results
 
 
 def _sync_watches(

@@ -16,7 +16,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from koral_ansible.errors import OperationError
-from koral_ansible.loadbalancer import hostnft, kubeapi, rules
+from koral_ansible.loadbalancer import health, hostnft, kubeapi, rules
 from koral_ansible.loadbalancer import record as lb_record
 from koral_ansible.loadbalancer.services import backends, lb_service
 from koral_ansible.operations.context import Env
@@ -36,6 +36,7 @@ class Result:
     refused: dict[str, str] = field(default_factory=dict)
     host_changed: bool = False
     status_written: list[str] = field(default_factory=list)
+    health: dict[health.Target, bool] = field(default_factory=dict)  # the Local Services' probes
 
 
 # No API to ask (stopped) or going away (the delete removes the table; a pass must not re-create it).
@@ -75,7 +76,9 @@ def _current_lb(obj: dict[str, Any]) -> dict[str, Any]:
     return {"ingress": lb["ingress"]} if lb.get("ingress") else {}
 
 
-def reconcile(env: Env, cluster: str, api: kubeapi.KubeApi | None = None) -> Result:
+def reconcile(
+    env: Env, cluster: str, api: kubeapi.KubeApi | None = None, prober: health.Prober = health.probe_all
+) -> Result:
     record = env.store.get_cluster(cluster)
     if record.provider != "local":
         raise OperationError(f"cluster {cluster} is not a local cluster (provider {record.provider})")
@@ -86,8 +89,9 @@ def reconcile(env: Env, cluster: str, api: kubeapi.KubeApi | None = None) -> Res
     objects = api.services()
     wanted = [s for s in (lb_service(o) for o in objects) if s is not None]
     nodes = backends(api.nodes())
-    plan = rules.plan(public_ip, nodes, wanted, reserved_tcp_ports(env, record))
-    result = Result(cluster, [s.key for s in plan.served], dict(plan.refused))
+    probes = prober(rules.health_targets(nodes, wanted))
+    plan = rules.plan(public_ip, nodes, wanted, reserved_tcp_ports(env, record), probes)
+    result = Result(cluster, [s.key for s in plan.served], dict(plan.refused), health=dict(probes))
     saved = env.paths.local_dir(cluster) / SAVED_RULES
     result.host_changed = hostnft.apply(cluster, rules.render(cluster, plan), saved)
     served = {s.key: s for s in plan.served}

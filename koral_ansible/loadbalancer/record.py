@@ -5,11 +5,14 @@ The record is ``<local dir>/loadbalancer.json`` (written only when it changes, 0
 the cluster's directory on ``delete``); ``koral-play show`` reads it (:func:`load`). Each row:
 ``service`` (namespace/name), ``state`` (``serving`` or ``refused``), ``ports``
 (``port/PROTOCOL`` comma-separated), ``address`` (the public address, served rows only),
-``source_ranges`` (comma-separated CIDRs), ``reason`` (refused rows only). Nothing secret is
-in a Service's spec fields used here.
+``source_ranges`` (comma-separated CIDRs), ``reason`` (refused rows only), ``traffic_policy``
+(``Cluster`` or ``Local``), ``backends`` (the node addresses a served Service sends to,
+comma-separated; for Local the nodes whose health check answered, empty when none did). Nothing
+secret is in a Service's spec fields used here.
 
 Events (operation ``loadbalancer``, phase ``serve``): ``Serving`` when a Service starts being
-served, ``Changed`` when a served Service's ports, address or ranges change, ``Refused`` when a
+served, ``Changed`` when a served Service's ports, address, ranges or backends change (a Local
+Service's node gaining or losing its endpoint), ``Refused`` when a
 Service is refused (or refused for another reason), ``Stopped`` when a served Service is no
 longer served.
 """
@@ -41,10 +44,20 @@ def rows(plan: Plan, wanted: Iterable[LbService]) -> list[dict[str, str]]:
     for svc in wanted:
         ranges = ",".join(str(n) for n in svc.source_ranges)
         if svc.key in served:
-            row = {"state": SERVING, "address": str(plan.public_ip), "reason": ""}
+            to = ",".join(str(n) for n in plan.backends.get(svc.key, ()))
+            row = {"state": SERVING, "address": str(plan.public_ip), "reason": "", "backends": to}
         else:
-            row = {"state": REFUSED, "address": "", "reason": plan.refused.get(svc.key, "")}
-        out.append({"service": svc.key, **row, "ports": _ports(svc), "source_ranges": ranges})
+            row = {"state": REFUSED, "address": "", "reason": plan.refused.get(svc.key, ""), "backends": ""}
+        policy = "Local" if svc.local else "Cluster"
+        out.append(
+            {
+                "service": svc.key,
+                **row,
+                "ports": _ports(svc),
+                "source_ranges": ranges,
+                "traffic_policy": policy,
+            }
+        )
     return sorted(out, key=lambda r: r["service"])
 
 
@@ -54,10 +67,15 @@ def load(paths: Paths, cluster: str) -> list[dict[str, Any]]:
     return list(data.get("services") or []) if isinstance(data, dict) else []
 
 
-def _message(row: dict[str, str]) -> str:
+def _message(row: dict[str, Any]) -> str:
     where = f"{row['address']} {row['ports']}" if row["address"] else row["ports"]
     text = f"{row['service']} {where} from {row['source_ranges']}"
-    return f"{text}: {row['reason']}" if row["state"] == REFUSED else text
+    if row["state"] == REFUSED:
+        return f"{text}: {row['reason']}"
+    if "backends" not in row:  # a row recorded before backends were
+        return text
+    to = row["backends"] or "no node (no endpoint answers its health check)"
+    return f"{text} to {to}"
 
 
 def changes(before: list[dict[str, Any]], after: list[dict[str, str]]) -> list[tuple[str, str]]:

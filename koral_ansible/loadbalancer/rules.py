@@ -6,7 +6,10 @@ turn (``numgen inc``: new connections spread over the nodes, as a cloud load bal
 them over its backends). A port is served by one Service only: the older Service keeps it
 (creationTimestamp, then namespace/name), a Service with a port taken by koral itself (6443, the
 SSH forward range) or by an older Service gets no address. Sources outside the Service's
-``loadBalancerSourceRanges`` are dropped before DNAT, as a cloud firewall would.
+``loadBalancerSourceRanges`` are dropped before DNAT, as a cloud firewall would. A Service with
+``externalTrafficPolicy: Local`` sends only to the backend nodes whose health check answered
+(``health``: :mod:`koral_ansible.loadbalancer.health`); with none, its ports drop new connections
+(it keeps its address, as a cloud load balancer with no healthy backend keeps its own).
 
 ``table ip koral_lb_<cluster>`` is this module's own (``koral_<cluster>`` is the provider's port
 forward table); cluster names never contain ``_``, so no cluster's provider table is named like
@@ -15,10 +18,11 @@ another cluster's load-balancer table.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
+from koral_ansible.loadbalancer.health import Target
 from koral_ansible.loadbalancer.services import LbService
 from koral_ansible.providers.local import nft
 
@@ -39,6 +43,7 @@ class Rule:
     port: int
     node_port: int
     sources: tuple[IPv4Network, ...]
+    nodes: tuple[IPv4Address, ...]  # where it sends to; empty: new connections are dropped
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Plan:
     rules: list[Rule] = field(default_factory=list)
     served: list[LbService] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    backends: dict[str, tuple[IPv4Address, ...]] = field(default_factory=dict)  # served Service -> nodes
 
     def ingress(self, svc: LbService) -> list[dict[str, object]]:
         """``status.loadBalancer.ingress`` of a served Service (cloud-provider-kind's shape)."""
@@ -60,8 +66,10 @@ def plan(
     nodes: Iterable[IPv4Address],
     services: Iterable[LbService],
     reserved_tcp: Iterable[int],
+    health: Mapping[Target, bool] | None = None,
 ) -> Plan:
-    """Which Services get which rules (pure; ``services`` in any order)."""
+    """Which Services get which rules (pure; ``services`` in any order; ``health``: the probes of
+    the Local Services' health check ports, a target not in it counts as failing)."""
     result = Plan(public_ip, tuple(sorted(set(nodes))))
     taken: dict[tuple[str, int], str] = {("TCP", p): "koral" for p in reserved_tcp}
     for svc in sorted(services, key=lambda s: (s.created, s.key)):
@@ -76,11 +84,21 @@ def plan(
             proto, port = clash[0]
             result.refused[svc.key] = f"port {port}/{proto} is taken by {taken[(proto, port)]}"
             continue
+        nodes = result.nodes
+        if svc.local:
+            nodes = tuple(n for n in nodes if (health or {}).get((n, svc.health_check_node_port), False))
         for p in svc.ports:
             taken[(p.protocol, p.port)] = svc.key
-            result.rules.append(Rule(svc.key, p.protocol, p.port, p.node_port, svc.source_ranges))
+            result.rules.append(Rule(svc.key, p.protocol, p.port, p.node_port, svc.source_ranges, nodes))
         result.served.append(svc)
+        result.backends[svc.key] = nodes
     return result
+
+
+def health_targets(nodes: Iterable[IPv4Address], services: Iterable[LbService]) -> list[Target]:
+    """What to probe for a pass: every backend node at every Local Service's health check port."""
+    ports = sorted({s.health_check_node_port for s in services if s.local})
+    return [(n, port) for port in ports for n in sorted(set(nodes))]
 
 
 def _target(nodes: Sequence[IPv4Address], node_port: int) -> str:
@@ -99,7 +117,10 @@ def render(cluster: str, p: Plan) -> str:
     for i, r in enumerate(sorted(p.rules, key=lambda r: (r.protocol, r.port))):
         proto = r.protocol.lower()
         match = f"ip daddr {p.public_ip} {proto} dport {r.port}"
-        dnat.append(f"    {match} dnat to {_target(p.nodes, r.node_port)}")
+        if not r.nodes:  # Local, and no node has an endpoint
+            drops.append(f"    {match} drop")
+            continue
+        dnat.append(f"    {match} dnat to {_target(r.nodes, r.node_port)}")
         if IPv4Network("0.0.0.0/0") in r.sources:
             continue
         elements = ", ".join(str(n) for n in r.sources)

@@ -8,6 +8,10 @@ controller owns it). Only TCP and UDP ports are forwarded, as cloud-provider-kin
 ranges are ``spec.loadBalancerSourceRanges``, else the annotation
 ``service.beta.kubernetes.io/load-balancer-source-ranges``, else everyone
 (kubernetes/cloud-provider ``service/helpers/helper.go``: ``GetLoadBalancerSourceRanges``).
+``externalTrafficPolicy: Local`` with its ``healthCheckNodePort`` (pkg/api/service/util.go
+``NeedsHealthCheck``) sends only to the nodes whose health check answers
+(:mod:`koral_ansible.loadbalancer.health`); Local without a health check port (no API server
+leaves it out) is served as Cluster.
 """
 
 from __future__ import annotations
@@ -41,10 +45,16 @@ class LbService:
     created: str
     ports: tuple[LbPort, ...]
     source_ranges: tuple[IPv4Network, ...]
+    health_check_node_port: int = 0  # externalTrafficPolicy Local: its health check port
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def local(self) -> bool:
+        """Whether only nodes with an endpoint of the Service take its traffic."""
+        return self.health_check_node_port > 0
 
 
 def wants_load_balancer(obj: Mapping[str, Any]) -> bool:
@@ -82,12 +92,14 @@ def lb_service(obj: Mapping[str, Any]) -> LbService | None:
         for p in spec.get("ports") or []
         if (p.get("protocol") or "TCP") in PROTOCOLS and p.get("port") and p.get("nodePort")
     )
+    local = spec.get("externalTrafficPolicy") == "Local"
     return LbService(
         namespace=str(md.get("namespace") or "default"),
         name=str(md.get("name") or ""),
         created=str(md.get("creationTimestamp") or ""),
         ports=ports,
         source_ranges=source_ranges(obj),
+        health_check_node_port=int(spec.get("healthCheckNodePort") or 0) if local else 0,
     )
 
 

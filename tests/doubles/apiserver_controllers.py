@@ -185,6 +185,8 @@ class Allocator:
             sp = s.get("spec") or {}
             ips.update(i for i in sp.get("clusterIPs") or [sp.get("clusterIP")] if i and i != "None")
             ports.update(int(p["nodePort"]) for p in sp.get("ports") or [] if p.get("nodePort"))
+            if needs_health_check(s) and sp.get("healthCheckNodePort"):
+                ports.add(int(sp["healthCheckNodePort"]))
         return ips, ports
 
     def allocate(self, svc: dict[str, Any], old: dict[str, Any] | None = None) -> None:
@@ -195,6 +197,7 @@ class Allocator:
             osp = old.get("spec") or {}
             ips -= set(osp.get("clusterIPs") or [osp.get("clusterIP")])
             ports -= {int(p["nodePort"]) for p in osp.get("ports") or [] if p.get("nodePort")}
+            ports.discard(int(osp.get("healthCheckNodePort") or 0))
             if osp.get("clusterIP") and not spec.get("clusterIP"):
                 spec["clusterIP"] = osp["clusterIP"]
             elif osp.get("clusterIP") and spec.get("clusterIP") != osp.get("clusterIP"):
@@ -241,7 +244,7 @@ class Allocator:
             next(hosts)  # the first address is the kubernetes Service's
             ip = next((str(h) for h in hosts if str(h) not in ips), None)
             if ip is None:
-                raise st.ApiStatus(500, "InternalError", "failed to allocate a serviceIP: range is full")
+                raise st.internal_error("failed to allocate a serviceIP: range is full")
         if ip:
             spec["clusterIP"] = ip
             spec["clusterIPs"] = [ip]
@@ -281,14 +284,76 @@ class Allocator:
                 else:
                     want = next((q for q in range(self.ports[0], self.ports[1] + 1) if q not in ports), None)
                     if want is None:
-                        raise st.ApiStatus(
-                            500, "InternalError", "failed to allocate a nodePort: range is full"
-                        )
+                        raise st.internal_error("failed to allocate a nodePort: range is full")
                     p["nodePort"] = want
                 ports.add(int(want))
         elif spec.get("type") == "ClusterIP":
             for p in spec.get("ports") or []:
                 p.pop("nodePort", None)
+        self._health_check_node_port(svc, old, ports)
+
+    def _health_check_node_port(
+        self, svc: dict[str, Any], old: dict[str, Any] | None, ports: set[int]
+    ) -> None:
+        """``spec.healthCheckNodePort``, which kube-proxy serves and a cloud load balancer probes for a
+        LoadBalancer Service with ``externalTrafficPolicy: Local``: allocated from the node port range
+        (pkg/registry/core/service/storage/alloc.go ``allocHealthCheckNodePort``,
+        ``updateHealthCheckNodePort``), kept on update when left out (storage/rest.go
+        ``patchAllocatedValues``), dropped when no longer needed and not changed
+        (``dropTypeDependentFields``), validated (pkg/apis/core/validation
+        ``validateServiceExternalTrafficPolicy``, ``validateServiceExternalTrafficFieldsUpdate``)."""
+        spec, name, r = svc["spec"], svc["metadata"]["name"], R["services"]
+        want = int(spec.get("healthCheckNodePort") or 0)
+        before = int(((old or {}).get("spec") or {}).get("healthCheckNodePort") or 0)
+        needed = old is not None and needs_health_check(old)
+        if not needs_health_check(svc):
+            if needed and want == before:
+                spec.pop("healthCheckNodePort", None)
+            elif want:
+                raise st.invalid(
+                    r,
+                    name,
+                    [
+                        (
+                            "spec.healthCheckNodePort",
+                            f"Invalid value: {want}: may only be set when `type` is 'LoadBalancer' "
+                            "and `externalTrafficPolicy` is 'Local'",
+                        )
+                    ],
+                )
+            return
+        if needed:
+            if want == 0:
+                spec["healthCheckNodePort"] = before
+            elif want != before:
+                raise st.invalid(
+                    r, name, [("spec.healthCheckNodePort", f"Invalid value: {want}: field is immutable")]
+                )
+            return
+        if want:
+            if not self.ports[0] <= want <= self.ports[1]:
+                why = (
+                    "provided port is not in the valid range. The range of valid ports is "
+                    f"{self.ports[0]}-{self.ports[1]}"
+                )
+            elif want in ports:
+                why = "provided port is already allocated"
+            else:
+                ports.add(want)
+                return
+            raise st.internal_error(f"failed to allocate requested HealthCheck NodePort {want}: {why}")
+        free = next((q for q in range(self.ports[0], self.ports[1] + 1) if q not in ports), None)
+        if free is None:
+            raise st.internal_error("failed to allocate a HealthCheck NodePort 0: range is full")
+        spec["healthCheckNodePort"] = free
+        ports.add(free)
+
+
+def needs_health_check(svc: dict[str, Any]) -> bool:
+    """pkg/api/service/util.go ``NeedsHealthCheck``: a LoadBalancer Service with
+    ``externalTrafficPolicy: Local``."""
+    spec = svc.get("spec") or {}
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
 
 
 # --- the controllers ---------------------------------------------------------------------

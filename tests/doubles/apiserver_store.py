@@ -110,6 +110,13 @@ def invalid(r: res.Resource, name: str, causes: list[tuple[str, str]]) -> ApiSta
     )
 
 
+def internal_error(message: str) -> ApiStatus:
+    """staging/src/k8s.io/apimachinery/pkg/api/errors/errors.go NewInternalError."""
+    return ApiStatus(
+        500, "InternalError", f"Internal error occurred: {message}", {"causes": [{"message": message}]}
+    )
+
+
 def bad_request(message: str) -> ApiStatus:
     return ApiStatus(400, "BadRequest", message)
 

@@ -10,9 +10,10 @@ cluster's public address in ``status.loadBalancer.ingress``; a listener on each 
 (python3 in the node, through ``podman exec``) answers from the outside through that address and
 the Service port, on the worker (kubeadm excludes the control plane from load
 balancers); a UDP Service is forwarded too; ``loadBalancerSourceRanges`` keeps the other
-address out; ``loadbalancer serve`` restarted keeps the same rules; deleting the Service removes them;
-``delete`` leaves no table and nothing else. Traffic goes only to the cluster and the namespace
-this test creates.
+address out; an ``externalTrafficPolicy: Local`` Service follows the node's health check
+(kube-proxy's, played by the test); ``loadbalancer serve`` restarted keeps the same rules;
+deleting the Service removes them; ``delete`` leaves no table and nothing else. Traffic goes only
+to the cluster and the namespace this test creates.
 """
 
 from __future__ import annotations
@@ -63,6 +64,23 @@ LISTEN_UDP = (
     "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', int(sys.argv[1])))\n"
     "while True:\n"
     "    _data, peer = s.recvfrom(512); s.sendto(sys.argv[2].encode(), peer)\n"
+)
+
+
+# Run in a node: answer as kube-proxy's health server does for one Local Service
+# (pkg/proxy/healthcheck/service_health.go: 200 with localEndpoints > 0, else 503), the count read
+# from a file the test writes (argv: port, file).
+HEALTH = (
+    "import http.server, json, sys\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_GET(self):\n"
+    "        try: n = int(open(sys.argv[2]).read().strip() or 0)\n"
+    "        except OSError: n = 0\n"
+    "        body = json.dumps({'localEndpoints': n, 'serviceProxyHealthy': True}).encode()\n"
+    "        self.send_response(200 if n else 503); self.send_header('Content-Length', str(len(body)))\n"
+    "        self.end_headers(); self.wfile.write(body)\n"
+    "    def log_message(self, *a): pass\n"
+    "http.server.ThreadingHTTPServer(('0.0.0.0', int(sys.argv[1])), H).serve_forever()\n"
 )
 
 
@@ -286,6 +304,57 @@ def test_udp_service_is_forwarded_too(cluster: Env, outside: Outside, web: int) 
     assert svc["status"]["loadBalancer"]["ingress"][0]["ports"] == [{"port": 5353, "protocol": "UDP"}]
     assert outside.ask_udp(outside.denied, _public_ip(cluster), 5353) in workers
     _kubectl(cluster, "delete", "svc", "dns")
+
+
+def _exec(env: Env, node: str, *argv: str, detach: bool = False) -> None:
+    cmd = ["podman", "exec", *(["-d"] if detach else []), container_name(node), *argv]
+    subprocess.run(
+        cmd, env={**os.environ, **podman_env(env.paths)}, check=True, capture_output=True, timeout=60
+    )
+
+
+def test_local_policy_follows_the_node_health_check(cluster: Env, outside: Outside, web: int) -> None:
+    """``externalTrafficPolicy: Local``: traffic goes to a node only while its health check port
+    (kube-proxy's, played by the test on the worker) answers 200; with no such node the Service
+    keeps its address and its port takes no connection."""
+    edge = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "edge", "namespace": "default"},
+        "spec": {
+            "type": "LoadBalancer",
+            "externalTrafficPolicy": "Local",
+            "selector": {"app": "edge"},
+            "ports": [{"port": 9443, "targetPort": 80}],
+        },
+    }
+    _kubectl(cluster, "apply", "-f", "-", stdin=json.dumps(edge))
+    spec = json.loads(_kubectl(cluster, "get", "svc", "edge", "-o", "json"))["spec"]
+    node_port, hc = int(spec["ports"][0]["nodePort"]), int(spec["healthCheckNodePort"])
+    worker = next(n for n in cluster.store.nodes(CLUSTER) if not n.is_control)
+    count = "/tmp/edge-endpoints"
+    _exec(cluster, worker.name, "sh", "-c", f"echo 1 > {count}")
+    _exec(cluster, worker.name, "python3", "-c", LISTEN, str(node_port), worker.name, detach=True)
+    _exec(cluster, worker.name, "python3", "-c", HEALTH, str(hc), count, detach=True)
+    time.sleep(1)
+    pub = _public_ip(cluster)
+
+    def row() -> dict[str, str]:
+        return next(r for r in _show_load_balancers() if r["service"] == "default/edge")
+
+    _reconcile()
+    assert outside.fetch(outside.allowed, pub, 9443) == worker.name
+    assert (row()["backends"], row()["traffic_policy"]) == (worker.private_ip, "Local")
+    _exec(cluster, worker.name, "sh", "-c", f"echo 0 > {count}")  # its endpoint went away
+    _reconcile()
+    assert outside.fetch(outside.allowed, pub, 9443).startswith("FAILED")
+    assert row()["backends"] == "" and row()["state"] == "serving"
+    svc = json.loads(_kubectl(cluster, "get", "svc", "edge", "-o", "json"))
+    assert svc["status"]["loadBalancer"]["ingress"][0]["ip"] == pub
+    _exec(cluster, worker.name, "sh", "-c", f"echo 2 > {count}")
+    _reconcile()
+    assert outside.fetch(outside.allowed, pub, 9443) == worker.name
+    _kubectl(cluster, "delete", "svc", "edge")
 
 
 def test_deleting_the_service_removes_its_rules(cluster: Env, outside: Outside, web: int) -> None:

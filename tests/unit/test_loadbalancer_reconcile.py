@@ -4,6 +4,7 @@ written (only changed ones), and the CLI's bad input (koral_ansible.loadbalancer
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,13 @@ import pytest
 
 from koral_ansible.cli import root
 from koral_ansible.cli.common import run_cli
-from koral_ansible.loadbalancer import hostnft, reconcile
+from koral_ansible.loadbalancer import hostnft, reconcile, record
 from koral_ansible.operations.context import Env
 from koral_ansible.paths import Paths
 from koral_ansible.spec import validate_spec
 
 PUB = "10.213.5.1"
+CONTROL, WORKER = "10.213.5.11", "10.213.5.12"  # FakeApi's nodes (no traffic is sent to them)
 
 
 class FakeApi:
@@ -30,11 +32,11 @@ class FakeApi:
     def nodes(self) -> list[dict[str, Any]]:
         worker = {
             "metadata": {"labels": {}},
-            "status": {"addresses": [{"type": "InternalIP", "address": "10.213.5.12"}]},
+            "status": {"addresses": [{"type": "InternalIP", "address": WORKER}]},
         }
         control = {
             "metadata": {"labels": {"node.kubernetes.io/exclude-from-external-load-balancers": ""}},
-            "status": {"addresses": [{"type": "InternalIP", "address": "10.213.5.11"}]},
+            "status": {"addresses": [{"type": "InternalIP", "address": CONTROL}]},
         }
         return [control, worker]
 
@@ -120,7 +122,7 @@ def test_serve_survives_api_errors(env: Env, monkeypatch: pytest.MonkeyPatch) ->
     env.paths.kubeconfig("demo").write_text("{}")
     calls: list[int] = []
 
-    def flaky(_env: Env, cluster: str) -> reconcile.Result:
+    def flaky(_env: Env, cluster: str, prober: object = None) -> reconcile.Result:
         calls.append(1)
         if len(calls) == 1:
             raise OperationError("kubectl get failed: connection refused")
@@ -162,3 +164,89 @@ def test_stopped_and_deleting_clusters_are_left_alone(env: Env) -> None:
     for state in (ClusterState.STOPPED, ClusterState.DESTROYING):
         env.store.set_state("demo", state)
         assert reconcile.local_clusters(env) == []
+
+
+def test_local_policy_follows_the_health_checks(env: Env) -> None:
+    """A Local Service is sent only to the nodes whose health check answers: the prober is asked
+    for the backends only (not the excluded control plane), the address stays while no node
+    answers, and the record and events follow each change."""
+    edge = _svc("edge", port=443)
+    edge["spec"].update(externalTrafficPolicy="Local", healthCheckNodePort=31443)
+    api = FakeApi([edge])
+    asked: list[list[tuple[object, int]]] = []
+    answers = {"ok": True}
+
+    def prober(targets: object) -> dict[Any, bool]:
+        got = list(targets)  # type: ignore[call-overload]
+        asked.append([(str(ip), port) for ip, port in got])
+        return {t: answers["ok"] for t in got}
+
+    result = reconcile.reconcile(env, "demo", api, prober=prober)  # type: ignore[arg-type]
+    assert asked == [[(WORKER, 31443)]]
+    assert {(str(ip), port): ok for (ip, port), ok in result.health.items()} == {(WORKER, 31443): True}
+    assert f"tcp dport 443 dnat to {WORKER}:30443" in env.loaded[-1]  # type: ignore[attr-defined]
+    answers["ok"] = False
+    reconcile.reconcile(env, "demo", api, prober=prober)  # type: ignore[arg-type]
+    assert f"ip daddr {PUB} tcp dport 443 drop" in env.loaded[-1]  # type: ignore[attr-defined]
+    assert api.patches[-1][2]["ingress"][0]["ip"] == PUB and len(api.patches) == 1  # address kept
+    row = record.load(env.paths, "demo")[0]
+    assert (row["state"], row["backends"], row["traffic_policy"]) == ("serving", "", "Local")
+    events = [e.message for e in env.store.events("demo") if e.operation == "loadbalancer"]
+    assert events == [
+        f"default/edge {PUB} 443/TCP from 0.0.0.0/0 to {WORKER}",
+        f"default/edge {PUB} 443/TCP from 0.0.0.0/0 to no node (no endpoint answers its health check)",
+    ]
+
+
+def test_serve_passes_again_when_a_health_check_answers_otherwise(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an hour between resyncs and no watches, a change in what a Local Service's health check
+    answers still gets a pass within the health interval; unchanged answers get none."""
+    import threading
+
+    from koral_ansible.loadbalancer import loop
+
+    env.paths.kubeconfig("demo").parent.mkdir(parents=True, exist_ok=True)
+    env.paths.kubeconfig("demo").write_text("{}")
+    edge = _svc("edge", port=443)
+    edge["spec"].update(externalTrafficPolicy="Local", healthCheckNodePort=31443)
+    api = FakeApi([edge])
+    real = reconcile.reconcile
+    monkeypatch.setattr(loop, "reconcile", lambda e, c, prober: real(e, c, api, prober))  # type: ignore[arg-type]
+    answers = {"ok": True}
+    probed: list[int] = []
+
+    def prober(targets: object) -> dict[Any, bool]:
+        probed.append(1)
+        return dict.fromkeys(list(targets), answers["ok"])  # type: ignore[call-overload]
+
+    passes: list[list[reconcile.Result]] = []
+    stop = threading.Event()
+
+    def run() -> None:  # its own Env: SQLite objects belong to the thread that made them
+        loop.serve(
+            Env.open(str(env.paths.home), quiet=True),
+            3600,
+            stop,
+            on_pass=lambda r, _e: passes.append(r),
+            watcher=None,
+            prober=prober,
+            health_interval=0.1,
+        )
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(probed) < 5 and time.monotonic() < deadline:  # the first pass, then some re-probes
+            time.sleep(0.05)
+        assert len(passes) == 1  # the answers did not change: no pass
+        answers["ok"] = False
+        while len(passes) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(passes) == 2
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert f"ip daddr {PUB} tcp dport 443 drop" in env.loaded[-1]  # type: ignore[attr-defined]

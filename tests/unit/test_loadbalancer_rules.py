@@ -134,3 +134,47 @@ def test_backends_leave_out_excluded_and_autoscaler_deleted_nodes() -> None:
         ]
     )
     assert got == [IPv4Address("10.213.0.12"), IPv4Address("10.213.0.13"), IPv4Address("10.213.0.14")]
+
+
+def _local(name: str, port: int, node_port: int, hc: int, **spec: Any) -> dict[str, Any]:
+    return svc(name, [tcp(port, node_port)], externalTrafficPolicy="Local", healthCheckNodePort=hc, **spec)
+
+
+def test_local_policy_sends_only_to_nodes_whose_health_check_answers() -> None:
+    a, b = sorted(NODES)
+    objs = [_local("edge", 443, 30443, 31000), svc("web", [tcp(80, 30080)])]
+    wanted = [s for s in (lb_service(o) for o in objs) if s is not None]
+    assert rules.health_targets(NODES, wanted) == [(a, 31000), (b, 31000)]  # only the Local one's port
+    p = rules.plan(PUB, NODES, wanted, set(), {(a, 31000): False, (b, 31000): True})
+    assert p.backends == {"default/edge": (b,), "default/web": (a, b)}
+    text = rules.render("demo", p)
+    assert f"tcp dport 443 dnat to {b}:30443" in text  # one node: no numgen map
+    assert f"tcp dport 80 dnat to numgen inc mod 2 map {{ 0 : {a}, 1 : {b} }} : 30080" in text
+    # No node answers: the Service keeps its address, its port drops new connections.
+    none = rules.plan(PUB, NODES, wanted, set(), {})
+    assert none.backends["default/edge"] == () and [s.key for s in none.served] == [
+        "default/edge",
+        "default/web",
+    ]
+    text = rules.render("demo", none)
+    assert f"ip daddr {PUB} tcp dport 443 drop" in text and "dport 443 dnat" not in text
+    # Local without a health check port (no API server writes that) is served as Cluster.
+    bare = lb_service(svc("bare", [tcp(8443, 30843)], externalTrafficPolicy="Local"))
+    assert bare is not None and not bare.local
+
+
+@pytest.mark.skipif(subprocess.run(["which", "nft"], capture_output=True).returncode != 0, reason="no nft")
+def test_rendered_script_with_a_local_service_without_backends_is_valid_nft() -> None:
+    wanted = [
+        s
+        for s in (
+            lb_service(o)
+            for o in [_local("edge", 443, 30443, 31000, loadBalancerSourceRanges=["10.9.0.0/24"])]
+        )
+        if s
+    ]
+    p = rules.plan(PUB, NODES, wanted, set(), {})
+    proc = subprocess.run(
+        ["nft", "-c", "-f", "-"], input=rules.render("lbunitcheck", p), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
