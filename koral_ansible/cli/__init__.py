@@ -10,6 +10,7 @@ import sys
 
 from koral_ansible.cli import autoscale as _autoscale
 from koral_ansible.cli import bundle as _bundle
+from koral_ansible.cli import cloud_provider as _cloud_provider
 from koral_ansible.cli import console as _console
 from koral_ansible.cli import dashboard as _dashboard
 from koral_ansible.cli import doctor as _doctor
@@ -24,6 +25,7 @@ _COMMANDS = (
     _autoscale.autoscale,
     _autoscale.autoscaler,
     _bundle.bundle,
+    _cloud_provider.cloud_provider,
     _console.console,
     _dashboard.dashboard,
     _doctor.doctor,

@@ -1,5 +1,6 @@
 """Run the CloudStack Kubernetes Provider (the cloud controller manager CKS deploys) on a
-CloudStack cluster whose bundle carries ``provider.yaml`` (``create``, after configure).
+CloudStack cluster whose bundle carries ``provider.yaml`` (``create``, after configure; then
+``koral-play cloud-provider NAME [--rotate-keys]`` re-applies it, with a new key pair on request).
 
 ``playbooks/cloud_provider.yml`` (role ``cloud_provider``) applies the cloud-config Secret and the
 bundle's provider.yaml on the first control-plane node. The key pair comes from
@@ -15,10 +16,14 @@ from typing import Any
 
 from koral_ansible.bundle import layout
 from koral_ansible.bundle.resolve import ResolvedBundle
+from koral_ansible.errors import InputError
 from koral_ansible.operations.context import Env, OperationFrame
 from koral_ansible.providers.base import Provider
 from koral_ansible.providers.cloudstack.ccm_keys import CcmKeys, ensure_ccm_keys, provider_may_start
-from koral_ansible.state import ClusterRecord
+from koral_ansible.state import ClusterRecord, ClusterState
+
+OPERATION = "cloud-provider"
+REAPPLY_STATES = frozenset({ClusterState.RUNNING, ClusterState.ALERT})
 
 PLAYBOOK = "cloud_provider.yml"
 
@@ -42,17 +47,31 @@ def play_vars(api_url: str, keys: CcmKeys) -> tuple[dict[str, Any], dict[str, st
 
 
 def deploy_cloud_provider(
-    env: Env, frame: OperationFrame, record: ClusterRecord, provider: Provider, bundle: ResolvedBundle | None
-) -> bool:
-    """Apply the provider and its Secret when :func:`wanted`; False when there was nothing to do."""
+    env: Env,
+    frame: OperationFrame,
+    record: ClusterRecord,
+    provider: Provider,
+    bundle: ResolvedBundle | None,
+    rotate: bool = False,
+) -> CcmKeys | None:
+    """Apply the provider and its Secret when :func:`wanted` (``rotate``: with a new key pair for
+    the dedicated user, the old one refused from then on); the keys used, None when there was
+    nothing to do."""
     if not wanted(record, bundle):
-        return False
+        return None
     from koral_ansible.operations.create import converge  # create imports this module
 
     client = provider.client  # type: ignore[attr-defined]  # CloudStackProvider
-    keys = ensure_ccm_keys(client, record.name)
+    keys = ensure_ccm_keys(client, record.name, rotate=rotate)
     env.redactor.add(keys.api_key)
     env.redactor.add(keys.secret_key)
+    if rotate and keys.dedicated:
+        frame.event(
+            "cloud-provider",
+            "Completed",
+            f"new API key pair for {keys.user}: the old pair is refused from now on; the provider "
+            "restarts with the new one",
+        )
     if not keys.dedicated:
         frame.event(
             "cloud-provider",
@@ -70,4 +89,50 @@ def deploy_cloud_provider(
     extra, secrets = play_vars(client.config.where, keys)
     first = record.control_nodes[0].name if record.control_nodes else None
     converge(env, frame, record, PLAYBOOK, limit=first, extra=extra, secrets=secrets)
-    return True
+    return keys
+
+
+def reapply(env: Env, name: str, rotate: bool = False, provider: Provider | None = None) -> dict[str, Any]:
+    """``koral-play cloud-provider NAME``: apply the provider and its Secret again on a running
+    CloudStack cluster (a changed provider.yaml, a Secret someone removed), with ``rotate`` a new
+    key pair first. Killed or failed after a rotation, a re-run without ``rotate`` applies the new
+    pair (the user holds only that one). Bad input (exit 2) before anything changes."""
+    from koral_ansible.operations.create import provider_for, resolve_spec_bundle
+
+    record = env.store.get_cluster(name)
+    if record.spec.provider != "cloudstack":
+        raise InputError(
+            "NAME",
+            f"{name} is a {record.spec.provider} cluster: only CloudStack clusters run the cloud provider",
+        )
+    if record.state not in REAPPLY_STATES:
+        allowed = ", ".join(sorted(s.value for s in REAPPLY_STATES))
+        raise InputError(
+            "NAME", f"cluster {name!r} is {record.state.value}; cloud-provider needs one of: {allowed}"
+        )
+    bundle = resolve_spec_bundle(env, record.spec)
+    if not wanted(record, bundle):
+        raise InputError(
+            "NAME",
+            f"the bundle of {name} carries no {layout.PROVIDER_YAML}; build one with "
+            "'koral-play bundle build ... --provider-yaml FILE' and record it",
+        )
+    cloud = provider or provider_for(env, record.spec)
+    frame = OperationFrame(
+        env,
+        name,
+        OPERATION,
+        busy=None,
+        failed=None,
+        params={"rotate_keys": rotate},
+        progress=env.progress(OPERATION),
+    )
+    with frame, frame.phase("apply"):
+        keys = deploy_cloud_provider(env, frame, record, cloud, bundle, rotate=rotate)
+    assert keys is not None  # wanted() held
+    return {
+        "name": name,
+        "user": keys.user,
+        "dedicated": keys.dedicated,
+        "rotated": rotate and keys.dedicated,
+    }

@@ -228,6 +228,8 @@ LIFECYCLE_CASES: list[tuple[list[str], str, str]] = [
     (["autoscale", "demo", "--min", "1"], "--min", "only goes with --enable"),
     (["autoscale", "demo", "--enable", "--disable"], "--enable/--disable", "not both"),
     (["autoscale", "ghost", "--enable", "--min", "1", "--max", "3"], "NAME", "known clusters: demo"),
+    (["cloud-provider", "demo"], "NAME", "only CloudStack clusters run the cloud provider"),
+    (["cloud-provider", "ghost", "--rotate-keys"], "NAME", "known clusters: demo"),
 ]
 
 
@@ -277,7 +279,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         raise AssertionError("bad input reached an operation")
 
     # Anything that gets past validation fails the test before it can touch a node or the state.
-    for module in ("koral_ansible.operations.create", "koral_ansible.operations.lifecycle"):
+    for module in (
+        "koral_ansible.operations.create",
+        "koral_ansible.operations.lifecycle",
+        "koral_ansible.operations.cloud_provider",
+    ):
         monkeypatch.setattr(importlib.import_module(module), "OperationFrame", never)
     return h
 

@@ -230,3 +230,63 @@ def test_create_gives_every_play_the_provider_s_kubelet_flags(
     else:
         assert "kubeadm_cloud_provider" not in inv["vars"]
         assert all("kubeadm_provider_id" not in h for h in hosts.values())
+
+
+def _signs(cloudsim: CloudSim, key: str, secret: str) -> int:
+    """The HTTP status the test cloud answers a call signed with this pair (200, or 401 refused)."""
+    from cs import CloudStack, CloudStackApiException
+
+    try:
+        CloudStack(endpoint=cloudsim.endpoint, key=key, secret=secret, method="post").listZones()
+    except CloudStackApiException as exc:
+        return int(exc.response.status_code)
+    return 200
+
+
+def test_cloud_provider_command_rotates_the_key_pair_and_restarts_the_provider(
+    cloudsim: CloudSim,
+    koral_home: Paths,
+    apiserver: Cluster,
+    bundle_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``koral-play cloud-provider NAME --rotate-keys`` (its library call, with the test cloud's
+    provider): a new pair for the dedicated user in the Secret, the old pair refused by the cloud,
+    the provider's Deployment restarted (``kubectl rollout restart`` stamps its template), an event
+    without either key; a re-run without the flag changes nothing and keeps the new pair."""
+    cloudsim.set_latency(0)
+    h = harness(cloudsim, koral_home, control_nodes=1, size=1, bundle=str(bundle_dir))
+    endpoint = h.provider.provision(h.spec)
+    h.store.set_endpoint("demo", endpoint.to_dict())
+    env = Env(paths=koral_home, store=h.store)
+    _local_control_node(monkeypatch, apiserver, bundle_dir, tmp_path / "conf")
+    _phase(env, h, cloud_provider_bundle(env, h))  # what create applied
+    old = _stored_config(apiserver)
+    h.store.set_state("demo", ClusterState.RUNNING)
+
+    result = cloud_provider.reapply(env, "demo", rotate=True, provider=h.provider)
+    assert result == {"name": "demo", "user": "koral-ccm-demo", "dedicated": True, "rotated": True}
+    new = _stored_config(apiserver)
+    assert new["api-key"] != old["api-key"] and new["secret-key"] != old["secret-key"]
+    assert _signs(cloudsim, new["api-key"], new["secret-key"]) == 200
+    assert _signs(cloudsim, old["api-key"], old["secret-key"]) == 401
+    template = json.loads(
+        apiserver.kubectl(
+            "-n", "kube-system", "get", "deploy", "cloud-controller-manager", "-o", "json"
+        ).stdout
+    )["spec"]["template"]["metadata"]
+    assert "kubectl.kubernetes.io/restartedAt" in (template.get("annotations") or {})
+    events = [e for e in env.store.events("demo") if e.operation == cloud_provider.OPERATION]
+    assert any("old pair is refused" in e.message for e in events)
+    assert h.store.get_cluster("demo").state is ClusterState.RUNNING
+
+    again = cloud_provider.reapply(env, "demo", provider=h.provider)
+    assert again["rotated"] is False and _stored_config(apiserver)["api-key"] == new["api-key"]
+    last = next(
+        e.message for e in reversed(env.store.events("demo")) if e.phase == "ansible:cloud_provider.yml"
+    )
+    assert "changed=0" in last, last
+    secrets = [old["api-key"], old["secret-key"], new["api-key"], new["secret-key"]]
+    assert _files_holding(koral_home.home, secrets) == []
+    assert not any(s in e.message for e in env.store.events("demo") for s in secrets)

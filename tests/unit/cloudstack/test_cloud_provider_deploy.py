@@ -82,3 +82,38 @@ def test_deploy_passes_the_keys_as_secrets_only(
             assert "listManagementServersMetrics" in frame.events[1][2]
         for event in frame.events:
             assert secret not in event[2] and key not in event[2]
+
+
+@pytest.mark.parametrize(
+    ("state", "files", "words"),
+    [
+        ("Stopped", ("provider.yaml",), "cloud-provider needs one of: Alert, Running"),
+        ("Running", ("network.yaml",), "carries no provider.yaml"),
+    ],
+)
+def test_cloud_provider_command_refuses_before_anything_changes(
+    state: str,
+    files: tuple[str, ...],
+    words: str,
+    koral_home: Paths,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``koral-play cloud-provider``: a CloudStack cluster that is not running, or whose bundle has
+    no provider.yaml, is bad input (exit 2, one line naming NAME), and nothing is called."""
+    from koral_ansible.cli import root
+    from koral_ansible.cli.common import run_cli
+    from koral_ansible.state import ClusterState
+
+    with CloudSim(SimConfig(job_latency=0)) as sim:
+        h = harness(sim, koral_home)
+        h.store.set_state("demo", ClusterState(state))
+        create = importlib.import_module("koral_ansible.operations.create")
+        monkeypatch.setattr(create, "resolve_spec_bundle", lambda _env, _spec: _bundle(*files))
+        monkeypatch.setenv("KORAL_HOME", str(koral_home.home))
+        calls = len(sim.calls)
+        capsys.readouterr()
+        assert run_cli(root, ["cloud-provider", "demo", "--rotate-keys"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: NAME") and words in err[0], err
+        assert len(sim.calls) == calls
