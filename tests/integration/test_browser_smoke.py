@@ -31,6 +31,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     cookies_seen: list[str] = []
 
     def do_GET(self) -> None:
+        if self.path != "/":  # Chromium's own /favicon.ico, which may come after the page set cookies
+            self.send_error(404)
+            return
         self.cookies_seen.append(self.headers.get("Cookie", ""))
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
