@@ -567,3 +567,27 @@ def test_reset_needs_its_confirmation(env: Env, client: TestClient) -> None:
     resp = post(client, "/clusters/demo/actions/reset", {})
     assert resp.status_code == 400 and 'id="confirm_reset-error"' in resp.text
     assert jobs.list_jobs(env) == []
+
+
+def test_lb_tab_lists_the_load_balancer_services_served(env: Env, client: TestClient) -> None:
+    from koral_ansible.loadbalancer import record as lb_record
+
+    empty = client.get("/clusters/demo?tab=lb").text
+    assert 'id="lb-services"' in empty and "No LoadBalancer Service served yet." in empty
+    row = {
+        "service": "default/edge", "state": "serving", "address": "10.99.0.1", "reason": "",
+        "backends": "10.99.1.11", "ports": "443/TCP", "source_ranges": "0.0.0.0/0", "traffic_policy": "Local",
+    }  # fmt: skip
+    lb_record.update(env.paths, env.store, "demo", [row])
+    html = client.get("/clusters/demo?tab=lb").text
+    cells = re.findall(r"<td>([^<]*)</td>", html.split('id="lb-services"', 1)[1].split("</table>", 1)[0])
+    assert cells == [
+        "default/edge",
+        "serving",
+        "443/TCP",
+        "10.99.0.1",
+        "0.0.0.0/0",
+        "10.99.1.11",
+        "Local",
+        "",
+    ]
