@@ -5,7 +5,9 @@ Every served port becomes ``public_ip:port/proto -> node_i:nodePort`` with the b
 turn (``numgen inc``: new connections spread over the nodes, as a cloud load balancer spreads
 them over its backends). A port is served by one Service only: the older Service keeps it
 (creationTimestamp, then namespace/name), a Service with a port taken by koral itself (6443, the
-SSH forward range) or by an older Service gets no address. Sources outside the Service's
+SSH forward range) or by an older Service gets no address, and so does one whose
+``spec.loadBalancerIP`` is not the cluster's public address (a cloud that cannot give the
+address asked for fails the Service rather than give another). Sources outside the Service's
 ``loadBalancerSourceRanges`` are dropped before DNAT, as a cloud firewall would. A Service with
 ``externalTrafficPolicy: Local`` sends only to the backend nodes whose health check answered
 (``health``: :mod:`koral_ansible.loadbalancer.health`); with none, its ports drop new connections
@@ -78,6 +80,12 @@ def plan(
             continue
         if not result.nodes:
             result.refused[svc.key] = "no node takes load-balancer traffic"
+            continue
+        if svc.requested_ip and svc.requested_ip != str(public_ip):
+            result.refused[svc.key] = (
+                f"spec.loadBalancerIP {svc.requested_ip} is not this cluster's address "
+                f"(it has {public_ip} only)"
+            )
             continue
         clash = [(p.protocol, p.port) for p in svc.ports if (p.protocol, p.port) in taken]
         if clash:

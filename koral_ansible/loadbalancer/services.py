@@ -46,6 +46,7 @@ class LbService:
     ports: tuple[LbPort, ...]
     source_ranges: tuple[IPv4Network, ...]
     health_check_node_port: int = 0  # externalTrafficPolicy Local: its health check port
+    requested_ip: str = ""  # spec.loadBalancerIP (deprecated upstream, still honoured by clouds)
 
     @property
     def key(self) -> str:
@@ -100,6 +101,7 @@ def lb_service(obj: Mapping[str, Any]) -> LbService | None:
         ports=ports,
         source_ranges=source_ranges(obj),
         health_check_node_port=int(spec.get("healthCheckNodePort") or 0) if local else 0,
+        requested_ip=str(spec.get("loadBalancerIP") or ""),
     )
 
 

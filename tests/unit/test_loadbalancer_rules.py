@@ -178,3 +178,14 @@ def test_rendered_script_with_a_local_service_without_backends_is_valid_nft() ->
         ["nft", "-c", "-f", "-"], input=rules.render("lbunitcheck", p), capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_load_balancer_ip_must_be_the_cluster_s_address() -> None:
+    p = _plan(
+        svc("mine", [tcp(80, 30080)], loadBalancerIP=str(PUB)),
+        svc("other", [tcp(81, 30081)], loadBalancerIP="192.0.2.7"),
+    )
+    assert [s.key for s in p.served] == ["default/mine"]
+    assert p.refused == {
+        "default/other": f"spec.loadBalancerIP 192.0.2.7 is not this cluster's address (it has {PUB} only)"
+    }
