@@ -31,5 +31,11 @@ def require_root_podman() -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``last`` (the fresh-machine test) run after all others; the order is otherwise kept."""
+    """Tests marked ``last`` (the fresh-machine test) run after all others; the order is otherwise kept.
+    In CI the modules of tests/ci_budget.py are skipped with its reason."""
+    from tests import ci_budget
+
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    for item in items:
+        if ci_budget.deferred(item.nodeid):
+            item.add_marker(pytest.mark.skip(reason=ci_budget.REASON))
