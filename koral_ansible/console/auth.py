@@ -50,11 +50,7 @@ class TokenFile:
         self._seen: tuple[tuple[int, int, int, int] | None, str] = (self._stamp(), token)
 
     def _stamp(self) -> tuple[int, int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+        return file_stamp(self.path)
 
     def current(self) -> str:
         stamp = self._stamp()
@@ -69,6 +65,16 @@ class TokenFile:
             token = text
         self._seen = (stamp, token)  # one assignment: pool threads read a consistent pair
         return token
+
+
+def file_stamp(path: Path) -> tuple[int, int, int, int] | None:
+    """A file's identity (device, inode, mtime, size), None when it is not there: what a console
+    compares to re-read a file shared with other processes only when it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _mac(token: str, purpose: str, value: str) -> str:

@@ -10,7 +10,6 @@ token file is.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -34,15 +33,8 @@ class SignedOut:
         self.path = path
         self._seen: tuple[tuple[int, int, int, int] | None, frozenset[str]] = (None, frozenset())
 
-    def _stamp(self) -> tuple[int, int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
-
     def current(self) -> frozenset[str]:
-        stamp = self._stamp()
+        stamp = auth.file_stamp(self.path)
         seen_stamp, ids = self._seen
         if stamp == seen_stamp:
             return ids
