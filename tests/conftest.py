@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,12 +31,52 @@ def require_root_podman() -> None:
         pytest.skip(f"needs {', '.join(missing)}")
 
 
+def _tier(item: pytest.Item) -> int:
+    """Cheapest first: lint and unit tests, then integration tests, then those marked ``last``."""
+    if item.get_closest_marker("last") is not None:
+        return 2
+    return 1 if item.nodeid.startswith("tests/integration/") else 0
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``last`` (the fresh-machine test) run after all others; the order is otherwise kept.
-    In CI the modules of tests/ci_budget.py are skipped with its reason."""
+    """Unit tests run before integration tests and the fresh-machine test (marked ``last``) after all
+    others; the order is otherwise kept. In CI the modules of tests/ci_budget.py are skipped with its
+    reason."""
     from tests import ci_budget
 
-    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    items.sort(key=_tier)
     for item in items:
         if ci_budget.deferred(item.nodeid):
             item.add_marker(pytest.mark.skip(reason=ci_budget.REASON))
+
+
+class ModuleClock:
+    """Prints each test module's wall time as it finishes, so that a run cut short still shows where
+    its time went (``--durations`` prints only at the end)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.started = time.monotonic()
+        self.module = ""
+        self.module_started = self.started
+
+    def _next(self, module: str) -> None:
+        now = time.monotonic()
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.module and reporter is not None:
+            reporter.ensure_newline()
+            spent, total = now - self.module_started, now - self.started
+            reporter.write_line(f"[clock] {self.module}: {spent:.0f}s (run so far {total:.0f}s)")
+        self.module, self.module_started = module, now
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        module = nodeid.split("::")[0]
+        if module != self.module:
+            self._next(module)
+
+    def pytest_sessionfinish(self) -> None:
+        self._next("")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(ModuleClock(config), "koral-module-clock")
