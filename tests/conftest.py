@@ -52,31 +52,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 class ModuleClock:
     """Prints each test module's wall time as it finishes, so that a run cut short still shows where
-    its time went (``--durations`` prints only at the end)."""
+    its time went (``--durations`` prints only at the end). Under pytest-xdist it runs in the
+    controller and follows each worker's modules (``--dist loadfile`` keeps a module on one worker)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.started = time.monotonic()
-        self.module = ""
-        self.module_started = self.started
+        self.current: dict[str, tuple[str, float, float]] = {}  # worker -> (module, start, last)
 
-    def _next(self, module: str) -> None:
-        now = time.monotonic()
+    def _print(self, worker: str, module: str, start: float, last: float) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if self.module and reporter is not None:
-            reporter.ensure_newline()
-            spent, total = now - self.module_started, now - self.started
-            reporter.write_line(f"[clock] {self.module}: {spent:.0f}s (run so far {total:.0f}s)")
-        self.module, self.module_started = module, now
+        if reporter is None:
+            return
+        reporter.ensure_newline()
+        where = f", {worker}" if worker else ""
+        total = last - self.started
+        reporter.write_line(f"[clock] {module}: {last - start:.0f}s{where} (run so far {total:.0f}s)")
 
-    def pytest_runtest_logstart(self, nodeid: str) -> None:
-        module = nodeid.split("::")[0]
-        if module != self.module:
-            self._next(module)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        gateway = getattr(getattr(report, "node", None), "gateway", None)
+        worker = str(getattr(gateway, "id", ""))
+        module, now = report.nodeid.split("::")[0], time.monotonic()
+        current = self.current.get(worker)
+        if current is not None and current[0] == module:
+            self.current[worker] = (module, current[1], now)
+            return
+        if current is not None:
+            self._print(worker, *current)
+        self.current[worker] = (module, now - report.duration, now)
 
     def pytest_sessionfinish(self) -> None:
-        self._next("")
+        for worker, current in self.current.items():
+            self._print(worker, *current)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(ModuleClock(config), "koral-module-clock")
+    if not hasattr(config, "workerinput"):  # the xdist controller or a plain run, not a worker
+        config.pluginmanager.register(ModuleClock(config), "koral-module-clock")

@@ -584,18 +584,22 @@ def test_drain_evicts_and_uncordon(cluster: Cluster, tmp_path: Path) -> None:
     cluster.kubectl("apply", "-f", _write(tmp_path, "app.yaml", DEPLOY))
     cluster.beat()
     cluster.kubectl("-n", "demo", "rollout", "status", "deployment/web", "--timeout=60s")
-    refused = cluster.kubectl("drain", "w1", "--timeout=20s", check=False)
+    # The node to drain is one that runs a web pod: where the scheduler put them depends on the
+    # pods earlier tests left on the nodes of this module's cluster.
+    web = cluster.kubectl("get", "pods", "-n", "demo", "-l", "app=web", "-o", "json").stdout
+    node = json.loads(web)["items"][0]["spec"]["nodeName"]
+    refused = cluster.kubectl("drain", node, "--timeout=20s", check=False)
     assert refused.returncode == 1 and "cannot delete DaemonSet-managed Pods" in refused.stderr
-    assert "node/w1 cordoned" in refused.stdout  # kubectl cordons before it looks at the pods
-    drained = cluster.kubectl("drain", "w1", "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s")
-    assert "node/w1 already cordoned" in drained.stdout and "node/w1 drained" in drained.stdout
+    assert f"node/{node} cordoned" in refused.stdout  # kubectl cordons before it looks at the pods
+    drained = cluster.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s")
+    assert f"node/{node} already cordoned" in drained.stdout and f"node/{node} drained" in drained.stdout
     assert "evicting pod demo/web-" in drained.stdout
     assert "Warning: ignoring DaemonSet-managed Pods" in drained.stderr
     pods = json.loads(cluster.kubectl("get", "pods", "-n", "demo", "-o", "json").stdout)["items"]
-    assert pods and all(p["spec"]["nodeName"] != "w1" for p in pods)
-    assert "SchedulingDisabled" in cluster.kubectl("get", "node", "w1").stdout
-    assert "node/w1 uncordoned" in cluster.kubectl("uncordon", "w1").stdout
-    assert "SchedulingDisabled" not in cluster.kubectl("get", "node", "w1").stdout
+    assert pods and all(p["spec"]["nodeName"] != node for p in pods)
+    assert "SchedulingDisabled" in cluster.kubectl("get", "node", node).stdout
+    assert f"node/{node} uncordoned" in cluster.kubectl("uncordon", node).stdout
+    assert "SchedulingDisabled" not in cluster.kubectl("get", "node", node).stdout
 
 
 def test_pdb_blocks_eviction(cluster: Cluster) -> None:
