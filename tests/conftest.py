@@ -31,20 +31,24 @@ def require_root_podman() -> None:
         pytest.skip(f"needs {', '.join(missing)}")
 
 
-def _tier(item: pytest.Item) -> int:
-    """Cheapest first: lint and unit tests, then integration tests, then those marked ``last``."""
+def _tier(item: pytest.Item, parallel: bool) -> int:
+    """A plain run goes cheapest first: lint and unit tests, integration tests, then the ones marked
+    ``last`` (the fresh-machine test). Under pytest-xdist the longest go first instead, so that the
+    workers finish together: the ``last`` ones, the integration tests, and the unit tests fill in."""
     if item.get_closest_marker("last") is not None:
-        return 2
-    return 1 if item.nodeid.startswith("tests/integration/") else 0
+        tier = 2
+    else:
+        tier = 1 if item.nodeid.startswith("tests/integration/") else 0
+    return 2 - tier if parallel else tier
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Unit tests run before integration tests and the fresh-machine test (marked ``last``) after all
-    others; the order is otherwise kept. In CI the modules of tests/ci_budget.py are skipped with its
-    reason."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Orders the tests (:func:`_tier`; otherwise the collected order is kept). In CI the modules of
+    tests/ci_budget.py are skipped with its reason."""
     from tests import ci_budget
 
-    items.sort(key=_tier)
+    parallel = hasattr(config, "workerinput")
+    items.sort(key=lambda item: _tier(item, parallel))
     for item in items:
         if ci_budget.deferred(item.nodeid):
             item.add_marker(pytest.mark.skip(reason=ci_budget.REASON))

@@ -13,11 +13,13 @@ in a fixture (``prefix`` names the namespace and its veth, so leftovers say whic
 
 from __future__ import annotations
 
+import fcntl
 import secrets
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -103,16 +105,44 @@ def _free_test_subnet() -> str:
     pytest.skip("no free 10.214.x.0/24 for the outside namespace")
 
 
+# Held from choosing a free /24 until its host address exists, so that test modules running at once
+# (pytest-xdist workers) never choose the same one.
+ALLOC_LOCK = Path("/run/lock/koral-tests-outside-netns.lock")
+
+
+@contextmanager
+def _alloc_lock() -> Iterator[None]:
+    ALLOC_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with ALLOC_LOCK.open("a") as fd:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 @contextmanager
 def outside_netns(prefix: str) -> Iterator[Outside]:
     """Create the namespace (named ``PREFIX-<hex>``), yield it, remove it and its veth."""
     tag = secrets.token_hex(3)
     netns, host_if = f"{prefix}-{tag}", f"{prefix}v{tag}"
-    subnet = _free_test_subnet()
+    try:
+        with _alloc_lock():
+            subnet = _free_test_subnet()
+            for step in (
+                ["ip", "netns", "add", netns],
+                ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns],
+                ["ip", "addr", "add", f"{subnet}.1/24", "dev", host_if],
+            ):
+                subprocess.run(step, check=True, capture_output=True)
+        yield _configure(netns, host_if, subnet)
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+
+
+def _configure(netns: str, host_if: str, subnet: str) -> Outside:
     steps = [
-        ["ip", "netns", "add", netns],
-        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", netns],
-        ["ip", "addr", "add", f"{subnet}.1/24", "dev", host_if],
         ["ip", "link", "set", host_if, "up"],
         ["ip", "-n", netns, "link", "set", "lo", "up"],
         ["ip", "-n", netns, "addr", "add", f"{subnet}.10/24", "dev", "eth0"],
@@ -120,10 +150,6 @@ def outside_netns(prefix: str) -> Iterator[Outside]:
         ["ip", "-n", netns, "link", "set", "eth0", "up"],
         ["ip", "-n", netns, "route", "add", "default", "via", f"{subnet}.1"],
     ]
-    try:
-        for step in steps:
-            subprocess.run(step, check=True, capture_output=True)
-        yield Outside(netns, f"{subnet}.10", f"{subnet}.20")
-    finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True, check=False)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)
+    for step in steps:
+        subprocess.run(step, check=True, capture_output=True)
+    return Outside(netns, f"{subnet}.10", f"{subnet}.20")
