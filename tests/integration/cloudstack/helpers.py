@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cs import CloudStack, CloudStackApiException
+
 from koral_ansible.paths import Paths
 from koral_ansible.providers.base import ProviderContext
 from koral_ansible.providers.cloudstack import CloudStackProvider
@@ -61,3 +63,13 @@ def harness(
     )
     provider = CloudStackProvider(ctx, config=config or config_for(sim))
     return Harness(sim, store, provider, cspec, messages)
+
+
+def signs_with(sim: CloudSim, key: str, secret: str) -> int:
+    """The HTTP status the test cloud answers a call signed with this pair, made by the real ``cs``
+    client (200: the pair works; 401: refused)."""
+    try:
+        CloudStack(endpoint=sim.endpoint, key=key, secret=secret, method="post").listZones()
+    except CloudStackApiException as exc:
+        return int(exc.response.status_code)
+    return 200

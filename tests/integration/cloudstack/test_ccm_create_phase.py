@@ -29,7 +29,7 @@ from koral_ansible.resources import ansible_root
 from koral_ansible.state import ClusterState
 from tests.bundle_fixtures import PROVIDER_YAML, make_test_bundle
 from tests.cloudsim import CloudSim
-from tests.integration.cloudstack.helpers import harness
+from tests.integration.cloudstack.helpers import harness, signs_with
 from tests.unit.test_apiserver_double import Cluster, start_cluster
 
 
@@ -232,17 +232,6 @@ def test_create_gives_every_play_the_provider_s_kubelet_flags(
         assert all("kubeadm_provider_id" not in h for h in hosts.values())
 
 
-def _signs(cloudsim: CloudSim, key: str, secret: str) -> int:
-    """The HTTP status the test cloud answers a call signed with this pair (200, or 401 refused)."""
-    from cs import CloudStack, CloudStackApiException
-
-    try:
-        CloudStack(endpoint=cloudsim.endpoint, key=key, secret=secret, method="post").listZones()
-    except CloudStackApiException as exc:
-        return int(exc.response.status_code)
-    return 200
-
-
 def test_cloud_provider_command_rotates_the_key_pair_and_restarts_the_provider(
     cloudsim: CloudSim,
     koral_home: Paths,
@@ -269,8 +258,8 @@ def test_cloud_provider_command_rotates_the_key_pair_and_restarts_the_provider(
     assert result == {"name": "demo", "user": "koral-ccm-demo", "dedicated": True, "rotated": True}
     new = _stored_config(apiserver)
     assert new["api-key"] != old["api-key"] and new["secret-key"] != old["secret-key"]
-    assert _signs(cloudsim, new["api-key"], new["secret-key"]) == 200
-    assert _signs(cloudsim, old["api-key"], old["secret-key"]) == 401
+    assert signs_with(cloudsim, new["api-key"], new["secret-key"]) == 200
+    assert signs_with(cloudsim, old["api-key"], old["secret-key"]) == 401
     template = json.loads(
         apiserver.kubectl(
             "-n", "kube-system", "get", "deploy", "cloud-controller-manager", "-o", "json"

@@ -11,16 +11,7 @@ from koral_ansible.paths import Paths
 from koral_ansible.providers.cloudstack.ccm_keys import ccm_username, delete_ccm_user, ensure_ccm_keys
 from koral_ansible.providers.cloudstack.client import CloudClient
 from tests.cloudsim import CloudSim, SimConfig
-from tests.integration.cloudstack.helpers import config_for, harness
-
-
-def _signs(sim: CloudSim, key: str, secret: str) -> int:
-    """HTTP status of listZones signed with this pair (200: the pair works)."""
-    try:
-        CloudStack(endpoint=sim.endpoint, key=key, secret=secret, method="post").listZones()
-    except CloudStackApiException as exc:
-        return int(exc.response.status_code)
-    return 200
+from tests.integration.cloudstack.helpers import config_for, harness, signs_with
 
 
 def test_dedicated_user_same_pair_on_rerun_new_pair_on_rotation() -> None:
@@ -29,7 +20,7 @@ def test_dedicated_user_same_pair_on_rerun_new_pair_on_rotation() -> None:
         keys = ensure_ccm_keys(client, "demo")
         assert keys.dedicated and keys.user == ccm_username("demo") == "koral-ccm-demo"
         assert keys.api_key != sim.config.api_key and keys.secret_key not in repr(keys)
-        assert _signs(sim, keys.api_key, keys.secret_key) == 200
+        assert signs_with(sim, keys.api_key, keys.secret_key) == 200
         [user] = sim.cloud.users.values()
         assert (user["username"], user["account"]) == ("koral-ccm-demo", "admin")  # the operator's account
 
@@ -39,11 +30,11 @@ def test_dedicated_user_same_pair_on_rerun_new_pair_on_rotation() -> None:
 
         rotated = ensure_ccm_keys(client, "demo", rotate=True)
         assert rotated.api_key != keys.api_key and rotated.secret_key != keys.secret_key
-        assert _signs(sim, rotated.api_key, rotated.secret_key) == 200
-        assert _signs(sim, keys.api_key, keys.secret_key) == 401  # the old pair stops working
+        assert signs_with(sim, rotated.api_key, rotated.secret_key) == 200
+        assert signs_with(sim, keys.api_key, keys.secret_key) == 401  # the old pair stops working
 
         assert delete_ccm_user(client, "demo") is True and sim.cloud.users == {}
-        assert _signs(sim, rotated.api_key, rotated.secret_key) == 401
+        assert signs_with(sim, rotated.api_key, rotated.secret_key) == 401
         assert delete_ccm_user(client, "demo") is False
 
 
@@ -88,5 +79,5 @@ def test_destroy_removes_the_dedicated_user(koral_home: Paths) -> None:
         keys = ensure_ccm_keys(h.provider.client, "demo")
         assert len(sim.cloud.users) == 1
         h.provider.destroy(h.spec)
-        assert sim.cloud.users == {} and _signs(sim, keys.api_key, keys.secret_key) == 401
+        assert sim.cloud.users == {} and signs_with(sim, keys.api_key, keys.secret_key) == 401
         h.provider.destroy(h.spec)  # again: nothing left, nothing refused
