@@ -16,4 +16,4 @@ echo "== tests" >&2
 # third of its time (it waits on nodes, SSH and the API), so two test modules at once nearly halve
 # the run. A module stays on one worker (its clusters are module fixtures); tests/conftest.py starts
 # the longest ones first.
-pytest -ra -p no:cacheprovider --durations=40 -n "${KORAL_TEST_WORKERS:-2}" --dist loadfile "$@"
+pytest -ra -p no:cacheprovider --durations=40 -n "${KORAL_TEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@"
