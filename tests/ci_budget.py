@@ -5,9 +5,9 @@ same cluster create: 136 s, then 308 s on a quiet machine), which put the whole 
 limit (5,990 s; the next CI run was cut at 5,400 s). Since session 7 scripts/test.sh runs two
 modules at a time (pytest-xdist): on session 7's machine a fresh-clone CI run's tests took 28
 minutes (1,702 s) while its modules' own times add up to about 56. These modules stay left out so
-that a machine twice as slow still ends near 60 minutes. They are left out of CI runs only; each is covered in CI by a cheaper test of the same
-behaviour, and ``KORAL_CI_FULL=1`` (or any run without ``CI=true``, such as the README's test
-command on a developer machine) runs them.
+that a machine twice as slow still ends near 60 minutes. They are left out of CI runs only; each
+is covered in CI by a cheaper test of the same behaviour, and ``KORAL_CI_FULL=1`` (or any run
+without ``CI=true``, such as the README's test command on a developer machine) runs them.
 
 - Molecule scenarios: the roles' idempotence (changed=0 on a second converge) is checked in CI on
   a whole cluster by tests/integration/test_cluster_local.py, with every role of create.yml.
